@@ -1,0 +1,67 @@
+"""Model families behind one registry: name -> (config dataclass, model class).
+
+Every family's model has the same small interface, which is all the trainer, the sampler,
+checkpoints and the app rely on:
+
+    model.family, model.config (a dataclass with to_dict()), model.latent_dim
+    model.phases          names of the partial steps (GAN: "d", "g"), () if none
+    model.live_params     settings that may change while training runs
+    model.make_optimizers() -> {name: optimizer}
+    model.train_step(next_batch, opts, *, batch_size, step, phase, generator) -> {part: tensor}
+    model.sample_latent(n, generator) -> z,  model.decode(z) -> data-space samples
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ._common import ConfigError
+from .gan import GAN, GANConfig
+from .vae import VAE, VAEConfig
+
+FAMILIES = {"gan": (GANConfig, GAN), "vae": (VAEConfig, VAE)}
+
+
+def _family(family: str):
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    return FAMILIES[family]
+
+
+def config_fields(family: str) -> dict[str, dataclasses.Field]:
+    cls, _ = _family(family)
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def default_config(family: str, data_shape: tuple[int, ...], **overrides):
+    """A config suited to data of this shape: the family's defaults, adjusted for 2-D points or
+    images, then `overrides` (unknown keys raise with the list of valid ones)."""
+    cls, _ = _family(family)
+    points = len(data_shape) == 1
+    if family == "gan":
+        base = dict(latent_dim=2, hidden=256) if points else dict(latent_dim=32, hidden=512)
+    else:
+        base = dict(likelihood="gaussian", latent_dim=2, hidden=128, layers=2) if points else {}
+    valid = config_fields(family)
+    unknown = sorted(set(overrides) - set(valid) - {"data_shape"})
+    if unknown:
+        raise ConfigError(
+            f"unknown {family} setting(s) {', '.join(unknown)}; valid ones: "
+            f"{', '.join(k for k in valid if k != 'data_shape')}"
+        )
+    return cls(data_shape=tuple(data_shape), **{**base, **overrides})
+
+
+def build_model(family: str, config):
+    """The model for `family` from a config dataclass or a plain dict (as stored in checkpoints)."""
+    cls, model_cls = _family(family)
+    if isinstance(config, dict):
+        valid = config_fields(family)
+        unknown = sorted(set(config) - set(valid))
+        if unknown:
+            raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}")
+        config = cls(**config)
+    return model_cls(config)
+
+
+__all__ = ["FAMILIES", "GAN", "GANConfig", "VAE", "VAEConfig", "ConfigError", "build_model", "default_config", "config_fields"]

@@ -1,0 +1,330 @@
+"""Generative adversarial networks (Goodfellow et al., 2014).
+
+What is in this file, top to bottom:
+  GANConfig            - every knob, with why its default is what it is
+  MLP / DCGAN nets     - generator G(z) and discriminator D(x) for 2-D points and small images
+  value_terms()        - the two terms of V(D, G), computed from D's logits
+  GAN                  - the pair, its optimizers, and the training procedure of the paper's
+                         Algorithm 1: k discriminator steps on real and fake batches, then one
+                         generator step against the fixed D. d_step() and g_step() are callable on
+                         their own so the app can walk through the procedure one phase at a time.
+
+The objective (Goodfellow et al. 2014, eq. 1):
+
+    min_G max_D V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))]
+
+D outputs a logit l; D(x) = sigmoid(l), so log D = -softplus(-l) and log(1 - D) = -softplus(l),
+which is exact and never takes log(0).
+
+Remedies for mode collapse you can switch on:
+  pack > 1        PacGAN (Lin et al., 2018): D judges m samples at once, concatenated, so a
+                  generator that repeats itself is easy to catch.
+  spectral_norm   Miyato et al., 2018: every D layer has spectral norm 1, a smoother critic.
+  r1 > 0          R1 penalty (Mescheder et al., 2018): gamma/2 * E_x ||grad_x D(x)||^2 on real data.
+
+Samples come from an exponential moving average of G's weights (ema > 0; Yazici et al., 2019):
+the averaged generator sits still where the trained one circles around the equilibrium, which
+is what turns a ring of blurred modes into eight sharp ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._common import ConfigError, check_choice, check_range, make_adam
+
+
+@dataclass
+class GANConfig:
+    data_shape: tuple[int, ...] = (2,)  # (2,) for points, (C, H, W) for images
+    arch: Literal["mlp", "dcgan"] = "mlp"
+    latent_dim: int = 2  # 2-D toy data needs no more; images want 32-128
+    hidden: int = 256  # width of every MLP hidden layer
+    g_layers: int = 3  # MLP hidden layers in G
+    d_layers: int = 3  # MLP hidden layers in D
+    channels: int = 64  # DCGAN base width: G and D use `channels` and 2 * `channels` feature maps
+    loss: Literal["minimax", "non-saturating"] = "non-saturating"  # minimax: the paper's V(D,G)
+    # as written; it saturates early on (G gets no gradient when D wins), the paper's own advice
+    # is to maximise log D(G(z)) instead.
+    d_steps: int = 1  # k in Algorithm 1
+    pack: int = 1  # PacGAN degree m (1 = off)
+    spectral_norm: bool = False
+    r1: float = 0.0  # R1 gamma (0 = off)
+    ema: float = 0.99  # decay of the averaged generator used for samples (0 = sample G itself)
+    lr: float = 2e-4  # DCGAN's Adam setting, shared by G and D
+    beta1: float = 0.5  # DCGAN: beta1 0.9 oscillates
+    beta2: float = 0.999
+
+    CHOICES: ClassVar[dict] = {"arch": ("mlp", "dcgan"), "loss": ("minimax", "non-saturating")}
+
+    def __post_init__(self):
+        self.data_shape = tuple(int(s) for s in self.data_shape)
+        check_choice("arch", self.arch, self.CHOICES["arch"])
+        check_choice("loss", self.loss, self.CHOICES["loss"])
+        check_range("latent_dim", self.latent_dim, 1, 512)
+        check_range("hidden", self.hidden, 4, 4096)
+        check_range("g_layers", self.g_layers, 1, 8)
+        check_range("d_layers", self.d_layers, 1, 8)
+        check_range("channels", self.channels, 4, 512)
+        check_range("d_steps", self.d_steps, 1, 20)
+        check_range("pack", self.pack, 1, 16)
+        check_range("r1", self.r1, 0.0, 1000.0)
+        check_range("ema", self.ema, 0.0, 0.99999)
+        check_range("lr", self.lr, 1e-6, 1.0)
+        check_range("beta1", self.beta1, 0.0, 0.999)
+        check_range("beta2", self.beta2, 0.0, 0.9999)
+        if self.arch == "dcgan":
+            if len(self.data_shape) != 3:
+                raise ConfigError("arch 'dcgan' is for images; use arch 'mlp' for 2-D points")
+            if self.data_shape[1] % 4 or self.data_shape[1] != self.data_shape[2]:
+                raise ConfigError(
+                    f"arch 'dcgan' needs square images whose side is divisible by 4 (such as 28 "
+                    f"or 32), got {self.data_shape[1]}x{self.data_shape[2]}; use arch 'mlp' or "
+                    f"another image size"
+                )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+
+
+def _mlp(sizes: list[int], act: nn.Module) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(act)
+    return layers
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.data_shape = cfg.data_shape
+        out = math.prod(cfg.data_shape)
+        self.net = nn.Sequential(*_mlp([cfg.latent_dim] + [cfg.hidden] * cfg.g_layers + [out], nn.ReLU()))
+        self.images = len(cfg.data_shape) == 3
+
+    def forward(self, z):  # (B, latent) -> (B, *data_shape); images in [-1, 1]
+        h = self.net(z)
+        if self.images:
+            h = torch.tanh(h)
+        return h.view(z.shape[0], *self.data_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        inp = math.prod(cfg.data_shape) * cfg.pack
+        self.net = nn.Sequential(*_mlp([inp] + [cfg.hidden] * cfg.d_layers + [1], nn.LeakyReLU(0.2)))
+
+    def forward(self, x):  # (B/pack, pack * prod(data_shape)) -> (B/pack,) logits
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+class DCGenerator(nn.Module):
+    """Radford et al. 2016, shrunk for 28-32 px: project, then two stride-2 transposed convs."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        c, side = cfg.channels, cfg.data_shape[1]
+        self.base = side // 4
+        self.c2 = 2 * c
+        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, self.c2 * self.base**2), nn.BatchNorm1d(self.c2 * self.base**2), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(self.c2, c, 4, 2, 1), nn.BatchNorm2d(c), nn.ReLU(),
+            nn.ConvTranspose2d(c, cfg.data_shape[0], 4, 2, 1), nn.Tanh(),
+        )  # fmt: skip
+
+    def forward(self, z):
+        h = self.project(z).view(z.shape[0], self.c2, self.base, self.base)  # (B, 2c, side/4, side/4)
+        return self.net(h)  # (B, C, side, side)
+
+
+class DCDiscriminator(nn.Module):
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        c, side = cfg.channels, cfg.data_shape[1]
+        self.net = nn.Sequential(
+            nn.Conv2d(cfg.data_shape[0] * cfg.pack, c, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Linear(2 * c * (side // 4) ** 2, 1),
+        )  # fmt: skip
+
+    def forward(self, x):  # (B/pack, pack * C, H, W) -> (B/pack,) logits
+        return self.net(x).squeeze(1)
+
+
+def _spectral_norm_all(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Linear, nn.Conv2d)):
+            setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
+        else:
+            _spectral_norm_all(child)
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective
+
+
+def value_terms(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The two terms of V(D, G) (eq. 1) from D's logits, plus mean D scores."""
+    return {
+        "v_real": -F.softplus(-real_logits).mean(),  # E_x[log D(x)]
+        "v_fake": -F.softplus(fake_logits).mean(),  # E_z[log(1 - D(G(z)))]
+    }
+
+
+def generator_loss(fake_logits: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "minimax":
+        return -F.softplus(fake_logits).mean()  # minimise E_z[log(1 - D(G(z)))]
+    return F.softplus(-fake_logits).mean()  # non-saturating: minimise -E_z[log D(G(z))]
+
+
+class GAN(nn.Module):
+    family: ClassVar[str] = "gan"
+    phases: ClassVar[tuple[str, ...]] = ("d", "g")  # step-by-step mode: one D step, one G step
+    live_params: ClassVar[tuple[str, ...]] = ("lr",)  # may change while training runs
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.config = cfg
+        self.images = len(cfg.data_shape) == 3
+        if cfg.arch == "dcgan":
+            self.G, self.D = DCGenerator(cfg), DCDiscriminator(cfg)
+        else:
+            self.G, self.D = MLPGenerator(cfg), MLPDiscriminator(cfg)
+        if cfg.spectral_norm:
+            _spectral_norm_all(self.D)
+        # the averaged generator: a copy of G that follows it slowly and is never trained
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    # -- data space <-> network space (images live in [0, 1] outside, [-1, 1] inside) ----------
+    def _to_net(self, x):
+        return x * 2 - 1 if self.images else x
+
+    def _from_net(self, x):
+        return (x + 1) / 2 if self.images else x
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator samples come from: the averaged one when ema > 0."""
+        return self.G_ema if self.config.ema > 0 else self.G
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z) in data space, in eval mode (batch norm uses running statistics)."""
+        g = self.sampler
+        was = g.training
+        g.eval()
+        out = self._from_net(g(z))
+        g.train(was)
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.config.ema
+        if decay <= 0:
+            return
+        ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema_p, p, 1 - decay)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)  # batch-norm statistics follow G as they are
+
+    @torch.no_grad()
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D(x) in (0, 1) for data-space samples; with packing each sample is judged alongside
+        copies of itself, so the score is per sample."""
+        logits = self.D(self._pack(self._to_net(x).repeat_interleave(self.config.pack, 0)))
+        return torch.sigmoid(logits)
+
+    def _pack(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.config.pack
+        if m == 1:
+            return x
+        b = x.shape[0] - x.shape[0] % m
+        x = x[:b]
+        if x.dim() == 4:  # (B, C, H, W) -> (B/m, m*C, H, W)
+            return x.reshape(b // m, m * x.shape[1], *x.shape[2:])
+        return x.reshape(b // m, -1)  # (B, ...) -> (B/m, m*prod(...))
+
+    # -- training ------------------------------------------------------------------------------
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {
+            "d": make_adam(self.D.parameters(), c.lr, (c.beta1, c.beta2)),
+            "g": make_adam(self.G.parameters(), c.lr, (c.beta1, c.beta2)),
+        }
+
+    def d_step(self, real, opts, generator=None) -> dict[str, torch.Tensor]:
+        """Ascend V(D, G) in D's parameters on one real and one fake batch (G fixed)."""
+        real = self._to_net(real)
+        with torch.no_grad():
+            fake = self.G(self.sample_latent(real.shape[0], generator))
+        if self.config.r1 > 0:
+            real = real.detach().requires_grad_(True)
+        real_logits = self.D(self._pack(real))
+        fake_logits = self.D(self._pack(fake))
+        terms = value_terms(real_logits, fake_logits)
+        loss = -(terms["v_real"] + terms["v_fake"])  # D maximises V
+        out = {}
+        if self.config.r1 > 0:
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            penalty = 0.5 * self.config.r1 * grad.pow(2).flatten(1).sum(1).mean()
+            loss = loss + penalty
+            out["r1"] = penalty.detach()
+        opts["d"].zero_grad(set_to_none=True)
+        loss.backward()
+        opts["d"].step()
+        out.update(
+            d_loss=loss.detach(),
+            d_real=torch.sigmoid(real_logits).mean().detach(),
+            d_fake=torch.sigmoid(fake_logits).mean().detach(),
+            v_real=terms["v_real"].detach(),
+            v_fake=terms["v_fake"].detach(),
+        )
+        return out
+
+    def g_step(self, batch_size: int, opts, generator=None) -> dict[str, torch.Tensor]:
+        """Descend the generator loss against the fixed D (only G's optimizer steps)."""
+        fake = self.G(self.sample_latent(batch_size, generator))
+        fake_logits = self.D(self._pack(fake))
+        loss = generator_loss(fake_logits, self.config.loss)
+        opts["g"].zero_grad(set_to_none=True)
+        loss.backward()
+        opts["g"].step()
+        self._update_ema()
+        return {"g_loss": loss.detach(), "d_fake_after": torch.sigmoid(fake_logits).mean().detach()}
+
+    def train_step(self, next_batch, opts, *, batch_size: int, step: int = 0, phase: str | None = None, generator=None):
+        """One iteration of Algorithm 1. `next_batch()` returns a real batch: k of them for the D steps.
+
+        phase "d" runs only the D steps, "g" only the G step, None both. Returns named parts:
+        d_loss, g_loss, d_real = mean D(x), d_fake = mean D(G(z)), v_real, v_fake, value = V(D, G).
+        """
+        out: dict[str, torch.Tensor] = {}
+        if phase in (None, "d"):
+            for _ in range(self.config.d_steps):
+                out.update(self.d_step(next_batch(), opts, generator))
+            out["value"] = out["v_real"] + out["v_fake"]
+        if phase in (None, "g"):
+            out.update(self.g_step(batch_size, opts, generator))
+        return out

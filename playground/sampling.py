@@ -1,0 +1,74 @@
+"""Sampling, one calling convention for every family, an explicit seed each time.
+
+    sample(model, n, seed)           -> n samples in data space
+    decode(model, z)                 -> samples for given latents
+    encode(model, x)                 -> the posterior mean (VAEs only)
+    interpolate(z0, z1, steps, mode) -> a path of latents, "linear" or "spherical"
+
+Nothing here changes a model; every function runs under no_grad in eval mode.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .models import ConfigError
+
+
+def latents(model, n: int, seed: int) -> torch.Tensor:
+    """n latent vectors from the prior, the same for the same seed."""
+    gen = torch.Generator(_device(model)).manual_seed(int(seed))
+    return model.sample_latent(n, gen)
+
+
+@torch.no_grad()
+def decode(model, z: torch.Tensor) -> torch.Tensor:
+    was = model.training
+    model.eval()
+    try:
+        return model.decode(z.to(_device(model))).cpu()
+    finally:
+        model.train(was)
+
+
+def sample(model, n: int, seed: int = 0) -> torch.Tensor:
+    return decode(model, latents(model, n, seed))
+
+
+@torch.no_grad()
+def encode(model, x: torch.Tensor) -> torch.Tensor:
+    """The mean of q(z|x) for a batch in data space, shape (B, latent)."""
+    if not hasattr(model, "encode"):
+        raise ConfigError(f"a {model.family} has no encoder: only VAEs can encode images")
+    was = model.training
+    model.eval()
+    try:
+        mu, _ = model.encode(x.to(_device(model)))
+        return mu.cpu()
+    finally:
+        model.train(was)
+
+
+def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = "linear") -> torch.Tensor:
+    """`steps` latents from z0 to z1 inclusive, shape (steps, latent).
+
+    "spherical" (slerp, Shoemake 1985; White 2016 for GANs) keeps the norm typical of a
+    Gaussian latent, where a straight line passes through the low-norm middle the model rarely saw.
+    """
+    if steps < 2:
+        raise ConfigError(f"an interpolation needs at least 2 steps; got {steps}")
+    z0, z1 = z0.flatten().float(), z1.flatten().float()
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    if mode == "linear":
+        return (1 - t) * z0 + t * z1
+    if mode != "spherical":
+        raise ConfigError(f"interpolation mode must be 'linear' or 'spherical'; got {mode!r}")
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    if omega.abs() < 1e-4:  # nearly parallel: slerp and lerp agree
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device

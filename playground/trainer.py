@@ -1,0 +1,331 @@
+"""The training loop, the same for every model family.
+
+The Trainer steps a model (whose `train_step` holds the family's math) on an in-memory dataset and
+reports outward: `step()` returns the step's named numbers, `run()` is a generator that yields a
+`Report` a few times per second. It never prints, plots or writes files; the command line, the app
+and the tests decide what to do with the reports (as minGPT's trainer does with callbacks).
+
+Also here: pause / resume / stop for a run in progress, single steps (and a GAN's D-only or G-only
+phase), learning rate and beta changes mid-run, a fixed latent batch for progress frames, a
+bounded history of curves, and a guard that stops on a NaN/inf loss and puts back the last good
+weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Iterator
+
+import torch
+
+from .models import ConfigError, build_model, default_config
+from .models._common import check_range
+
+if TYPE_CHECKING:
+    from .data import Dataset
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good weights were put back."""
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 128  # pytorch/examples' VAE batch; large enough to keep the CPU busy
+    seed: int = 0
+    device: str = "auto"  # auto = cuda when present, else cpu
+    n_fixed: int = 64  # size of the fixed latent batch for progress frames (an 8 x 8 image grid)
+    snapshot_every: int = 100  # steps between copies of the weights the NaN guard can go back to
+    holdout: float = 0.1  # share of the data kept out of training, for held-out metrics
+
+    def __post_init__(self):
+        check_range("batch_size", self.batch_size, 1, 8192)
+        check_range("seed", self.seed, 0, 2**31 - 1)
+        check_range("n_fixed", self.n_fixed, 1, 10_000)
+        check_range("snapshot_every", self.snapshot_every, 1, 1_000_000)
+        check_range("holdout", self.holdout, 0.0, 0.5)
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda; got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but PyTorch sees no GPU; use --device cpu or auto")
+    return torch.device(device)
+
+
+def holdout_split(n: int, holdout: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, held-out indices): a fixed shuffle, the same for every seed and run, so
+    `evaluate` finds the exact examples that training never saw."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(20140101))
+    n_test = int(n * holdout)
+    return perm[n_test:].sort().values, perm[:n_test].sort().values
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set PyTorch's intra-op threads once for the process (default: every core it may use)."""
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+class History:
+    """Curves with a bounded number of points per series, however long the run.
+
+    Points are means over buckets of steps; when `max_points` buckets are full, neighbours are
+    merged and the bucket width doubles, so memory stays fixed and the curve stays smooth.
+    """
+
+    def __init__(self, max_points: int = 1000):
+        self.max_points = max_points
+        self.width = 1  # steps per bucket
+        self.rows: list[dict[str, float]] = []
+        self._sum: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+        self._steps = 0
+
+    def add(self, step: int, values: dict[str, float]) -> None:
+        for k, v in values.items():
+            self._sum[k] = self._sum.get(k, 0.0) + v
+            self._count[k] = self._count.get(k, 0) + 1
+        self._steps += 1
+        if self._steps >= self.width:
+            row = {k: self._sum[k] / self._count[k] for k in self._sum}
+            self.rows.append({"step": step, **row})
+            self._sum, self._count, self._steps = {}, {}, 0
+            if len(self.rows) >= self.max_points:
+                self.rows = [_merge(a, b) for a, b in zip(self.rows[::2], self.rows[1::2])]
+                self.width *= 2
+
+    def columns(self) -> dict[str, list[float]]:
+        keys = sorted({k for r in self.rows for k in r})
+        return {k: [r.get(k, math.nan) for r in self.rows] for k in keys}
+
+    def state(self) -> dict:
+        return {"max_points": self.max_points, "width": self.width, "rows": self.rows}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "History":
+        h = cls(int(state.get("max_points", 1000)))
+        h.width = int(state.get("width", 1))
+        h.rows = [dict(r) for r in state.get("rows", [])]
+        return h
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = {k: (a[k] + b[k]) / 2 if k in a and k in b else a.get(k, b.get(k)) for k in {**a, **b}}
+    out["step"] = b["step"]
+    return out
+
+
+@dataclass
+class Report:
+    """What a run tells the outside world, a few times per second."""
+
+    step: int
+    elapsed: float  # seconds spent training (pauses excluded)
+    steps_per_sec: float  # over the last reporting interval
+    logs: dict = field(default_factory=dict)  # the latest step's named numbers
+    paused: bool = False
+    done: bool = False
+
+
+def _scalars(parts: dict[str, torch.Tensor]) -> dict:
+    out = {}
+    for k, v in parts.items():
+        out[k] = v.item() if v.dim() == 0 else v.tolist()
+    return out
+
+
+class Trainer:
+    """Steps one model on one dataset; family-agnostic."""
+
+    def __init__(self, model, data: Dataset, config: TrainConfig | None = None, *, data_args: dict | None = None):
+        self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.data = data
+        # how to load the data again (load_data's keyword arguments), kept in checkpoints
+        self.data_args = dict(data_args or {"spec": data.spec})
+        if len(data) < 1:
+            raise ConfigError("the dataset is empty")
+        train_idx, _ = holdout_split(len(data), self.config.holdout)
+        self.x = data.x[train_idx].to(self.device).contiguous()
+        self.batch_size = min(self.config.batch_size, self.x.shape[0])
+        pack = getattr(model.config, "pack", 1)
+        if self.batch_size < pack:
+            raise ConfigError(f"batch_size ({self.batch_size}) must be at least the PacGAN pack ({pack})")
+        self.opts = model.make_optimizers()
+        self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
+        fixed_gen = torch.Generator(self.device).manual_seed(self.config.seed + 1)
+        self.fixed_z = model.sample_latent(self.config.n_fixed, fixed_gen)
+        self.step_count = 0
+        self.elapsed = 0.0
+        self.history = History()
+        self.last: dict = {}
+        self.lock = threading.RLock()  # held while a step changes the weights
+        self._perm = torch.empty(0, dtype=torch.long, device=self.device)
+        self._pos = 0
+        self._paused = threading.Event()
+        self._stop = threading.Event()
+        self._snapshot = None
+        self._take_snapshot()
+
+    # -- data ------------------------------------------------------------------------------------
+    def next_batch(self) -> torch.Tensor:
+        """The next batch of a shuffled pass over the data (a new permutation every epoch)."""
+        n, b = self.x.shape[0], self.batch_size
+        if self._pos + b > self._perm.numel():
+            self._perm = torch.randperm(n, generator=self.generator, device=self.device)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + b]
+        self._pos += b
+        return self.x.index_select(0, idx)
+
+    # -- stepping --------------------------------------------------------------------------------
+    def step(self, phase: str | None = None) -> dict:
+        """One training step (or, for a GAN, only its "d" or "g" phase). Returns its named parts."""
+        if phase is not None and phase not in self.model.phases:
+            allowed = ", ".join(self.model.phases) or "none"
+            raise ConfigError(f"phase {phase!r} is not a step of a {self.model.family}; allowed: {allowed}")
+        with self.lock:
+            t0 = time.perf_counter()
+            self.model.train()
+            parts = self.model.train_step(
+                self.next_batch, self.opts, batch_size=self.batch_size, step=self.step_count,
+                phase=phase, generator=self.generator,
+            )  # fmt: skip
+            logs = _scalars(parts)
+            bad = [k for k, v in logs.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                good_step = self._restore_snapshot()
+                raise TrainingDiverged(
+                    f"training diverged at step {self.step_count + 1}: {', '.join(bad)} became "
+                    f"{logs[bad[0]]}. The weights from step {good_step} were put back. Lower the "
+                    f"learning rate (now {self.model.config.lr:g}) and train again."
+                )
+            self.step_count += 1
+            self.elapsed += time.perf_counter() - t0
+            self.last = {"step": self.step_count, "phase": phase, **logs}
+            self.history.add(self.step_count, {k: v for k, v in logs.items() if isinstance(v, float)})
+            if self.step_count % self.config.snapshot_every == 0:
+                self._take_snapshot()
+        return self.last
+
+    def run(self, steps: int | None = None, seconds: float | None = None, report_every: float = 0.25) -> Iterator[Report]:
+        """Train until `steps` more steps or `seconds` of training time (or stop()), yielding a
+        Report every `report_every` seconds and a final one with done=True. While paused it keeps
+        yielding (paused=True) without stepping, so a UI stays live; resume() carries on."""
+        self._stop.clear()
+        start_step, start_time = self.step_count, self.elapsed
+        last_t, last_step = time.perf_counter(), self.step_count
+        rate = 0.0
+        while not self._stop.is_set():
+            if steps is not None and self.step_count - start_step >= steps:
+                break
+            if seconds is not None and self.elapsed - start_time >= seconds:
+                break
+            if self._paused.is_set():
+                self._paused_wait(report_every)
+                last_t, last_step = time.perf_counter(), self.step_count
+                yield self.report(0.0, paused=True)
+                continue
+            self.step()
+            now = time.perf_counter()
+            if now - last_t >= report_every:
+                rate = (self.step_count - last_step) / (now - last_t)
+                last_t, last_step = now, self.step_count
+                yield self.report(rate)
+        done_steps = self.step_count - start_step
+        total = self.elapsed - start_time
+        yield self.report(done_steps / total if total > 0 else rate, done=True)
+
+    def _paused_wait(self, timeout: float) -> None:
+        end = time.perf_counter() + timeout
+        while self._paused.is_set() and not self._stop.is_set() and time.perf_counter() < end:
+            time.sleep(0.02)
+
+    def report(self, rate: float = 0.0, *, paused: bool = False, done: bool = False) -> Report:
+        return Report(self.step_count, self.elapsed, rate, dict(self.last), paused, done)
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    # -- settings that may change mid-run ------------------------------------------------------
+    def set(self, **values) -> None:
+        """Change live settings (lr for every family, beta for VAEs) between two steps."""
+        allowed = self.model.live_params
+        unknown = [k for k in values if k not in allowed]
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)} cannot change while training; allowed: {', '.join(allowed)}")
+        cfg = self.model.config
+        new = type(cfg)(**{**cfg.to_dict(), **values})  # validates the new values
+        with self.lock:
+            self.model.config = new
+            if "lr" in values:
+                for opt in self.opts.values():
+                    for group in opt.param_groups:
+                        group["lr"] = new.lr
+
+    # -- looking at the model ------------------------------------------------------------------
+    @torch.no_grad()
+    def progress_samples(self) -> torch.Tensor:
+        """The model's samples from the fixed latent batch (comparable from frame to frame)."""
+        with self.lock:
+            self.model.eval()
+            out = self.model.decode(self.fixed_z)
+            self.model.train()
+        return out.cpu()
+
+    # -- the NaN guard -------------------------------------------------------------------------
+    def _take_snapshot(self) -> None:
+        self._snapshot = (
+            self.step_count,
+            copy.deepcopy(self.model.state_dict()),
+            {k: copy.deepcopy(o.state_dict()) for k, o in self.opts.items()},
+        )
+
+    def _restore_snapshot(self) -> int:
+        step, model_state, opt_states = self._snapshot
+        self.model.load_state_dict(model_state)
+        for k, o in self.opts.items():
+            o.load_state_dict(opt_states[k])
+        return step
+
+
+def make_trainer(
+    family: str,
+    data: Dataset,
+    model_overrides: dict | None = None,
+    train_config: TrainConfig | None = None,
+    data_args: dict | None = None,
+) -> Trainer:
+    """A fresh model for `data` and its trainer; the weights are seeded by the train config's seed."""
+    cfg = train_config or TrainConfig()
+    model_cfg = default_config(family, data.sample_shape, **(model_overrides or {}))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = build_model(family, model_cfg)
+    return Trainer(model, data, cfg, data_args=data_args)

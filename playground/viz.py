@@ -1,0 +1,52 @@
+"""Pictures of samples, as numpy arrays or matplotlib figures (no pyplot: its global state is
+shared by every thread of a server). Used by the command line and the app alike."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1, scale: int = 1) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> one uint8 picture (rows * H, cols * W, 3), nearest-neighbour
+    upscaled by `scale` so small pixels stay crisp."""
+    images = images.detach().float().clamp(0, 1).cpu()
+    n, c, h, w = images.shape
+    if c == 1:
+        images = images.expand(n, 3, h, w)
+    cols = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad) * 0.25
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = images[i]
+    out = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # (H, W, 3)
+    if scale > 1:
+        out = out.repeat(scale, 0).repeat(scale, 1)
+    return out
+
+
+def points_figure(real: torch.Tensor | None, fake: torch.Tensor | None, *, title: str = "", lim: float | None = None) -> Figure:
+    """A scatter of real data (grey) under generated points (orange)."""
+    fig = Figure(figsize=(4.5, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    pts = [p for p in (real, fake) if p is not None]
+    if lim is None and pts:
+        allp = torch.cat([p.float() for p in pts])
+        lim = float(allp.abs().quantile(0.995)) * 1.15 + 1e-3
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=3, c="#9aa0a6", alpha=0.5, label="data", linewidths=0)
+    if fake is not None:
+        ax.scatter(fake[:, 0], fake[:, 1], s=4, c="#f57c00", alpha=0.8, label="generated", linewidths=0)
+    if lim:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=8, markerscale=3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

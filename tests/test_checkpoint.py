@@ -1,0 +1,132 @@
+"""Checkpoints round trip, and every kind of bad file is refused with a clear message."""
+
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from playground.checkpoint import CheckpointError, load_model, load_trainer, read_checkpoint, save_checkpoint
+from playground.sampling import sample
+from playground.trainer import TrainConfig, make_trainer
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, ring8):
+    t = make_trainer("gan", ring8, {"pack": 2, "spectral_norm": True}, TrainConfig(batch_size=64), data_args={"spec": "ring8", "n": 2000})
+    for _ in range(12):
+        t.step()
+    path = save_checkpoint(tmp_path_factory.mktemp("ck") / "gan.safetensors", t)
+    return t, path
+
+
+def test_round_trip_rebuilds_the_same_model_without_the_trainer(saved):
+    t, path = saved
+    model, meta = load_model(path)
+    assert meta["family"] == "gan" and meta["step"] == 12 and meta["data"] == {"spec": "ring8", "n": 2000}
+    assert meta["model_config"]["pack"] == 2
+    torch.testing.assert_close(sample(model, 50, seed=3), sample(t.model, 50, seed=3), rtol=0, atol=0)
+    assert meta["history"]["rows"][-1]["step"] == 12
+
+
+def test_continue_training_is_identical_to_never_stopping(saved, ring8):
+    t, path = saved
+    resumed = load_trainer(path)
+    assert resumed.step_count == 12 and len(resumed.history.rows) == len(t.history.rows)
+    # the optimizer moments came back too: one more step from both gives the same weights,
+    # as long as both draw the same batch and noise
+    resumed.generator.set_state(t.generator.get_state())
+    resumed._perm, resumed._pos = t._perm.clone(), t._pos
+    t.step()
+    resumed.step()
+    for (k, a), b in zip(t.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_vae_round_trip(tmp_path, digits):
+    t = make_trainer("vae", digits, {"latent_dim": 4}, TrainConfig(batch_size=32))
+    t.step()
+    model, meta = load_model(save_checkpoint(tmp_path / "v.safetensors", t))
+    z = torch.randn(3, 4)
+    torch.testing.assert_close(model.decode(z), t.model.eval().decode(z))
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(saved, tmp_path):
+    t, _ = saved
+    path = save_checkpoint(tmp_path / "a.safetensors", t)
+    save_checkpoint(path, t)  # overwrite in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors"]
+    with pytest.raises(CheckpointError, match="end in .safetensors"):
+        save_checkpoint(tmp_path / "a.pt", t)
+
+
+def test_refuses_pickles(tmp_path):
+    p = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2)}, p)  # a zip-based pickle
+    with pytest.raises(CheckpointError, match="never opens them"):
+        load_model(p)
+    p2 = tmp_path / "raw.safetensors"
+    p2.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_model(p2)
+
+
+def test_refuses_truncated_and_forged_files(saved, tmp_path):
+    _, path = saved
+    data = path.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="could not be read|truncated"):
+        load_model(cut)
+    forged = tmp_path / "forged.safetensors"
+    forged.write_bytes(struct.pack("<Q", 10**12) + b"{}")
+    with pytest.raises(CheckpointError, match="header claims"):
+        load_model(forged)
+    tiny = tmp_path / "tiny.safetensors"
+    tiny.write_bytes(b"abc")
+    with pytest.raises(CheckpointError, match="only 3 bytes"):
+        load_model(tiny)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def _rewrite(path, out, meta_change=None, tensor_change=None):
+    meta, tensors = read_checkpoint(path)
+    if meta_change:
+        meta_change(meta)
+    if tensor_change:
+        tensor_change(tensors)
+    save_file(tensors, str(out), metadata={"playground": json.dumps(meta)})
+    return out
+
+
+def test_refuses_unknown_family_bad_config_and_wrong_shapes(saved, tmp_path):
+    _, path = saved
+    f = _rewrite(path, tmp_path / "f.safetensors", lambda m: m.update(family="transformer"))
+    with pytest.raises(CheckpointError, match="unknown model family 'transformer'; known: gan, vae"):
+        load_model(f)
+    c = _rewrite(path, tmp_path / "c.safetensors", lambda m: m["model_config"].update(latent_dim=-3))
+    with pytest.raises(CheckpointError, match="config is invalid.*latent_dim"):
+        load_model(c)
+    key = "model.G.net.0.weight"
+    s = _rewrite(path, tmp_path / "s.safetensors", tensor_change=lambda t: t.update({key: torch.zeros(7, 7)}))
+    with pytest.raises(CheckpointError, match=r"wrong shape G.net.0.weight \(7, 7\)"):
+        load_model(s)
+    m = _rewrite(path, tmp_path / "m.safetensors", tensor_change=lambda t: t.pop(key))
+    with pytest.raises(CheckpointError, match="missing G.net.0.weight"):
+        load_model(m)
+    n = _rewrite(path, tmp_path / "n.safetensors", tensor_change=lambda t: t[key].fill_(float("nan")))
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_model(n)
+
+
+def test_refuses_safetensors_that_are_not_playground_checkpoints(tmp_path):
+    p = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(p))
+    with pytest.raises(CheckpointError, match="not a playground checkpoint"):
+        load_model(p)
+    save_file({"w": torch.zeros(2)}, str(p), metadata={"playground": "{not json"})
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(p)

@@ -1,0 +1,93 @@
+"""Every command-line entry point with a tiny step count, and its error exits."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from playground.cli import main
+
+
+def _run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_sample_evaluate_points(tmp_path, capsys):
+    code, out, _ = _run(["train", "--model", "gan", "--data", "ring8", "--steps", "20", "--out", str(tmp_path), "--set", "pack=2", "hidden=32"], capsys)
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["steps"] == 20 and result["steps_per_sec"] > 0
+    assert result["mode_coverage"]["n_modes"] == 8 and "protocol" in result["mode_coverage"]
+    ckpt = tmp_path / "model.safetensors"
+    assert ckpt.exists() and (tmp_path / "samples.png").exists()
+
+    code, out, _ = _run(["sample", str(ckpt), "--n", "100", "--out", str(tmp_path / "s.npy")], capsys)
+    assert code == 0 and np.load(tmp_path / "s.npy").shape == (100, 2)
+    code, out, _ = _run(["sample", str(ckpt), "--n", "100", "--out", str(tmp_path / "s.png")], capsys)
+    assert code == 0 and Image.open(tmp_path / "s.png").size[0] > 100
+
+    code, out, _ = _run(["evaluate", str(ckpt)], capsys)
+    r = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and r["step"] == 20 and r["mode_coverage"]["n_modes"] == 8
+    code, out, _ = _run(["evaluate", str(ckpt), "--data", "grid25"], capsys)
+    assert code == 0 and json.loads(out)["mode_coverage"]["n_modes"] == 25
+
+
+def test_train_vae_on_digits_for_seconds(tmp_path, capsys):
+    code, out, _ = _run(["train", "--model", "vae", "--data", "digits", "--seconds", "0.5", "--out", str(tmp_path), "--set", "latent_dim=2"], capsys)
+    assert code == 0
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["steps"] > 0 and r["held_out"]["latent_dim"] == 2 and "log_likelihood" in r["held_out"]
+    code, _, _ = _run(["sample", str(tmp_path / "model.safetensors"), "--n", "16", "--out", str(tmp_path / "g.png")], capsys)
+    assert code == 0
+    img = np.asarray(Image.open(tmp_path / "g.png"))
+    assert img.ndim == 3 and img.shape[0] >= 4 * 28
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["train", "--model", "gan", "--data", "ring8", "--out", "x"],  # no budget
+        ["train", "--model", "flow", "--data", "ring8", "--steps", "1", "--out", "x"],
+        ["train", "--model", "gan", "--data", "ring8", "--steps", "0", "--out", "x"],
+        ["train", "--model", "gan", "--data", "ring8", "--steps", "1", "--out", "x", "--set", "noequals"],
+        ["sample", "ckpt.safetensors", "--out", "x.jpg"],
+    ],
+)
+def test_bad_arguments_exit_2_with_usage(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--model", "gan", "--data", "ring9", "--steps", "1", "--out", "{tmp}"], "ring8"),
+        (["train", "--model", "gan", "--data", "ring8", "--steps", "1", "--out", "{tmp}", "--set", "loss=hinge"], "loss must be one of"),
+        (["sample", "{tmp}/none.safetensors", "--out", "{tmp}/x.png"], "no such checkpoint"),
+        (["evaluate", "{tmp}/none.safetensors"], "no such checkpoint"),
+    ],
+)
+def test_bad_data_or_checkpoint_exit_1_without_traceback(tmp_path, capsys, args, message):
+    code, out, err = _run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
+    assert code == 1 and message in err and "Traceback" not in err and out == ""
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    """The real `python -m playground` process: exit code and JSON last line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "playground", "train", "--model", "vae", "--data", "moons", "--steps", "5", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 5
+    bad = subprocess.run([sys.executable, "-m", "playground", "evaluate", str(tmp_path / "nope.safetensors")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

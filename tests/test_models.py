@@ -1,0 +1,151 @@
+"""The math of each family: KL parity, value terms, losses, one step changes weights."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Independent, Normal, kl_divergence as torch_kl
+
+from playground.models import ConfigError, build_model, default_config
+from playground.models.gan import GAN, generator_loss, value_terms
+from playground.models.vae import kl_divergence, log_likelihood
+
+
+def test_analytic_kl_matches_torch_distributions():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(16, 5), torch.randn(16, 5)
+    ours = kl_divergence(mu, logvar).sum(1)
+    q = Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+    p = Independent(Normal(torch.zeros(5), torch.ones(5)), 1)
+    torch.testing.assert_close(ours, torch_kl(q, p))
+
+
+def test_gaussian_log_likelihood_matches_torch_distributions():
+    torch.manual_seed(0)
+    x, mean, log_sigma = torch.randn(8, 2), torch.randn(8, 2), torch.randn(2) * 0.3
+    ref = Normal(mean, log_sigma.exp()).log_prob(x).sum(1)
+    torch.testing.assert_close(log_likelihood(x, mean, "gaussian", log_sigma), ref)
+
+
+def test_bernoulli_log_likelihood_matches_torch_distributions():
+    torch.manual_seed(0)
+    x = (torch.rand(4, 1, 3, 3) > 0.5).float()
+    logits = torch.randn(4, 1, 3, 3)
+    ref = torch.distributions.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(log_likelihood(x, logits, "bernoulli"), ref)
+
+
+def test_value_terms_are_the_papers_log_terms():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    t = value_terms(real, fake)
+    d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    torch.testing.assert_close(t["v_real"], d_real.log().mean())
+    torch.testing.assert_close(t["v_fake"], (1 - d_fake).log().mean())
+    # minimax G minimises log(1 - D(G(z))); non-saturating minimises -log D(G(z))
+    torch.testing.assert_close(generator_loss(fake, "minimax"), (1 - d_fake).log().mean())
+    torch.testing.assert_close(generator_loss(fake, "non-saturating"), -d_fake.log().mean())
+
+
+def _params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(before, module):
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+@pytest.mark.parametrize("shape,over", [((2,), {}), ((1, 28, 28), {"arch": "dcgan"}), ((1, 28, 28), {"pack": 2, "spectral_norm": True, "r1": 1.0})])
+def test_gan_phases_change_only_their_network(shape, over):
+    torch.manual_seed(0)
+    model = build_model("gan", default_config("gan", shape, **over))
+    opts = model.make_optimizers()
+    x = torch.rand(8, *shape)
+    g0, d0 = _params(model.G), _params(model.D)
+    out = model.train_step(lambda: x, opts, batch_size=8, phase="d")
+    assert _changed(d0, model.D) and not _changed(g0, model.G)
+    assert set(out) >= {"d_loss", "d_real", "d_fake", "v_real", "v_fake", "value"} and "g_loss" not in out
+    assert 0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1
+    d1 = _params(model.D)
+    out = model.train_step(lambda: x, opts, batch_size=8, phase="g")
+    assert _changed(g0, model.G) and not _changed(d1, model.D)
+    assert "g_loss" in out and "d_loss" not in out
+
+
+def test_gan_d_steps_draws_k_real_batches():
+    model = build_model("gan", default_config("gan", (2,), d_steps=3))
+    calls = []
+
+    def next_batch():
+        calls.append(1)
+        return torch.randn(8, 2)
+
+    model.train_step(next_batch, model.make_optimizers(), batch_size=8)
+    assert len(calls) == 3
+
+
+def test_gan_ema_sampler_follows_generator_slowly():
+    torch.manual_seed(0)
+    model = build_model("gan", default_config("gan", (2,), ema=0.9))
+    opts = model.make_optimizers()
+    ema0 = _params(model.G_ema)
+    model.train_step(lambda: torch.randn(16, 2), opts, batch_size=16)
+    for e0, e, g in zip(ema0, model.G_ema.parameters(), model.G.parameters()):
+        torch.testing.assert_close(e, 0.9 * e0 + 0.1 * g)
+    assert not any(p.requires_grad for p in model.G_ema.parameters())
+
+
+@pytest.mark.parametrize("shape,over", [((1, 28, 28), {}), ((1, 28, 28), {"arch": "conv", "likelihood": "gaussian"}), ((2,), {})])
+def test_vae_step_changes_weights_and_reports_named_parts(shape, over):
+    torch.manual_seed(0)
+    model = build_model("vae", default_config("vae", shape, **over))
+    x = torch.rand(8, *shape)
+    before = _params(model)
+    out = model.train_step(lambda: x, model.make_optimizers(), batch_size=8)
+    assert _changed(before, model)
+    assert set(out) >= {"loss", "recon", "kl", "elbo", "kl_per_dim", "beta"}
+    torch.testing.assert_close(out["elbo"], -(out["recon"] + out["kl"]))
+    torch.testing.assert_close(out["kl_per_dim"].sum(), out["kl"])
+    assert out["kl_per_dim"].shape == (model.latent_dim,)
+
+
+def test_vae_eval_does_not_change_weights():
+    torch.manual_seed(0)
+    model = build_model("vae", default_config("vae", (1, 28, 28))).eval()
+    before = _params(model)
+    with torch.no_grad():
+        model.loss_parts(torch.rand(8, 1, 28, 28))
+        model.decode(torch.randn(3, model.latent_dim))
+    assert not _changed(before, model)
+
+
+def test_vae_default_is_pytorch_examples_784_400_20():
+    model = build_model("vae", default_config("vae", (1, 28, 28)))
+    shapes = [tuple(p.shape) for p in model.parameters() if p.requires_grad]
+    assert shapes == [(400, 784), (400,), (40, 400), (40,), (400, 20), (400,), (784, 400), (784,)]
+
+
+def test_kl_warmup_ramps_beta():
+    model = build_model("vae", default_config("vae", (1, 28, 28), beta=4.0, kl_warmup=100))
+    assert model.beta_at(0) == 0 and model.beta_at(50) == 2.0 and model.beta_at(500) == 4.0
+
+
+@pytest.mark.parametrize(
+    "family,over,match",
+    [
+        ("gan", {"loss": "wasserstein"}, "loss must be one of"),
+        ("gan", {"latent_dim": 0}, "latent_dim must be an integer from 1"),
+        ("gan", {"arch": "dcgan"}, "for images"),
+        ("vae", {"latent_dim": 65}, "from 1 to 64"),
+        ("vae", {"colour": 1}, "unknown vae setting"),
+        ("vae", {"beta": "big"}, "beta must be a number"),
+        ("nope", {}, "unknown model family"),
+    ],
+)
+def test_bad_configs_say_what_is_allowed(family, over, match):
+    with pytest.raises(ConfigError, match=match):
+        default_config(family, (2,), **over)
+
+
+def test_dcgan_needs_side_divisible_by_4():
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        default_config("gan", (1, 30, 30), arch="dcgan")
