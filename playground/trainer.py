@@ -39,14 +39,16 @@ class TrainConfig:
     batch_size: int = 128  # pytorch/examples' VAE batch; large enough to keep the CPU busy
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
-    n_fixed: int = 64  # size of the fixed latent batch for progress frames (an 8 x 8 image grid)
+    n_fixed: int | None = None  # size of the fixed latent batch for progress frames;
+    # None = 64 for images (an 8 x 8 grid), 1000 for points (enough to see every mode)
     snapshot_every: int = 100  # steps between copies of the weights the NaN guard can go back to
     holdout: float = 0.1  # share of the data kept out of training, for held-out metrics
 
     def __post_init__(self):
         check_range("batch_size", self.batch_size, 1, 8192)
         check_range("seed", self.seed, 0, 2**31 - 1)
-        check_range("n_fixed", self.n_fixed, 1, 10_000)
+        if self.n_fixed is not None:
+            check_range("n_fixed", self.n_fixed, 1, 10_000)
         check_range("snapshot_every", self.snapshot_every, 1, 1_000_000)
         check_range("holdout", self.holdout, 0.0, 0.5)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -169,7 +171,8 @@ class Trainer:
         self.opts = model.make_optimizers()
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
         fixed_gen = torch.Generator(self.device).manual_seed(self.config.seed + 1)
-        self.fixed_z = model.sample_latent(self.config.n_fixed, fixed_gen)
+        n_fixed = self.config.n_fixed or (1000 if data.kind == "points" else 64)
+        self.fixed_z = model.sample_latent(n_fixed, fixed_gen)
         self.step_count = 0
         self.elapsed = 0.0
         self.history = History()
@@ -181,6 +184,7 @@ class Trainer:
         self._stop = threading.Event()
         self._snapshot = None
         self._take_snapshot()
+        self.running = False  # a run() is in progress (maybe paused)
 
     # -- data ------------------------------------------------------------------------------------
     def next_batch(self) -> torch.Tensor:
@@ -228,6 +232,13 @@ class Trainer:
         Report every `report_every` seconds and a final one with done=True. While paused it keeps
         yielding (paused=True) without stepping, so a UI stays live; resume() carries on."""
         self._stop.clear()
+        self.running = True
+        try:
+            yield from self._run(steps, seconds, report_every)
+        finally:
+            self.running = False
+
+    def _run(self, steps, seconds, report_every) -> Iterator[Report]:
         start_step, start_time = self.step_count, self.elapsed
         last_t, last_step = time.perf_counter(), self.step_count
         rate = 0.0

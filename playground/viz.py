@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
@@ -50,3 +51,23 @@ def points_figure(real: torch.Tensor | None, fake: torch.Tensor | None, *, title
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def figure_array(fig: Figure) -> np.ndarray:
+    """Render a figure to a uint8 (H, W, 3) array (for an image component or a PNG)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def plane_limit(points: torch.Tensor) -> float:
+    """A square half-width that frames 2-D data with a margin, fixed for a whole run."""
+    return float(points.float().abs().quantile(0.995)) * 1.25 + 1e-3
+
+
+def samples_picture(samples: torch.Tensor, real: torch.Tensor | None = None, *, lim: float | None = None, title: str = "") -> np.ndarray:
+    """What a model's samples look like: generated points over the data, or an image grid."""
+    if samples.dim() == 2:
+        return figure_array(points_figure(real, samples, lim=lim, title=title))
+    scale = max(1, 256 // (samples.shape[-1] * math.ceil(math.sqrt(samples.shape[0]))))
+    return image_grid(samples, scale=scale)

@@ -1,0 +1,51 @@
+"""Start the Generative Models Playground: `python app.py` (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no internet here, and no tracking
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Generative Models Playground")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 serves a class on the LAN (use --auth)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", metavar="USER:PASS", help="require this login (for a class on a LAN)")
+    p.add_argument("--open", action="store_true", help="open the app in the default browser")
+    p.add_argument("--max-trainings", type=int, default=None, help="sessions that may train at once (default: one per 2 cores)")
+    p.add_argument("--threads", type=int, default=None, help="PyTorch threads per training (default: cores / max-trainings)")
+    p.add_argument("--max-file-size", default="100mb", help="largest upload accepted")
+    args = p.parse_args(argv)
+    if args.auth and ":" not in args.auth:
+        p.error("--auth must look like user:password")
+    if args.max_trainings is not None and args.max_trainings < 1:
+        p.error("--max-trainings must be at least 1")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from playground.trainer import configure_threads
+    from ui import CSS, build_demo
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    max_trainings = args.max_trainings or max(1, cores // 2)
+    configure_threads(args.threads or max(1, cores // max_trainings))
+    demo = build_demo(max_trainings=max_trainings)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    demo.queue(default_concurrency_limit=None).launch(
+        server_name=args.host,
+        server_port=args.port,
+        auth=auth,
+        inbrowser=args.open,
+        max_file_size=args.max_file_size,
+        enable_monitoring=False,
+        footer_links=[],
+        css=CSS,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""One user's workspace in the app: their settings, their trainer, their checkpoints.
+
+Plain Python, no Gradio: the app keeps one `Session` per browser session (in a gr.State), and
+its handlers turn widget values into `TrainSettings`, call these methods and show what comes back.
+A Session is never shared between users, so two students never see each other's models.
+
+Bad settings raise (ConfigError, DataError, CheckpointError) *before* anything is replaced: the
+model a user already has survives a typo.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .checkpoint import load_trainer, save_checkpoint
+from .data import load_data
+from .models import ConfigError, default_config
+from .trainer import TrainConfig, Trainer, make_trainer
+
+# Which curves each family plots, in two panels: (panel title, series).
+CURVES = {
+    "gan": (("Losses", ("d_loss", "g_loss")), ("Discriminator scores", ("d_real", "d_fake"))),
+    "vae": (("Nats per image", ("recon", "kl")), ("ELBO (nats per image)", ("elbo",))),
+}
+SERIES_NAMES = {
+    "d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
+    "recon": "reconstruction", "kl": "KL", "elbo": "ELBO",
+}  # fmt: skip
+MAX_CURVE_POINTS = 500  # per series sent to the browser on each update
+
+
+@dataclass
+class TrainSettings:
+    """Everything the Train tab sets, in one place. `model` holds the family's config overrides."""
+
+    family: str = "gan"
+    data: str = "ring8"
+    image_size: int = 28
+    batch_size: int = 128
+    seed: int = 0
+    model: dict = field(default_factory=dict)
+
+    def data_args(self) -> dict:
+        return {"spec": self.data, "seed": self.seed, "image_size": int(self.image_size), "channels": 1}
+
+
+
+class Session:
+    """A user's trainer and what belongs to it."""
+
+    def __init__(self, checkpoint_dir: str | Path | None = None):
+        self.trainer: Trainer | None = None
+        self.settings: TrainSettings | None = None
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.lock = threading.RLock()  # one change of trainer at a time
+        self.started = time.time()
+
+    def __deepcopy__(self, memo):
+        # gr.State deep-copies its default for every new browser session: give each a fresh one
+        return Session(self.checkpoint_dir)
+
+    # -- the model -------------------------------------------------------------------------------
+    def prepare(self, settings: TrainSettings, *, fresh: bool = False) -> tuple[Trainer, bool]:
+        """The trainer to continue with these settings: the current one when its model fits them
+        (live lr/beta applied), else a new one. Returns (trainer, is_new). Raises on bad settings
+        without touching the current trainer."""
+        with self.lock:
+            t = self.trainer
+            if t is not None and not fresh and fits(t, settings):
+                live = {k: v for k, v in settings.model.items() if k in t.model.live_params}
+                if live:
+                    t.set(**live)
+                self.settings = settings
+                return t, False
+            data = load_data(**settings.data_args())
+            cfg = TrainConfig(batch_size=int(settings.batch_size), seed=int(settings.seed), device="cpu")
+            new = make_trainer(settings.family, data, settings.model, cfg, data_args=settings.data_args())
+            if t is not None:
+                t.stop()
+            self.trainer, self.settings = new, settings
+            return new, True
+
+    def reset(self) -> None:
+        with self.lock:
+            if self.trainer is not None:
+                self.trainer.stop()
+            self.trainer, self.settings = None, None
+
+    def close(self) -> None:
+        """The browser session ended: stop training and let go of the model."""
+        self.reset()
+
+    def stop(self) -> None:
+        if self.trainer is not None:
+            self.trainer.stop()
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save(self, name: str, folder: str | Path | None = None) -> Path:
+        if self.trainer is None:
+            raise ConfigError("there is no model to save yet: train one first")
+        name = safe_name(name)
+        folder = Path(folder) if folder else self.checkpoint_dir
+        if folder is None:
+            raise ConfigError("this session has no checkpoint folder")
+        return save_checkpoint(folder / f"{name}.safetensors", self.trainer)
+
+    def load(self, path: str | Path) -> Trainer:
+        """Continue training from a checkpoint file (validated; never unpickled)."""
+        with self.lock:
+            new = load_trainer(path, device="cpu")
+            if self.trainer is not None:
+                self.trainer.stop()
+            self.trainer = new
+            data_args = new.data_args
+            self.settings = TrainSettings(
+                family=new.model.family,
+                data=data_args.get("spec", ""),
+                image_size=data_args.get("image_size", 28),
+                batch_size=new.config.batch_size,
+                seed=data_args.get("seed", 0),
+                model={k: v for k, v in new.model.config.to_dict().items() if k != "data_shape"},
+            )
+            return new
+
+
+def fits(trainer: Trainer, settings: TrainSettings) -> bool:
+    """Whether the trainer's model is the one these settings describe, up to the settings that
+    may change while it trains (lr, beta). When it is not, Train starts a new model."""
+    if trainer.model.family != settings.family or trainer.config.batch_size != settings.batch_size:
+        return False
+    if trainer.data_args != settings.data_args():
+        return False
+    try:
+        want = default_config(settings.family, trainer.data.sample_shape, **settings.model).to_dict()
+    except ConfigError:
+        return False  # invalid settings never fit; building the new model will say why
+    have = trainer.model.config.to_dict()
+    return all(want[k] == have[k] for k in want if k not in trainer.model.live_params)
+
+
+def safe_name(name: str) -> str:
+    """A file name from user text: letters, digits, '-', '_' only (no paths)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in (name or "").strip())[:64].strip("-")
+    if not cleaned:
+        raise ConfigError("give the checkpoint a name (letters, digits, '-' and '_')")
+    return cleaned
+
+
+# -- what the Train tab shows -------------------------------------------------------------------
+
+
+def status_text(trainer: Trainer | None, rate: float = 0.0, state: str = "") -> str:
+    if trainer is None:
+        return "No model yet. Press **Train** to start (a GAN on `ring8` by default)."
+    last = trainer.last
+    parts = [f"**{state or 'ready'}**", f"step **{trainer.step_count:,}**", f"{trainer.elapsed:.1f} s"]
+    if rate:
+        parts.append(f"{rate:,.0f} steps/s")
+    fam = trainer.model.family
+    if fam == "gan" and "d_real" in last:
+        parts.append(f"D(x) {last['d_real']:.2f} · D(G(z)) {last['d_fake']:.2f}")
+    if fam == "vae" and "kl" in last:
+        parts.append(f"recon {last['recon']:.1f} · KL {last['kl']:.2f} nats")
+    return " · ".join(parts)
+
+
+def curve_frames(trainer: Trainer | None, family: str) -> list[pd.DataFrame]:
+    """Long-format frames (step, value, series) for the family's two curve panels."""
+    frames = []
+    rows = trainer.history.rows if trainer is not None else []
+    stride = max(1, math.ceil(len(rows) / MAX_CURVE_POINTS))
+    rows = rows[::stride]
+    for _, series in CURVES[family]:
+        records = [
+            {"step": r["step"], "value": r[s], "series": SERIES_NAMES[s]}
+            for r in rows
+            for s in series
+            if s in r and math.isfinite(r[s])
+        ]
+        frames.append(pd.DataFrame(records, columns=["step", "value", "series"]))
+    return frames
+
+
+def settings_dict(settings: TrainSettings) -> dict:
+    return asdict(settings)

@@ -1,0 +1,154 @@
+"""The app through gradio_client against a real server: streaming, controls, sessions, errors."""
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client  # noqa: E402
+
+import ui.common  # noqa: E402
+from ui import build_demo  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    ui.common.CHECKPOINT_ROOT = tmp_path_factory.mktemp("checkpoints")
+    demo = build_demo(max_trainings=2)
+    port = _free_port()
+    demo.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def client(url):
+    return Client(url, download_files=False, verbose=False)
+
+
+GAN = dict(upload=None, hidden=32)  # small nets: the tests check behaviour, not quality
+VAE = dict(upload=None, family="vae", data="moons", likelihood="gaussian", hidden=32, lr=1e-3)
+
+
+def step_of(status: str) -> int:
+    return int(status.split("step **")[1].split("**")[0].replace(",", ""))
+
+
+def updates(job, n, timeout=60):
+    """The first n streamed outputs of a job (waiting for them)."""
+    end = time.time() + timeout
+    while len(job.outputs()) < n and time.time() < end:
+        time.sleep(0.05)
+    return job.outputs()[:n]
+
+
+def test_train_streams_increasing_steps_then_stops(url):
+    c = client(url)
+    job = c.submit(**GAN, api_name="/train")
+    outs = updates(job, 4)
+    assert len(outs) == 4
+    steps = [step_of(o[0]) for o in outs]
+    assert steps == sorted(steps) and steps[-1] > steps[0]
+    status, samples, curve1, curve2 = outs[-1]
+    assert samples is not None  # the picture of generated points
+    assert {"D loss", "G loss"} <= {r[2] for r in curve1["value"]["data"]}
+    c.predict(api_name="/stop")
+    end = time.time() + 20
+    while not job.done() and time.time() < end:
+        time.sleep(0.05)
+    assert job.done() and "stopped" in job.outputs()[-1][0]
+
+
+def test_pause_and_resume(url):
+    c = client(url)
+    job = c.submit(**GAN, api_name="/train")
+    updates(job, 2)
+    assert "paused" in c.predict(api_name="/pause")
+    time.sleep(0.8)
+    n = len(job.outputs())
+    paused = updates(job, n + 2)[-2:]
+    assert all("paused" in o[0] for o in paused)
+    assert step_of(paused[0][0]) == step_of(paused[1][0])
+    c.predict(api_name="/resume")
+    later = updates(job, n + 6)[-1]
+    assert step_of(later[0]) > step_of(paused[1][0])
+    c.predict(api_name="/stop")
+
+
+def test_step_buttons_walk_through_the_gan_procedure(url):
+    c = client(url)
+    s1 = c.predict(**GAN, api_name="/d_step")[0]
+    assert "D step done" in s1 and step_of(s1) == 1
+    s2 = c.predict(**GAN, api_name="/g_step")[0]
+    assert step_of(s2) == 2
+    s3 = c.predict(**GAN, api_name="/dg_step")[0]
+    assert step_of(s3) == 4  # a D step and a G step
+    with pytest.raises(Exception, match="D and G steps are for GANs"):
+        c.predict(**VAE, api_name="/d_step")
+
+
+def test_two_sessions_train_their_own_models_at_once(url):
+    a, b = client(url), client(url)
+    ja = a.submit(**GAN, api_name="/train")
+    jb = b.submit(**VAE, api_name="/train")
+    oa, ob = updates(ja, 3)[-1], updates(jb, 3)[-1]
+    assert "D(x)" in oa[0] and "KL" not in oa[0]
+    assert "KL" in ob[0] and "D(x)" not in ob[0]
+    assert {"reconstruction", "KL"} <= {r[2] for r in ob[2]["value"]["data"]}
+    # both ran concurrently: each stream kept advancing while the other was live
+    assert step_of(updates(ja, 4)[-1][0]) > 0 and step_of(updates(jb, 4)[-1][0]) > 0
+    a.predict(api_name="/stop")
+    b.predict(api_name="/stop")
+    # a third session has no model at all
+    assert "No model yet" in client(url).predict(api_name="/reset")[0]
+
+
+def test_bad_input_is_refused_and_the_model_survives(url, tmp_path):
+    from gradio_client import handle_file
+
+    c = client(url)
+    s = c.predict(**GAN, api_name="/step")[0]
+    assert step_of(s) == 1
+    with pytest.raises(Exception, match="greater than maximum value 1.0"):
+        c.predict(**{**GAN, "lr": 5.0}, api_name="/step")
+    with pytest.raises(Exception, match="less than minimum value 1"):
+        c.predict(**{**GAN, "pack": 0}, api_name="/step")
+    with pytest.raises(Exception, match="latent_dim must be a whole number"):
+        c.predict(**{**GAN, "latent_dim": 2.5}, api_name="/step")
+    with pytest.raises(Exception, match="ring9 is not in the list of choices"):
+        c.predict(**{**GAN, "data": "ring9"}, api_name="/step")
+    bad = tmp_path / "points.csv"
+    bad.write_text("x,y\n1,2\nthree,4\n")
+    with pytest.raises(Exception, match="line 3"):
+        c.predict(**{**GAN, "data": "upload", "upload": handle_file(str(bad))}, api_name="/step")
+    with pytest.raises(Exception, match="choose a file to upload first"):
+        c.predict(**{**GAN, "data": "upload"}, api_name="/step")
+    # the model trained before the bad inputs is still there and continues
+    assert step_of(c.predict(**GAN, api_name="/step")[0]) == 2
+
+
+def test_save_then_load_continues_training(url):
+    from gradio_client import handle_file
+
+    c = client(url)
+    c.predict(**GAN, api_name="/dg_step")
+    path, status = c.predict("run-1", False, api_name="/save")
+    assert "saved run-1.safetensors" in status
+    path = Path(path if isinstance(path, str) else path["path"])  # the download's copy
+    kept = list((ui.common.CHECKPOINT_ROOT / "sessions").glob("*/run-1.safetensors"))
+    assert path.exists() and len(kept) == 1  # kept in this session's own folder on the server
+    other = client(url)
+    out = other.predict(handle_file(str(path)), api_name="/load")
+    assert "loaded" in out[0] and step_of(out[0]) == 2
+    assert step_of(other.predict(**GAN, api_name="/step")[0]) == 3  # continued, not restarted
+    with pytest.raises(Exception, match="never opens them|not a"):
+        bad = path.with_name("evil.safetensors")
+        bad.write_bytes(b"\x80\x04K\x01.")
+        other.predict(handle_file(str(bad)), api_name="/load")

@@ -1,0 +1,34 @@
+"""The Gradio app: one module per tab; the only place Gradio is imported.
+
+`build_demo()` assembles the tabs around one per-session `Session` (a gr.State), so every
+browser session has its own models. Nothing heavy happens at import time.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground.session import Session
+
+from .train_tab import TrainTab
+
+CSS = """
+.pixelated img { image-rendering: pixelated; }
+#status { min-height: 2.5em; }
+footer { display: none !important; }
+"""
+
+INTRO = """# Generative Models Playground
+Train small GANs and VAEs live on your CPU. Pick a model and data, press **Train**, watch the
+samples and curves change. Step through a GAN's training one phase at a time with **D step** and **G step**."""
+
+
+def build_demo(max_trainings: int = 1) -> gr.Blocks:
+    """The whole app. `max_trainings`: how many sessions may train at once (others queue)."""
+    with gr.Blocks(title="Generative Models Playground", delete_cache=(3600, 3600)) as demo:
+        session = gr.State(Session(), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Train", id="train"):
+                demo.train_tab = TrainTab(session, max_trainings)
+    return demo

@@ -1,0 +1,348 @@
+"""The Train tab: pick a model and data, train it live, step through a GAN's procedure, save.
+
+Handlers are thin: widget values -> TrainSettings -> playground.session -> pictures and frames.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+
+import gradio as gr
+
+from playground.checkpoint import CheckpointError
+from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
+from playground.models import ConfigError, default_config
+from playground.session import CURVES, Session, TrainSettings, curve_frames, status_text
+from playground.trainer import TrainingDiverged
+from playground.viz import plane_limit, samples_picture
+
+from . import common
+from .common import USER_ERRORS, session_dir
+
+UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
+
+# The controls of each family, by config name. Shared ones first.
+GAN_FIELDS = ("arch", "latent_dim", "hidden", "loss", "d_steps", "pack", "spectral_norm", "r1", "ema", "lr")
+VAE_FIELDS = ("arch", "latent_dim", "hidden", "likelihood", "beta", "kl_warmup", "lr")
+FIELDS = {"gan": GAN_FIELDS, "vae": VAE_FIELDS}
+ALL_FIELDS = sorted(set(GAN_FIELDS + VAE_FIELDS))
+ARCHS = {"gan": ["mlp", "dcgan"], "vae": ["mlp", "conv"]}
+REPORT_EVERY = 0.3  # seconds between live updates: every update re-sends all outputs
+
+
+def data_choices() -> list[tuple[str, str]]:
+    items = [(f"{n}: {describe(n)}", n) for n in BUILTIN_POINTS + BUILTIN_IMAGES]
+    return items + [("your file (upload below)", UPLOAD)]
+
+
+def _is_points(data: str, upload: str | None) -> bool:
+    if data == UPLOAD:
+        return bool(upload) and Path(upload).suffix.lower() == ".csv"
+    return data in BUILTIN_POINTS
+
+
+def settings_from(v: dict) -> TrainSettings:
+    """Widget values (by name) -> TrainSettings. Range checks happen in the config classes."""
+    family = v["family"]
+    data = v["data"]
+    if data == UPLOAD:
+        if not v.get("upload"):
+            raise DataError("choose a file to upload first (.zip or folder of images, .npz, or a .csv of x,y points)")
+        data = v["upload"]
+    model = {k: v[k] for k in FIELDS[family]}
+    for k in ("latent_dim", "hidden", "d_steps", "pack", "kl_warmup"):
+        if k in model and model[k] is not None:
+            model[k] = _int(k, model[k])
+    return TrainSettings(
+        family=family, data=data, image_size=_int("image size", v["image_size"]),
+        batch_size=_int("batch size", v["batch_size"]), seed=_int("seed", v["seed"]), model=model,
+    )  # fmt: skip
+
+
+def _int(name, value) -> int:
+    if value is None or float(value) != int(float(value)):
+        raise ConfigError(f"{name} must be a whole number; got {value!r}")
+    return int(float(value))
+
+
+def defaults_for(family: str, points: bool) -> dict:
+    cfg = default_config(family, (2,) if points else (1, 28, 28)).to_dict()
+    return {k: cfg[k] for k in FIELDS[family]}
+
+
+def with_names(fn, names: list[str]):
+    """`fn(session, *values)` with a signature naming each value, so the API has named
+    parameters (/train takes family=..., data=..., lr=...) instead of param_1, param_2..."""
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        return fn(*args)
+
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ["session", *names]]
+    wrapper.__signature__ = inspect.Signature(params)
+    return wrapper
+
+
+def with_names_gen(fn, names: list[str]):
+    """with_names for a generator function (Gradio streams only what is a generator function)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        yield from fn(*args)
+
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ["session", *names]]
+    wrapper.__signature__ = inspect.Signature(params)
+    return wrapper
+
+
+class TrainTab:
+    """Builds the tab inside the current gr.Blocks and wires its events."""
+
+    def __init__(self, session: gr.State, max_trainings: int):
+        self.session = session
+        self.max_trainings = max_trainings
+        self.build()
+        self.wire()
+
+    # -- layout ----------------------------------------------------------------------------------
+    def build(self):
+        c: dict[str, gr.components.Component] = {}
+        gan, pts = defaults_for("gan", True), True
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                c["family"] = gr.Radio([("GAN", "gan"), ("VAE", "vae")], value="gan", label="Model family", elem_id="family")
+                c["data"] = gr.Dropdown(data_choices(), value="ring8", label="Data", elem_id="data")
+                c["upload"] = gr.File(label="Your data: .zip of images, .npz (x: uint8 N×H×W[×C]), or .csv of x,y", file_types=[".zip", ".npz", ".csv"], type="filepath", visible=False, elem_id="upload")
+                with gr.Row():
+                    c["arch"] = gr.Dropdown(ARCHS["gan"], value=gan["arch"], label="Architecture", elem_id="arch")
+                    c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=not pts)
+                with gr.Row():
+                    c["latent_dim"] = gr.Slider(1, 64, value=gan["latent_dim"], step=1, label="Latent dimensions")
+                    c["hidden"] = gr.Slider(16, 1024, value=gan["hidden"], step=16, label="Hidden width (MLP)")
+                with gr.Group(visible=True) as self.gan_box:
+                    with gr.Row():
+                        c["loss"] = gr.Radio(["non-saturating", "minimax"], value=gan["loss"], label="Generator loss", info="minimax is V(D,G) as written; it saturates")
+                        c["d_steps"] = gr.Slider(1, 5, value=gan["d_steps"], step=1, label="D steps per G step (k)")
+                    with gr.Row():
+                        c["pack"] = gr.Slider(1, 8, value=gan["pack"], step=1, label="PacGAN packing", info="D judges m samples at once")
+                        c["r1"] = gr.Number(value=gan["r1"], minimum=0, maximum=1000, label="R1 penalty γ")
+                    with gr.Row():
+                        c["spectral_norm"] = gr.Checkbox(value=gan["spectral_norm"], label="Spectral norm in D")
+                        c["ema"] = gr.Slider(0, 0.999, value=gan["ema"], step=0.001, label="Generator averaging (EMA)")
+                vae = defaults_for("vae", True)
+                with gr.Group(visible=False) as self.vae_box:
+                    with gr.Row():
+                        c["likelihood"] = gr.Radio(["bernoulli", "gaussian"], value=vae["likelihood"], label="Likelihood p(x|z)")
+                        c["kl_warmup"] = gr.Number(value=vae["kl_warmup"], minimum=0, label="KL warm-up steps")
+                    c["beta"] = gr.Slider(0, 10, value=vae["beta"], step=0.1, label="β (KL weight; live)", elem_id="beta")
+                with gr.Row():
+                    c["lr"] = gr.Number(value=gan["lr"], minimum=1e-6, maximum=1.0, label="Learning rate (live)", elem_id="lr")
+                    c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
+                    c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+            with gr.Column(scale=2, min_width=400):
+                with gr.Row():
+                    self.train_btn = gr.Button("▶ Train", variant="primary", elem_id="train")
+                    self.pause_btn = gr.Button("⏸ Pause", elem_id="pause")
+                    self.resume_btn = gr.Button("⏵ Resume", elem_id="resume")
+                    self.stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop")
+                    self.reset_btn = gr.Button("↺ Reset", elem_id="reset")
+                with gr.Row():
+                    self.step_btn = gr.Button("Step", size="sm", elem_id="step")
+                    self.d_btn = gr.Button("D step", size="sm", elem_id="dstep")
+                    self.g_btn = gr.Button("G step", size="sm", elem_id="gstep")
+                    self.dg_btn = gr.Button("D+G step", size="sm", elem_id="dgstep")
+                self.status = gr.Markdown(status_text(None), elem_id="status")
+                with gr.Row():
+                    self.samples = gr.Image(label="Samples", format="png", type="numpy", interactive=False, elem_id="samples", elem_classes=["pixelated"], height=420)
+                    with gr.Column():
+                        (t1, _), (t2, _) = CURVES["gan"]
+                        self.curve1 = gr.LinePlot(x="step", y="value", color="series", title=t1, height=200, elem_id="curve1")
+                        self.curve2 = gr.LinePlot(x="step", y="value", color="series", title=t2, height=200, elem_id="curve2")
+                with gr.Accordion("Save or load a checkpoint", open=False):
+                    with gr.Row():
+                        self.ckpt_name = gr.Textbox(value="my-model", label="Name", scale=2)
+                        self.share = gr.Checkbox(value=False, label="Share with everyone on this server")
+                        self.save_btn = gr.Button("Save", elem_id="save")
+                    self.download = gr.File(label="Download", interactive=False, elem_id="download")
+                    self.load_file = gr.File(label="Load a .safetensors checkpoint to continue training", file_types=[".safetensors"], type="filepath", elem_id="load")
+        self.c = c
+        self.outputs = [self.status, self.samples, self.curve1, self.curve2]
+
+    # -- events ----------------------------------------------------------------------------------
+    def wire(self):
+        c, S = self.c, self.session
+        self.names = list(c)
+        settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
+        family_outputs = [c["arch"], c["image_size"], c["upload"], self.gan_box, self.vae_box, *[c[k] for k in ALL_FIELDS]]
+        for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
+            trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
+        c["upload"].upload(lambda: UPLOAD, None, c["data"], api_name=False)
+
+        self.train_event = self.train_btn.click(
+            with_names_gen(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
+            concurrency_id="train", concurrency_limit=self.max_trainings,
+        )  # fmt: skip
+        self.pause_btn.click(self.on_pause, S, self.status, api_name="pause", concurrency_limit=None)
+        self.resume_btn.click(self.on_resume, S, self.status, api_name="resume", concurrency_limit=None)
+        self.stop_btn.click(self.on_stop, S, None, api_name="stop", concurrency_limit=None)
+        self.reset_btn.click(self.on_reset, S, self.outputs, api_name="reset", cancels=[self.train_event], concurrency_limit=None)
+        for btn, phase, name in ((self.step_btn, "step", "step"), (self.d_btn, "d", "d_step"), (self.g_btn, "g", "g_step"), (self.dg_btn, "dg", "dg_step")):
+            btn.click(with_names(self.stepper(phase), self.names), settings_inputs, self.outputs, api_name=name, concurrency_id="step", concurrency_limit=4)
+        for k in ("lr", "beta"):
+            c[k].input(self.on_live, [S, c["lr"], c["beta"]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+        self.save_btn.click(self.on_save, [S, self.ckpt_name, self.share], [self.download, self.status], api_name="save")
+        self.loaded_controls = ["family", "data", "arch", "image_size", "batch_size", "seed", *ALL_FIELDS]
+        self.load_file.upload(
+            self.on_load, [S, self.load_file],
+            [*self.outputs, self.gan_box, self.vae_box, *[c[k] for k in self.loaded_controls]], api_name="load",
+        )  # fmt: skip
+
+    def values(self, values: tuple) -> dict:
+        return dict(zip(self.names, values))
+
+    def on_family_or_data(self, family, data, upload):
+        points = _is_points(data, upload)
+        d = defaults_for(family, points)
+        arch_choices = ARCHS[family] if not points else ["mlp"]
+        updates = [
+            gr.Dropdown(choices=arch_choices, value=d["arch"] if d["arch"] in arch_choices else "mlp"),
+            gr.Dropdown(visible=not points),
+            gr.File(visible=data == UPLOAD),
+            gr.Group(visible=family == "gan"),
+            gr.Group(visible=family == "vae"),
+        ]
+        for k in ALL_FIELDS:
+            updates.append(gr.update(value=d[k]) if k in d and k != "arch" else gr.update())
+        return updates
+
+    # The training stream ---------------------------------------------------------------------
+    def on_train(self, session: Session, *values):
+        try:
+            settings = settings_from(self.values(values))
+            trainer, new = session.prepare(settings)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        if trainer.running:
+            trainer.resume()
+            gr.Info("Already training: resumed.")
+            return
+        view = self.view(session)
+        yield self.frame(session, view, "training", 0.0)
+        try:
+            for report in trainer.run(report_every=REPORT_EVERY):
+                state = "stopped" if report.done else "paused" if report.paused else "training"
+                yield self.frame(session, view, state, report.steps_per_sec)
+        except TrainingDiverged as e:
+            raise gr.Error(str(e)) from None
+        finally:
+            trainer.stop()  # Stop, Reset, a closed tab or a cancelled client all end here
+
+    def view(self, session: Session) -> dict:
+        t = session.trainer
+        if t is None or t.data.kind != "points":
+            return {"real": None, "lim": None}
+        real = t.data.x[:2000]
+        return {"real": real, "lim": plane_limit(t.data.x)}
+
+    def frame(self, session: Session, view: dict, state: str, rate: float):
+        t = session.trainer
+        if t is None:
+            return self.empty()
+        family = t.model.family
+        pic = samples_picture(t.progress_samples(), view["real"], lim=view["lim"])
+        f1, f2 = curve_frames(t, family)
+        (t1, _), (t2, _) = CURVES[family]
+        return (
+            status_text(t, rate, state),
+            pic,
+            gr.LinePlot(value=f1, title=t1),
+            gr.LinePlot(value=f2, title=t2),
+        )
+
+    def empty(self):
+        f1, f2 = curve_frames(None, "gan")
+        return status_text(None), None, f1, f2
+
+    def on_pause(self, session: Session):
+        if session.trainer is None or not session.trainer.running:
+            return gr.update()
+        session.trainer.pause()
+        return status_text(session.trainer, state="paused")
+
+    def on_resume(self, session: Session):
+        if session.trainer is None or not session.trainer.running:
+            gr.Info("Nothing to resume: press Train.")
+            return gr.update()
+        session.trainer.resume()
+        return status_text(session.trainer, state="training")
+
+    def on_stop(self, session: Session):
+        session.stop()
+
+    def on_reset(self, session: Session):
+        session.reset()
+        return self.empty()
+
+    def stepper(self, phase: str):
+        phases = {"step": [None], "d": ["d"], "g": ["g"], "dg": ["d", "g"]}[phase]
+
+        def on_step(session: Session, *values):
+            try:
+                settings = settings_from(self.values(values))
+                trainer, _ = session.prepare(settings)
+                if phase != "step" and trainer.model.family != "gan":
+                    raise ConfigError("D and G steps are for GANs; a VAE trains in one step: use Step")
+                if trainer.running:
+                    trainer.pause()  # stepping by hand pauses a running training
+                for p in phases:
+                    trainer.step(p)
+            except USER_ERRORS as e:
+                raise gr.Error(str(e)) from None
+            except TrainingDiverged as e:
+                raise gr.Error(str(e)) from None
+            label = {"step": "stepped", "d": "D step done", "g": "G step done", "dg": "D+G step done"}[phase]
+            return self.frame(session, self.view(session), label, 0.0)
+
+        return on_step
+
+    def on_live(self, session: Session, lr, beta):
+        t = session.trainer
+        if t is None:
+            return
+        values = {"lr": lr, "beta": beta}
+        try:
+            t.set(**{k: float(x) for k, x in values.items() if k in t.model.live_params and x is not None})
+            if session.settings is not None:
+                session.settings.model.update({k: float(x) for k, x in values.items() if k in session.settings.model and x is not None})
+        except ConfigError as e:
+            raise gr.Error(str(e)) from None
+
+    def on_save(self, session: Session, name: str, share: bool, request: gr.Request):
+        try:
+            folder = common.CHECKPOINT_ROOT / "shared" if share else session_dir(request)
+            path = session.save(name, folder)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        where = "the shared folder" if share else "your session's folder"
+        return str(path), status_text(session.trainer, state=f"saved {path.name} to {where}")
+
+    def on_load(self, session: Session, path: str):
+        """Continue from a checkpoint: the model comes back, and so do the settings it was made
+        with, so that Train continues it rather than starting afresh."""
+        if not path:
+            raise gr.Error("Choose a .safetensors checkpoint file.")
+        try:
+            session.load(path)
+        except USER_ERRORS as e:
+            raise gr.Error(f"Could not load that checkpoint: {e}") from None
+        st = session.settings
+        family = st.family
+        data = st.data if st.data in BUILTIN_POINTS + BUILTIN_IMAGES else UPLOAD
+        values = {"family": family, "data": data, "image_size": st.image_size, "batch_size": st.batch_size, "seed": st.seed, **st.model}
+        controls = [gr.update(value=values[k]) if k in values else gr.update() for k in self.loaded_controls]
+        if data == UPLOAD:
+            session.settings.data = st.data  # keep the checkpoint's own file as the data
+        frame = self.frame(session, self.view(session), "loaded: press Train to continue", 0.0)
+        return (*frame, gr.Group(visible=family == "gan"), gr.Group(visible=family == "vae"), *controls)
