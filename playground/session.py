@@ -51,11 +51,47 @@ class TrainSettings:
 
 
 
+class Runner:
+    """Runs `trainer.run()` in a thread of its own, so training never waits for the pictures:
+    the app polls `latest` a few times per second and draws while the next steps run.
+    (One thread for the whole run also keeps PyTorch's thread pool warm.)"""
+
+    def __init__(self, trainer: Trainer, report_every: float = 0.1, **run_kwargs):
+        self.trainer = trainer
+        self.latest = trainer.report()
+        self.error: Exception | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(report_every, run_kwargs), daemon=True, name="playground-train")
+        self._thread.start()
+
+    def _work(self, report_every, run_kwargs):
+        try:
+            for report in self.trainer.run(report_every=report_every, **run_kwargs):
+                self.latest = report
+        except Exception as e:  # handed to whoever polls: the UI shows it
+            self.error = e
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True when the run has ended."""
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.trainer.stop()
+        self._thread.join(timeout)
+
+
 class Session:
     """A user's trainer and what belongs to it."""
 
     def __init__(self, checkpoint_dir: str | Path | None = None):
         self.trainer: Trainer | None = None
+        self.runner: Runner | None = None
         self.settings: TrainSettings | None = None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.lock = threading.RLock()  # one change of trainer at a time
@@ -81,15 +117,21 @@ class Session:
             data = load_data(**settings.data_args())
             cfg = TrainConfig(batch_size=int(settings.batch_size), seed=int(settings.seed), device="cpu")
             new = make_trainer(settings.family, data, settings.model, cfg, data_args=settings.data_args())
-            if t is not None:
-                t.stop()
+            self.stop()
             self.trainer, self.settings = new, settings
             return new, True
 
+    def start(self, trainer: Trainer, **run_kwargs) -> Runner:
+        """Train `trainer` in the background until stopped (or run_kwargs' steps/seconds)."""
+        with self.lock:
+            if self.runner is not None and not self.runner.done:
+                raise ConfigError("this session is already training")
+            self.runner = Runner(trainer, **run_kwargs)
+            return self.runner
+
     def reset(self) -> None:
         with self.lock:
-            if self.trainer is not None:
-                self.trainer.stop()
+            self.stop()
             self.trainer, self.settings = None, None
 
     def close(self) -> None:
@@ -97,6 +139,9 @@ class Session:
         self.reset()
 
     def stop(self) -> None:
+        """End the running training, if any (the model stays)."""
+        if self.runner is not None:
+            self.runner.stop()
         if self.trainer is not None:
             self.trainer.stop()
 
@@ -114,8 +159,7 @@ class Session:
         """Continue training from a checkpoint file (validated; never unpickled)."""
         with self.lock:
             new = load_trainer(path, device="cpu")
-            if self.trainer is not None:
-                self.trainer.stop()
+            self.stop()
             self.trainer = new
             data_args = new.data_args
             self.settings = TrainSettings(

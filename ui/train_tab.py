@@ -16,7 +16,7 @@ from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
 from playground.models import ConfigError, default_config
 from playground.session import CURVES, Session, TrainSettings, curve_frames, status_text
 from playground.trainer import TrainingDiverged
-from playground.viz import plane_limit, samples_picture
+from playground.viz import PointsCanvas, plane_limit, samples_picture
 
 from . import common
 from .common import USER_ERRORS, session_dir
@@ -144,15 +144,15 @@ class TrainTab:
             with gr.Column(scale=2, min_width=400):
                 with gr.Row():
                     self.train_btn = gr.Button("▶ Train", variant="primary", elem_id="train")
-                    self.pause_btn = gr.Button("⏸ Pause", elem_id="pause")
-                    self.resume_btn = gr.Button("⏵ Resume", elem_id="resume")
-                    self.stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop")
-                    self.reset_btn = gr.Button("↺ Reset", elem_id="reset")
+                    self.pause_btn = gr.Button("Pause", elem_id="pause")
+                    self.resume_btn = gr.Button("Resume", elem_id="resume")
+                    self.stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Row():
-                    self.step_btn = gr.Button("Step", size="sm", elem_id="step")
-                    self.d_btn = gr.Button("D step", size="sm", elem_id="dstep")
-                    self.g_btn = gr.Button("G step", size="sm", elem_id="gstep")
-                    self.dg_btn = gr.Button("D+G step", size="sm", elem_id="dgstep")
+                    self.reset_btn = gr.Button("Reset", size="sm", min_width=60, elem_id="reset")
+                    self.step_btn = gr.Button("Step", size="sm", min_width=60, elem_id="step")
+                    self.d_btn = gr.Button("D step", size="sm", min_width=60, elem_id="dstep")
+                    self.g_btn = gr.Button("G step", size="sm", min_width=60, elem_id="gstep")
+                    self.dg_btn = gr.Button("D+G step", size="sm", min_width=60, elem_id="dgstep")
                 self.status = gr.Markdown(status_text(None), elem_id="status")
                 with gr.Row():
                     self.samples = gr.Image(label="Samples", format="png", type="numpy", interactive=False, elem_id="samples", elem_classes=["pixelated"], height=420)
@@ -229,29 +229,36 @@ class TrainTab:
             gr.Info("Already training: resumed.")
             return
         view = self.view(session)
+        runner = session.start(trainer)
         yield self.frame(session, view, "training", 0.0)
         try:
-            for report in trainer.run(report_every=REPORT_EVERY):
-                state = "stopped" if report.done else "paused" if report.paused else "training"
-                yield self.frame(session, view, state, report.steps_per_sec)
-        except TrainingDiverged as e:
-            raise gr.Error(str(e)) from None
+            while True:
+                finished = runner.wait(REPORT_EVERY)
+                if runner.error is not None:
+                    if isinstance(runner.error, TrainingDiverged):
+                        raise gr.Error(str(runner.error))
+                    raise runner.error
+                r = runner.latest
+                state = "stopped" if finished else "paused" if r.paused else "training"
+                yield self.frame(session, view, state, r.steps_per_sec)
+                if finished:
+                    break
         finally:
-            trainer.stop()  # Stop, Reset, a closed tab or a cancelled client all end here
+            runner.stop()  # Stop, Reset, a closed tab or a cancelled client all end here
 
     def view(self, session: Session) -> dict:
         t = session.trainer
         if t is None or t.data.kind != "points":
-            return {"real": None, "lim": None}
-        real = t.data.x[:2000]
-        return {"real": real, "lim": plane_limit(t.data.x)}
+            return {"canvas": None}
+        return {"canvas": PointsCanvas(t.data.x[:2000], plane_limit(t.data.x))}
 
     def frame(self, session: Session, view: dict, state: str, rate: float):
         t = session.trainer
         if t is None:
             return self.empty()
         family = t.model.family
-        pic = samples_picture(t.progress_samples(), view["real"], lim=view["lim"])
+        samples = t.progress_samples()
+        pic = view["canvas"].draw(samples) if view["canvas"] is not None else samples_picture(samples)
         f1, f2 = curve_frames(t, family)
         (t1, _), (t2, _) = CURVES[family]
         return (
