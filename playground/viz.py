@@ -75,7 +75,7 @@ def samples_picture(samples: torch.Tensor, real: torch.Tensor | None = None, *, 
     """What a model's samples look like: generated points over the data, or an image grid."""
     if samples.dim() == 2:
         return figure_array(points_figure(real, samples, lim=lim, title=title))
-    scale = max(1, 256 // (samples.shape[-1] * math.ceil(math.sqrt(samples.shape[0]))))
+    scale = max(1, round(448 / ((samples.shape[-1] + 1) * math.ceil(math.sqrt(samples.shape[0])))))
     return image_grid(samples, scale=scale)
 
 

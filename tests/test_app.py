@@ -1,32 +1,17 @@
 """The app through gradio_client against a real server: streaming, controls, sessions, errors."""
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
+from gradio_client import Client
 
-gr = pytest.importorskip("gradio")
-from gradio_client import Client  # noqa: E402
-
-import ui.common  # noqa: E402
-from ui import build_demo  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+import ui.common
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    ui.common.CHECKPOINT_ROOT = tmp_path_factory.mktemp("checkpoints")
-    demo = build_demo(max_trainings=2)
-    port = _free_port()
-    demo.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+def url(app_url):
+    return app_url
 
 
 def client(url):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -33,7 +34,8 @@ REPORT_EVERY = 0.3  # seconds between live updates: every update re-sends all ou
 
 
 def data_choices() -> list[tuple[str, str]]:
-    items = [(f"{n}: {describe(n)}", n) for n in BUILTIN_POINTS + BUILTIN_IMAGES]
+    short = {n: re.split(r"[:;]", describe(n))[0].rstrip(". ") for n in BUILTIN_POINTS + BUILTIN_IMAGES}
+    items = [(f"{n} · {short[n]}", n) for n in BUILTIN_POINTS + BUILTIN_IMAGES]
     return items + [("your file (upload below)", UPLOAD)]
 
 
@@ -175,7 +177,8 @@ class TrainTab:
         c, S = self.c, self.session
         self.names = list(c)
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
-        family_outputs = [c["arch"], c["image_size"], c["upload"], self.gan_box, self.vae_box, *[c[k] for k in ALL_FIELDS]]
+        self.gan_only = [self.gan_box, self.d_btn, self.g_btn, self.dg_btn]
+        family_outputs = [c["arch"], c["image_size"], c["upload"], *self.gan_only, self.vae_box, *[c[k] for k in ALL_FIELDS]]
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(lambda: UPLOAD, None, c["data"], api_name=False)
@@ -196,7 +199,7 @@ class TrainTab:
         self.loaded_controls = ["family", "data", "arch", "image_size", "batch_size", "seed", *ALL_FIELDS]
         self.load_file.upload(
             self.on_load, [S, self.load_file],
-            [*self.outputs, self.gan_box, self.vae_box, *[c[k] for k in self.loaded_controls]], api_name="load",
+            [*self.outputs, *self.gan_only, self.vae_box, *[c[k] for k in self.loaded_controls]], api_name="load",
         )  # fmt: skip
 
     def values(self, values: tuple) -> dict:
@@ -210,7 +213,7 @@ class TrainTab:
             gr.Dropdown(choices=arch_choices, value=d["arch"] if d["arch"] in arch_choices else "mlp"),
             gr.Dropdown(visible=not points),
             gr.File(visible=data == UPLOAD),
-            gr.Group(visible=family == "gan"),
+            *[gr.update(visible=family == "gan") for _ in self.gan_only],
             gr.Group(visible=family == "vae"),
         ]
         for k in ALL_FIELDS:
@@ -352,4 +355,5 @@ class TrainTab:
         if data == UPLOAD:
             session.settings.data = st.data  # keep the checkpoint's own file as the data
         frame = self.frame(session, self.view(session), "loaded: press Train to continue", 0.0)
-        return (*frame, gr.Group(visible=family == "gan"), gr.Group(visible=family == "vae"), *controls)
+        gan_only = [gr.update(visible=family == "gan") for _ in self.gan_only]
+        return (*frame, *gan_only, gr.Group(visible=family == "vae"), *controls)

@@ -1,0 +1,96 @@
+"""Journeys in a real browser: Debian's chromium driven by Playwright (no browser download).
+
+Screenshots go to $PLAYGROUND_SCREENSHOTS when set (that is how the README's pictures are made),
+else to the test's temporary folder.
+"""
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("chromium is missing: .ci/run installs it with apt-get")
+    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get("PLAYGROUND_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def status_step(page) -> int:
+    m = re.search(r"step\s+([\d,]+)", page.inner_text("#status"))
+    return int(m.group(1).replace(",", "")) if m else -1
+
+
+def wait_until(predicate, timeout=30.0, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_train_watch_stop_save(browser, app_url, shots):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#train")
+    assert "No model yet" in page.inner_text("#status")
+
+    page.click("#train")
+    wait_until(lambda: status_step(page) > 20, what="training steps")
+    src1 = page.get_attribute("#samples img", "src")
+    wait_until(lambda: page.get_attribute("#samples img", "src") != src1, what="the samples to change")
+    wait_until(lambda: page.locator("#curve1 canvas, #curve1 svg").count() > 0, what="the loss curves")
+    step1 = status_step(page)
+    wait_until(lambda: status_step(page) > step1, what="the step count to grow")
+    time.sleep(1.0)
+    page.screenshot(path=str(shots / "train-gan.png"), full_page=True)
+
+    page.click("#stop")
+    wait_until(lambda: "stopped" in page.inner_text("#status"), what="stopped")
+    stopped_at = status_step(page)
+    time.sleep(0.8)
+    assert status_step(page) == stopped_at  # nothing trains after Stop
+
+    page.get_by_text("Save or load a checkpoint").click()
+    page.click("#save")
+    wait_until(lambda: "my-model" in page.inner_text("#download") and ".safetensors" in page.inner_text("#download"), what="the download link")
+    assert "saved my-model.safetensors" in page.inner_text("#status")
+
+
+def test_vae_on_digits_shows_an_image_grid(browser, app_url, shots):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#train")
+    page.get_by_label("VAE").check()
+    page.click("#data input")
+    page.get_by_role("option", name=re.compile("^digits")).click()
+    wait_until(lambda: page.locator("#beta").is_visible(), what="the VAE settings")
+    page.click("#train")
+    wait_until(lambda: status_step(page) > 100 and "KL" in page.inner_text("#status"), what="VAE training")
+    time.sleep(1.5)
+    page.screenshot(path=str(shots / "train-vae.png"), full_page=True)
+    page.click("#stop")
+    wait_until(lambda: "stopped" in page.inner_text("#status"), what="stopped")
