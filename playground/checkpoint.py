@@ -34,15 +34,17 @@ class CheckpointError(ValueError):
     """A checkpoint could not be saved or loaded; the message says why."""
 
 
-def save_checkpoint(path: str | os.PathLike, trainer) -> Path:
-    """Write the trainer's model, optimizers, config and curves to `path` (.safetensors)."""
+def save_checkpoint(path: str | os.PathLike, trainer, *, optimizer: bool = True) -> Path:
+    """Write the trainer's model, optimizers, config and curves to `path` (.safetensors).
+    optimizer=False leaves out the optimizer state (a third of the size for shipped models;
+    training continues from them with a fresh optimizer)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"checkpoint files end in .safetensors; got {path.name!r}")
     with trainer.lock:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
         optimizers = {}
-        for name, opt in trainer.opts.items():
+        for name, opt in trainer.opts.items() if optimizer else ():
             sd = opt.state_dict()
             for idx, state in sd["state"].items():
                 for key, value in state.items():

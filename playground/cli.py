@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings, e.g. loss=minimax pack=2 latent_dim=8")
     t.add_argument("--out", required=True, help="folder for model.safetensors and samples.png")
+    t.add_argument("--no-optimizer-state", action="store_true", help="leave the optimizer state out of the checkpoint (smaller files)")
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint")
     s.add_argument("checkpoint")
@@ -90,7 +91,7 @@ def cmd_train(args, parser) -> dict:
     finally:
         bar.close()
     out = Path(args.out)
-    ckpt = save_checkpoint(out / "model.safetensors", trainer)
+    ckpt = save_checkpoint(out / "model.safetensors", trainer, optimizer=not args.no_optimizer_state)
     save_samples(trainer.model, data, out / "samples.png", n=64, seed=args.seed)
     metrics = evaluate(trainer.model, data, seed=args.seed)
     return {

@@ -92,6 +92,7 @@ class Session:
     def __init__(self, checkpoint_dir: str | Path | None = None):
         self.trainer: Trainer | None = None
         self.runner: Runner | None = None
+        self.explorer = None  # playground.explore.Explorer: the model the Explore tab shows
         self.settings: TrainSettings | None = None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.lock = threading.RLock()  # one change of trainer at a time

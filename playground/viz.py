@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -107,3 +108,32 @@ class PointsCanvas:
             for dx in (0, 1):
                 img[py + dy, px + dx] = rgb
         return img
+
+
+def latent_scatter(z: torch.Tensor, labels: torch.Tensor | None = None, names: list[str] | None = None, title: str = "") -> Figure:
+    """Encoded data in the latent plane (first two coordinates, or PCA when there are more),
+    coloured by label."""
+    z = z.detach().float().cpu()
+    xlabel, ylabel = "z0", "z1"
+    if z.shape[1] > 2:
+        zc = z - z.mean(0)
+        _, _, v = torch.linalg.svd(zc, full_matrices=False)
+        z = zc @ v[:2].T
+        xlabel, ylabel = "PC1", "PC2"
+    fig = Figure(figsize=(4.5, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    if labels is None:
+        ax.scatter(z[:, 0], z[:, 1], s=4, alpha=0.6, linewidths=0)
+    else:
+        cmap = matplotlib.colormaps["tab10"]
+        for k in sorted(set(labels.tolist())):
+            m = labels == k
+            name = names[k] if names and k < len(names) else str(k)
+            ax.scatter(z[m, 0], z[m, 1], s=4, alpha=0.7, color=cmap(k % 10), label=name, linewidths=0)
+        ax.legend(fontsize=7, markerscale=3, loc="best", ncol=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -130,3 +130,13 @@ def test_refuses_safetensors_that_are_not_playground_checkpoints(tmp_path):
     save_file({"w": torch.zeros(2)}, str(p), metadata={"playground": "{not json"})
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_model(p)
+
+
+def test_weights_only_checkpoint_is_smaller_and_still_continues(saved, tmp_path):
+    t, full = saved
+    small = save_checkpoint(tmp_path / "small.safetensors", t, optimizer=False)
+    assert small.stat().st_size < 0.6 * full.stat().st_size
+    resumed = load_trainer(small)
+    assert resumed.step_count == t.step_count
+    resumed.step()  # a fresh optimizer takes over
+    assert resumed.step_count == t.step_count + 1

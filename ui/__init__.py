@@ -10,6 +10,7 @@ import gradio as gr
 
 from playground.session import Session
 
+from .explore_tab import ExploreTab
 from .train_tab import TrainTab
 
 CSS = """
@@ -31,4 +32,7 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Train", id="train"):
                 demo.train_tab = TrainTab(session, max_trainings)
+            with gr.Tab("Explore", id="explore"):
+                demo.explore_tab = ExploreTab(session)
+        demo.load(demo.explore_tab.on_refresh, None, demo.explore_tab.pick, api_name=False)
     return demo

@@ -1,0 +1,301 @@
+"""Looking around a model's latent space: the logic behind the Explore tab.
+
+  ModelCard           a model to explore, with the data it came from (if at hand)
+  list_checkpoints()  shipped, shared and a session's own checkpoints
+  kl_order()          VAE latent dimensions, most used (highest average KL) first
+  pca_directions()    GAN directions by PCA of early activations (GANSpace, Harkonen et al. 2020)
+  latent_map()        decoded images over a 2-D latent plane, and encoded data on it
+  traversal()         one latent direction per row
+  interpolation_frames(), gif_bytes()   paths between two latents, as frames or an animated GIF
+
+Plain torch and numpy, no Gradio; every function takes its seed explicitly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import sampling
+from .checkpoint import CheckpointError, load_model, read_checkpoint
+from .data import Dataset, DataError, load_data
+from .models import ConfigError
+
+
+@dataclass
+class ModelCard:
+    """A model to explore and what we know about it."""
+
+    name: str
+    model: torch.nn.Module
+    data: Dataset | None = None  # the data it was trained on, when it can be loaded
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        return self.model.family
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
+
+    @property
+    def is_points(self) -> bool:
+        return len(self.model.config.data_shape) == 1
+
+
+def card_from_checkpoint(path: str | Path, name: str | None = None, *, max_items: int = 2000) -> ModelCard:
+    """Load a checkpoint (validated, never unpickled) and, when possible, its data."""
+    model, meta = load_model(path)
+    data = None
+    try:
+        data = load_data(**{**meta.get("data", {}), "n": None if _is_builtin_images(meta) else max_items})
+    except (DataError, TypeError):
+        data = None  # e.g. an upload that is no longer on this machine: explore without data
+    if data is not None and tuple(data.sample_shape) != tuple(model.config.data_shape):
+        data = None
+    return ModelCard(name or Path(path).stem, model, data, meta)
+
+
+def _is_builtin_images(meta: dict) -> bool:
+    return meta.get("data", {}).get("spec") in ("digits", "shapes")
+
+
+def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCard:
+    """A snapshot of a live trainer's model: exploring never disturbs (or sees) later steps."""
+    import copy
+
+    with trainer.lock:
+        model = copy.deepcopy(trainer.model).eval()
+    return ModelCard(name, model, trainer.data, {"step": trainer.step_count})
+
+
+def describe_checkpoint(path: Path) -> str:
+    """'vae on digits, 2-D latent, 4,000 steps' from a checkpoint's metadata."""
+    meta, _ = read_checkpoint(path)
+    cfg = meta.get("model_config", {})
+    spec = meta.get("data", {}).get("spec", "?")
+    return f"{meta['family']} on {Path(spec).name}, {cfg.get('latent_dim', '?')}-D latent, {meta.get('step', 0):,} steps"
+
+
+def list_checkpoints(*folders: Path) -> list[tuple[str, Path]]:
+    """(label, path) for every readable checkpoint directly in the given folders."""
+    out = []
+    for folder in folders:
+        if not folder or not Path(folder).is_dir():
+            continue
+        for path in sorted(Path(folder).glob("*.safetensors")):
+            try:
+                out.append((f"{path.stem} ({describe_checkpoint(path)})", path))
+            except (CheckpointError, KeyError, json.JSONDecodeError):
+                continue  # a damaged file is skipped in the list; loading it by hand says why
+    return out
+
+
+# -- which directions to offer -----------------------------------------------------------------
+
+
+@torch.no_grad()
+def kl_order(card: ModelCard, n: int = 1000) -> tuple[list[int], list[float]]:
+    """VAE latent dimensions sorted by average KL(q(z_u|x) || p(z_u)) on the data, most used
+    first, with those KLs. Without data, the natural order and zeros."""
+    if card.family != "vae" or card.data is None:
+        return list(range(card.latent_dim)), [0.0] * card.latent_dim
+    x = card.data.x[:n]
+    mu, logvar = card.model.encode(x)
+    kl = (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0)  # (latent,)
+    order = torch.argsort(kl, descending=True)
+    return order.tolist(), kl[order].tolist()
+
+
+@torch.no_grad()
+def pca_directions(model, k: int = 8, n: int = 4096, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """GANSpace for generators without a mapping network: PCA of the first hidden layer's
+    activations over many z, then each principal axis carried back to z space by least squares.
+
+    Returns (directions (k, latent) with unit norm, explained variance ratio (k,)).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.latent_dim, generator=gen)
+    h = _first_layer(model.sampler)(z).flatten(1)  # (n, features)
+    h = h - h.mean(0)
+    k = min(k, model.latent_dim, h.shape[1])
+    _, s, v = torch.linalg.svd(h, full_matrices=False)
+    comps = v[:k]  # (k, features)
+    coords = h @ comps.T  # (n, k): each sample's position along the axes
+    # z ~ coords @ U: the direction in z space that moves along each axis
+    u = torch.linalg.lstsq(coords, z - z.mean(0)).solution  # (k, latent)
+    u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    var = s.pow(2)
+    return u, (var[:k] / var.sum()).clone()
+
+
+def _first_layer(g: torch.nn.Module):
+    """G's first block up to its first nonlinearity (MLP: Linear+ReLU; DCGAN: the projection)."""
+    if hasattr(g, "project"):
+        return g.project
+    layers = list(g.net.children())
+    return torch.nn.Sequential(*layers[:2])
+
+
+# -- pictures ----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def latent_map(model, *, steps: int = 15, span: float = 3.0, dims: tuple[int, int] = (0, 1), base: torch.Tensor | None = None) -> torch.Tensor:
+    """Decoded samples over a grid of the latent plane (dims), other dimensions at `base` (0).
+
+    Returns (steps*steps, *data_shape); row r is latent y = +span ... -span (top to bottom),
+    column c is x = -span ... +span, as a map is read.
+    """
+    axis = torch.linspace(-span, span, steps)
+    z = (base.clone() if base is not None else torch.zeros(model.latent_dim)).repeat(steps * steps, 1)
+    ys, xs = torch.meshgrid(axis.flip(0), axis, indexing="ij")
+    z[:, dims[0]] = xs.reshape(-1)
+    z[:, dims[1]] = ys.reshape(-1)
+    return sampling.decode(model, z)
+
+
+def map_click_to_latent(px: float, py: float, width: int, height: int, *, steps: int = 15, span: float = 3.0) -> tuple[float, float]:
+    """The latent (x, y) of the map cell under a click at pixel (px, py) of a latent_map picture
+    `width` x `height` pixels: the same point the cell was decoded from."""
+    axis = np.linspace(-span, span, steps)
+    col = int(np.clip(px / max(width, 1) * steps, 0, steps - 1))
+    row = int(np.clip(py / max(height, 1) * steps, 0, steps - 1))
+    return float(axis[col]), float(axis[::-1][row])
+
+
+@torch.no_grad()
+def traversal(model, z: torch.Tensor, directions: torch.Tensor, *, steps: int = 9, span: float = 3.0, absolute: bool = False) -> torch.Tensor:
+    """One row per direction: z moved along it from -span to +span (absolute=True sets the
+    coordinate instead of adding, for the VAE's axis-aligned directions)."""
+    t = torch.linspace(-span, span, steps)
+    rows = []
+    for d in directions:
+        if absolute:
+            zs = z.repeat(steps, 1)
+            zs = zs - (zs @ d).unsqueeze(1) * d + t.unsqueeze(1) * d
+        else:
+            zs = z + t.unsqueeze(1) * d
+        rows.append(zs)
+    return sampling.decode(model, torch.cat(rows))  # (len(directions) * steps, *data_shape)
+
+
+def interpolation_frames(model, z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, mode: str = "spherical") -> torch.Tensor:
+    return sampling.decode(model, sampling.interpolate(z0, z1, steps, mode))
+
+
+def to_uint8(images: torch.Tensor, scale: int = 1) -> list[np.ndarray]:
+    """(N, C, H, W) in [0, 1] -> N uint8 pictures (H*scale, W*scale, 3), nearest-neighbour."""
+    imgs = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    if imgs.shape[1] == 1:
+        imgs = imgs.expand(-1, 3, -1, -1)
+    out = imgs.permute(0, 2, 3, 1).numpy()
+    if scale > 1:
+        out = out.repeat(scale, 1).repeat(scale, 2)
+    return list(out)
+
+
+def gif_bytes(frames: list[np.ndarray], fps: float = 8.0, bounce: bool = True) -> bytes:
+    """An animated GIF that loops forever (there and back when bounce)."""
+    if not frames:
+        raise ConfigError("no frames to animate")
+    seq = frames + frames[-2:0:-1] if bounce and len(frames) > 2 else frames
+    pics = [Image.fromarray(f) for f in seq]
+    buf = io.BytesIO()
+    pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:], duration=int(1000 / fps), loop=0, disposal=2)
+    return buf.getvalue()
+
+
+def image_to_tensor(path: str | Path, data_shape: tuple[int, ...]) -> torch.Tensor:
+    """One picture file -> (1, C, H, W) in [0, 1], converted and resized to what the model takes."""
+    c, h, w = data_shape
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"could not read {Path(path).name} as an image ({e}); use a PNG or JPEG") from None
+    t = torch.from_numpy(arr)
+    return (t.unsqueeze(0) if c == 1 else t.permute(2, 0, 1)).unsqueeze(0)  # (1, C, H, W)
+
+
+def upscale_for_view(side: int, target: int = 256) -> int:
+    return max(1, math.ceil(target / side))
+
+
+# -- one user's exploration --------------------------------------------------------------------
+
+N_SLIDERS = 16  # latent sliders the app shows (a VAE shows its 16 most used dimensions)
+N_DIRECTIONS = 8  # GAN principal directions
+VIEW_SIDE = 256  # pixels of the explored picture
+
+
+class Explorer:
+    """A model being explored: which latent coordinate each slider moves, and how to draw z.
+
+    VAE: slider i sets coordinate order[i] (the i-th most used dimension); other coordinates 0.
+    GAN: slider i sets raw coordinate i; direction slider j adds alpha_j * u_j (PCA direction).
+    """
+
+    def __init__(self, card: ModelCard):
+        self.card = card
+        model = card.model.eval()
+        self.order, self.kls = kl_order(card)
+        self.sliders = self.order[:N_SLIDERS]
+        if card.family == "gan":
+            self.directions, self.explained = pca_directions(model, N_DIRECTIONS)
+        else:
+            self.directions, self.explained = torch.zeros(0, card.latent_dim), torch.zeros(0)
+        self._canvas = None
+        if card.is_points:
+            from .viz import PointsCanvas, plane_limit
+
+            real = card.data.x[:2000] if card.data is not None else None
+            lim = plane_limit(card.data.x) if card.data is not None else 3.0
+            self._canvas = PointsCanvas(real, lim)
+        side = model.config.data_shape[-1]
+        self.scale = 1 if card.is_points else upscale_for_view(side, VIEW_SIDE)
+
+    # sliders <-> z
+    def seed_values(self, seed: int) -> list[float]:
+        """Slider positions for the prior sample of this seed (the coordinates the sliders move)."""
+        z = sampling.latents(self.card.model, 1, int(seed))[0]
+        return [round(float(z[d]), 2) for d in self.sliders]
+
+    def z_from(self, values: list[float], alphas: list[float] | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
+        z = base.clone() if base is not None else torch.zeros(self.card.latent_dim)
+        for d, v in zip(self.sliders, values):
+            z[d] = float(v)
+        for u, a in zip(self.directions, alphas or []):
+            z += float(a) * u
+        return z
+
+    def values_from(self, z: torch.Tensor) -> list[float]:
+        return [round(float(z[d]), 2) for d in self.sliders]
+
+    # pictures
+    def draw(self, z: torch.Tensor) -> np.ndarray:
+        """One latent vector (or a batch) as a picture: points over the data, or images."""
+        x = sampling.decode(self.card.model, z.view(-1, self.card.latent_dim))
+        if self._canvas is not None:
+            return self._canvas.draw(x)
+        if x.shape[0] == 1:
+            return to_uint8(x, self.scale)[0]
+        from .viz import image_grid
+
+        return image_grid(x, nrow=math.ceil(math.sqrt(x.shape[0])), scale=max(1, self.scale // 3))
+
+    def grid(self, images: torch.Tensor, nrow: int) -> np.ndarray:
+        from .viz import image_grid
+
+        if self._canvas is not None:
+            return self._canvas.draw(images)
+        return image_grid(images, nrow=nrow, scale=max(1, math.ceil(448 / (nrow * (images.shape[-1] + 1)))))

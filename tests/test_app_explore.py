@@ -1,0 +1,124 @@
+"""The Explore tab through gradio_client: pick, slide, seed, encode, interpolate, traverse, export."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import ui.common
+from playground.checkpoint import save_checkpoint
+from playground.trainer import TrainConfig, make_trainer
+
+
+@pytest.fixture(scope="module")
+def shipped(app_url, digits, ring8):
+    """Two small checkpoints in the app's checkpoint folder, as shipped models would be."""
+    root = ui.common.CHECKPOINT_ROOT
+    vae = make_trainer("vae", digits, {"latent_dim": 2, "hidden": 64}, TrainConfig(batch_size=64), data_args={"spec": "digits"})
+    gan = make_trainer("gan", ring8, {"hidden": 32}, TrainConfig(batch_size=64), data_args={"spec": "ring8"})
+    for t in (vae, gan):
+        for _ in range(20):
+            t.step()
+    return {
+        "vae": str(save_checkpoint(root / "vae2-test.safetensors", vae, optimizer=False)),
+        "gan": str(save_checkpoint(root / "gan-test.safetensors", gan, optimizer=False)),
+    }
+
+
+def client(url):
+    return Client(url, download_files=False, verbose=False)
+
+
+def picture(out) -> np.ndarray:
+    path = out if isinstance(out, str) else out["path"]
+    return np.asarray(Image.open(path))
+
+
+N = 16 + 8  # latent and direction sliders
+
+
+def val(x):
+    """A slider's value, whether it came back as a plain value or an update."""
+    return x.get("value") if isinstance(x, dict) else x
+
+
+def test_pick_a_vae_then_slide(app_url, shipped):
+    c = client(app_url)
+    out = c.predict(shipped["vae"], api_name="/explore_pick")
+    info, view = out[0], out[1]
+    assert "VAE" in info and "2-D latent" in info and "ordered by average KL" in info
+    first = picture(view)
+    assert first.shape[0] >= 256
+    moved = picture(c.predict(*([2.5, -2.5] + [0] * (N - 2)), api_name="/decode"))
+    again = picture(c.predict(*([2.5, -2.5] + [0] * (N - 2)), api_name="/decode"))
+    assert not np.array_equal(first, moved) and np.array_equal(moved, again)
+    assert out[-2] is not None and out[-1] is not None  # the 2-D latent map and the encoded data
+
+
+def test_seed_random_reset(app_url, shipped):
+    c = client(app_url)
+    c.predict(shipped["vae"], api_name="/explore_pick")
+    a = c.predict(7, api_name="/explore_seed")
+    b = c.predict(7, api_name="/explore_seed")
+    assert val(a[0]) == val(b[0]) and picture(a[-1]).shape == picture(b[-1]).shape
+    r = c.predict(api_name="/explore_random")
+    assert isinstance(r[0], (int, float))
+    z = c.predict(api_name="/explore_reset")
+    assert val(z[0]) == 0 and val(z[1]) == 0
+
+
+def test_gan_has_principal_directions(app_url, shipped):
+    c = client(app_url)
+    out = c.predict(shipped["gan"], api_name="/explore_pick")
+    assert "GAN" in out[0]
+    base = picture(c.predict(*([0.0] * N), api_name="/decode"))
+    pushed = picture(c.predict(*([0.0] * 16 + [4.0] + [0.0] * 7), api_name="/decode"))
+    assert not np.array_equal(base, pushed)  # PC1 moves the generated point
+
+
+def test_encode_interpolate_traverse_export(app_url, shipped, tmp_path, digits):
+    c = client(app_url)
+    c.predict(shipped["vae"], api_name="/explore_pick")
+    img = tmp_path / "three.png"
+    Image.fromarray((digits.x[3, 0].numpy() * 255).astype(np.uint8)).save(img)
+    enc = c.predict(handle_file(str(img)), api_name="/explore_encode")
+    assert any(val(v) != 0 for v in enc[:2])  # the sliders moved to the image's code
+    strip, gif = c.predict(1, 2, None, None, "spherical", 5, api_name="/interpolate")
+    g = Image.open(gif if isinstance(gif, str) else gif["path"])
+    assert g.format == "GIF" and g.n_frames == 8  # 5 frames there, 3 back
+    grid, tgif = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse")
+    assert picture(grid).shape[1] > picture(grid).shape[0]  # 2 rows of 5
+    png = c.predict(*([0.0] * N), api_name="/explore_export")
+    assert Image.open(png if isinstance(png, str) else png["path"]).format == "PNG"
+    strip2, _ = c.predict(0, 0, handle_file(str(img)), handle_file(str(img)), "linear", 3, api_name="/interpolate")
+    p = picture(strip2)
+    k = p.shape[1] // (3 * 29 + 1)  # 3 cells of 28 px with 1 px borders, upscaled k times
+    cells = [p[k : 29 * k, (1 + 29 * i) * k : (29 + 29 * i) * k] for i in range(3)]
+    assert np.array_equal(cells[0], cells[2]) and cells[0].std() > 0  # the same image at both ends
+
+
+def test_refusals(app_url, shipped, tmp_path):
+    c = client(app_url)
+    with pytest.raises(Exception, match="no model in the Train tab"):
+        c.predict("__session__", api_name="/explore_pick")
+    with pytest.raises(Exception, match="Pick a model to explore first"):
+        c.predict(*([0.0] * N), api_name="/decode")
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(b"\x80\x04\x95pickle")
+    with pytest.raises(Exception, match="never opens them"):
+        c.predict(handle_file(str(evil)), api_name="/explore_upload")
+    c.predict(shipped["gan"], api_name="/explore_pick")
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(img)
+    with pytest.raises(Exception, match="Only a VAE can encode"):
+        c.predict(handle_file(str(img)), api_name="/explore_encode")
+
+
+def test_the_session_model_is_explorable(app_url):
+    c = client(app_url)
+    c.predict(upload=None, hidden=32, api_name="/dg_step")
+    out = c.predict("__session__", api_name="/explore_pick")
+    assert "trained in this session" in out[0] and "2 steps" in out[0]  # D+G step = 2 steps

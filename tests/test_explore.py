@@ -1,0 +1,119 @@
+"""The Explore tab's logic: KL ordering, GANSpace directions, maps, traversals, GIFs."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from playground.data import DataError
+from playground.explore import (
+    Explorer,
+    ModelCard,
+    gif_bytes,
+    image_to_tensor,
+    kl_order,
+    latent_map,
+    map_click_to_latent,
+    pca_directions,
+    to_uint8,
+    traversal,
+)
+from playground.metrics import vae_metrics
+from playground.models import build_model, default_config
+from playground.sampling import decode
+
+
+@pytest.fixture(scope="module")
+def vae(digits):
+    torch.manual_seed(0)
+    model = build_model("vae", default_config("vae", digits.sample_shape, latent_dim=4, hidden=64)).eval()
+    with torch.no_grad():  # make dimension 2 carry the most information, 0 the least
+        model.encoder.head.weight[:4] *= torch.tensor([0.1, 1.0, 5.0, 2.0]).unsqueeze(1)
+    return ModelCard("v", model, digits)
+
+
+@pytest.fixture(scope="module")
+def gan():
+    torch.manual_seed(0)
+    return build_model("gan", default_config("gan", (1, 16, 16), latent_dim=6, hidden=32)).eval()
+
+
+def test_kl_order_is_most_used_first_and_matches_metrics(vae, digits):
+    order, kls = kl_order(vae)
+    assert order[0] == 2 and order[-1] == 0
+    assert kls == sorted(kls, reverse=True)
+    ref = vae_metrics(vae.model, digits.x[:1000], k=1)["kl_per_dim"]
+    assert kls == pytest.approx([ref[d] for d in order], rel=1e-4)
+
+
+def test_pca_directions_are_unit_and_ordered(gan):
+    u, explained = pca_directions(gan, k=4, n=512)
+    assert u.shape == (4, 6)
+    torch.testing.assert_close(u.norm(dim=1), torch.ones(4))
+    assert explained.tolist() == sorted(explained.tolist(), reverse=True) and float(explained.sum()) <= 1.0
+    z = torch.zeros(1, 6)
+    assert not torch.allclose(decode(gan, z), decode(gan, z + 3 * u[0]))
+
+
+def test_latent_map_reads_like_a_map():
+    model = build_model("vae", default_config("vae", (1, 8, 8), latent_dim=2, hidden=16)).eval()
+    m = latent_map(model, steps=3, span=2.0)
+    assert m.shape == (9, 1, 8, 8)
+    top_left = decode(model, torch.tensor([[-2.0, 2.0]]))
+    bottom_right = decode(model, torch.tensor([[2.0, -2.0]]))
+    torch.testing.assert_close(m[0:1], top_left)
+    torch.testing.assert_close(m[8:9], bottom_right)
+
+
+def test_map_click_lands_on_the_cell_centre():
+    assert map_click_to_latent(1, 1, 300, 300, steps=3, span=2.0) == (-2.0, 2.0)
+    assert map_click_to_latent(150, 150, 300, 300, steps=3, span=2.0) == (0.0, 0.0)
+    assert map_click_to_latent(299, 299, 300, 300, steps=3, span=2.0) == (2.0, -2.0)
+
+
+def test_traversal_rows_move_one_direction(vae):
+    z = torch.tensor([0.5, -0.5, 0.0, 1.0])
+    dirs = torch.eye(4)[[2, 3]]
+    out = traversal(vae.model, z, dirs, steps=3, span=1.0, absolute=True)
+    assert out.shape == (6, 1, 28, 28)
+    expected = decode(vae.model, torch.tensor([[0.5, -0.5, -1.0, 1.0], [0.5, -0.5, 1.0, 1.0]]))
+    torch.testing.assert_close(out[[0, 2]], expected)
+
+
+def test_gif_has_every_frame_and_loops():
+    frames = to_uint8(torch.rand(4, 1, 8, 8), scale=2)
+    assert frames[0].shape == (16, 16, 3)
+    gif = Image.open(io.BytesIO(gif_bytes(frames)))
+    assert gif.format == "GIF" and gif.n_frames == 6  # there and back: 4 + 2
+    assert gif.info.get("loop") == 0
+
+
+def test_image_to_tensor_converts_and_refuses_non_images(tmp_path):
+    p = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 30, 3), 255, np.uint8)).save(p)
+    x = image_to_tensor(p, (1, 28, 28))
+    assert x.shape == (1, 1, 28, 28) and float(x.min()) == 1.0
+    bad = tmp_path / "b.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match="could not read b.png"):
+        image_to_tensor(bad, (1, 28, 28))
+
+
+def test_explorer_sliders_round_trip(vae):
+    ex = Explorer(vae)
+    assert ex.sliders == kl_order(vae)[0]
+    assert ex.seed_values(5) == ex.seed_values(5) != ex.seed_values(6)
+    z = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    assert ex.values_from(ex.z_from(ex.values_from(z))) == ex.values_from(z)
+    pic = ex.draw(z)
+    assert pic.dtype == np.uint8 and pic.shape[0] >= 256 and pic.shape[2] == 3
+
+
+def test_explorer_draws_points_for_2d_models(ring8):
+    model = build_model("gan", default_config("gan", (2,), hidden=16)).eval()
+    ex = Explorer(ModelCard("g", model, ring8))
+    a, b = ex.draw(torch.zeros(2)), ex.draw(torch.ones(2) * 2)
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert len(ex.directions) == 2  # PCA directions of a 2-D latent

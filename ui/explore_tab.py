@@ -1,0 +1,332 @@
+"""The Explore tab: latent sliders, a latent map, interpolations, traversals, encode and export.
+
+Handlers are thin: widget values -> playground.explore.Explorer -> pictures.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from playground import sampling
+from playground.explore import (
+    N_DIRECTIONS,
+    N_SLIDERS,
+    Explorer,
+    card_from_checkpoint,
+    card_from_trainer,
+    gif_bytes,
+    image_to_tensor,
+    interpolation_frames,
+    latent_map,
+    list_checkpoints,
+    map_click_to_latent,
+    to_uint8,
+    traversal,
+)
+from playground.models import ConfigError
+from playground.session import Session
+from playground.viz import figure_array, latent_scatter
+
+from . import common
+from .common import USER_ERRORS, session_dir
+
+SESSION_MODEL = "__session__"  # the dropdown value meaning "the model in the Train tab"
+MAP_STEPS = 15
+
+
+def model_choices(request: gr.Request | None) -> list[tuple[str, str]]:
+    root = common.CHECKPOINT_ROOT
+    items = [("The model in the Train tab", SESSION_MODEL)]
+    for folder, tag in ((root, "shipped"), (root / "shared", "shared"), (session_dir(request), "yours")):
+        items += [(f"{label} · {tag}", str(path)) for label, path in list_checkpoints(folder)]
+    return items
+
+
+def first_shipped() -> str | None:
+    found = list_checkpoints(common.CHECKPOINT_ROOT)
+    return str(found[0][1]) if found else None
+
+
+class ExploreTab:
+    def __init__(self, session: gr.State):
+        self.session = session
+        self.build()
+        self.wire()
+
+    def build(self):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                with gr.Row():
+                    # allow_custom_value: the list is per session (your own checkpoints), so the server checks
+                    # each choice against model_choices(request) itself
+                    self.pick = gr.Dropdown(model_choices(None), value=first_shipped(), label="Model", elem_id="explore-model", scale=4, allow_custom_value=True)
+                    self.refresh = gr.Button("↻", size="sm", min_width=40, scale=0, elem_id="explore-refresh")
+                self.upload = gr.File(label="…or upload a .safetensors checkpoint", file_types=[".safetensors"], type="filepath", height=90, elem_id="explore-upload")
+                self.info = gr.Markdown("Pick a model.", elem_id="explore-info")
+                with gr.Row():
+                    self.seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", min_width=80, elem_id="explore-seed")
+                    self.random_btn = gr.Button("Random", size="sm", min_width=60, elem_id="explore-random")
+                    self.reset_btn = gr.Button("Reset", size="sm", min_width=60, elem_id="explore-reset")
+                with gr.Accordion("Latent coordinates", open=True):
+                    self.z = [gr.Slider(-3, 3, value=0, step=0.01, label=f"z{i}", visible=i < 2, elem_id=f"z{i}") for i in range(N_SLIDERS)]
+                with gr.Accordion("Principal directions (GANSpace)", open=True, visible=False) as self.dir_box:
+                    self.d = [gr.Slider(-6, 6, value=0, step=0.05, label=f"PC{i + 1}", elem_id=f"pc{i}") for i in range(N_DIRECTIONS)]
+            with gr.Column(scale=2, min_width=400):
+                with gr.Row():
+                    self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"])
+                    with gr.Column():
+                        self.export_btn = gr.Button("Export PNG", size="sm", elem_id="explore-export")
+                        self.export_file = gr.File(label="Export", interactive=False, height=80, elem_id="explore-file")
+                        self.encode_in = gr.Image(label="Encode an image (VAE), then edit it with the sliders", type="filepath", sources=["upload"], height=150, elem_id="explore-encode")
+                with gr.Tabs():
+                    with gr.Tab("Latent map", id="map") as self.map_tab:
+                        gr.Markdown("For models with a 2-D latent: decoded images over the plane (click to jump there) and the data encoded onto it, coloured by label.")
+                        with gr.Row():
+                            self.map = gr.Image(label="Decoded latent plane", format="png", type="numpy", interactive=False, height=360, elem_id="explore-map", elem_classes=["pixelated"])
+                            self.scatter = gr.Image(label="Encoded data", format="png", type="numpy", interactive=False, height=360, elem_id="explore-scatter")
+                    with gr.Tab("Interpolate", id="interp"):
+                        with gr.Row():
+                            self.seed_a = gr.Number(value=1, precision=0, minimum=0, label="From seed", min_width=80)
+                            self.seed_b = gr.Number(value=2, precision=0, minimum=0, label="To seed", min_width=80)
+                            self.mode = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
+                            self.steps = gr.Slider(3, 24, value=10, step=1, label="Steps")
+                        with gr.Row():
+                            self.img_a = gr.Image(label="…or from this image (VAE)", type="filepath", sources=["upload"], height=120)
+                            self.img_b = gr.Image(label="…to this image (VAE)", type="filepath", sources=["upload"], height=120)
+                        self.interp_btn = gr.Button("Interpolate", elem_id="interp-run")
+                        self.interp_view = gr.Image(label="Interpolation", format="png", type="numpy", interactive=False, elem_id="interp-image", elem_classes=["pixelated"])
+                        self.interp_gif = gr.File(label="Animated GIF", interactive=False, height=80, elem_id="interp-gif")
+                    with gr.Tab("Traversal", id="trav"):
+                        gr.Markdown("One latent direction per row, from −span to +span around the current point (VAE: the most used dimensions; GAN: the principal directions).")
+                        with gr.Row():
+                            self.trav_steps = gr.Slider(3, 15, value=9, step=1, label="Steps per row")
+                            self.trav_span = gr.Slider(0.5, 6, value=3, step=0.5, label="Span")
+                            self.trav_rows = gr.Slider(1, 8, value=6, step=1, label="Rows")
+                        self.trav_btn = gr.Button("Traverse", elem_id="trav-run")
+                        self.trav_view = gr.Image(label="Traversal", format="png", type="numpy", interactive=False, elem_id="trav-image", elem_classes=["pixelated"])
+                        self.trav_gif = gr.File(label="Animated GIF (one frame per column)", interactive=False, height=80, elem_id="trav-gif")
+
+    def wire(self):
+        S = self.session
+        sliders = [*self.z, *self.d]
+        pick_outputs = [self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter]
+        self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
+        self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload")
+        self.refresh.click(self.on_refresh, None, self.pick, api_name=False)
+        for s in sliders:
+            s.input(
+                self.on_slide, [S, *sliders], self.view, api_name="decode" if s is self.z[0] else False,
+                trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, api_visibility="undocumented",
+            )  # fmt: skip
+        self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.view], api_name="explore_seed")
+        self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.view], api_name="explore_random")
+        self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.view], api_name="explore_reset")
+        self.map.select(self.on_map_click, S, [*self.z, self.view], api_name=False)
+        self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view], api_name="explore_encode")
+        self.export_btn.click(self.on_export, [S, *sliders], self.export_file, api_name="explore_export")
+        self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
+        self.trav_btn.click(self.on_traverse, [S, self.trav_steps, self.trav_span, self.trav_rows, *sliders], [self.trav_view, self.trav_gif], api_name="traverse")
+
+    # -- choosing a model --------------------------------------------------------------------
+    @staticmethod
+    def on_refresh(request: gr.Request):
+        return gr.Dropdown(choices=model_choices(request))
+
+    def on_pick(self, session: Session, choice: str | None, request: gr.Request):
+        if not choice:
+            raise gr.Error("Pick a model to explore.")
+        if choice not in {value for _, value in model_choices(request)}:
+            raise gr.Error(f"{choice!r} is not one of the models you can explore: pick one from the list, or upload a checkpoint.")
+        try:
+            if choice == SESSION_MODEL:
+                if session.trainer is None:
+                    raise ConfigError("there is no model in the Train tab yet: train one, or pick a shipped model")
+                card = card_from_trainer(session.trainer)
+            else:
+                card = card_from_checkpoint(choice)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        return self.show(session, card)
+
+    def on_upload(self, session: Session, path: str | None):
+        if not path:
+            raise gr.Error("Choose a .safetensors checkpoint.")
+        try:
+            card = card_from_checkpoint(path, name=Path(path).stem)
+        except USER_ERRORS as e:
+            raise gr.Error(f"Could not load that checkpoint: {e}") from None
+        return self.show(session, card)
+
+    def show(self, session: Session, card):
+        ex = Explorer(card)
+        session.explorer = ex
+        values = [0.0] * len(ex.sliders) if card.family == "vae" else ex.seed_values(0)
+        z_updates = []
+        for i in range(N_SLIDERS):
+            if i < len(ex.sliders):
+                d = ex.sliders[i]
+                label = f"z{d}" + (f" · KL {ex.kls[i]:.2f}" if card.family == "vae" and card.data is not None else "")
+                z_updates.append(gr.Slider(value=values[i], label=label, visible=True))
+            else:
+                z_updates.append(gr.Slider(value=0, visible=False))
+        d_updates = [
+            gr.Slider(value=0, label=f"PC{i + 1} · {float(ex.explained[i]) * 100:.0f}% of variance", visible=True)
+            if i < len(ex.directions) else gr.Slider(value=0, visible=False)
+            for i in range(N_DIRECTIONS)
+        ]  # fmt: skip
+        view = ex.draw(ex.z_from(values))
+        two_d = card.latent_dim == 2 and not card.is_points
+        map_pic = scatter = None
+        if two_d:
+            map_pic = ex.grid(latent_map(card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
+            scatter = self.scatter_picture(ex)
+        return (
+            self.describe(ex), view, gr.Accordion(visible=card.family == "gan"), *z_updates, *d_updates,
+            gr.Tab(visible=two_d), map_pic, scatter,
+        )  # fmt: skip
+
+    @staticmethod
+    def describe(ex: Explorer) -> str:
+        c = ex.card
+        data = c.data.name if c.data is not None else c.meta.get("data", {}).get("spec", "unknown data")
+        lines = [f"**{c.name}**: a {c.family.upper()} on `{Path(str(data)).name}`, {c.latent_dim}-D latent, {c.meta.get('step', 0):,} steps."]
+        if c.family == "vae":
+            shown = min(N_SLIDERS, c.latent_dim)
+            note = "ordered by average KL, most used first" if c.data is not None else "in their own order (the data is not at hand to rank them)"
+            lines.append(f"Sliders set the {shown} latent coordinates {note}; the rest stay at 0.")
+        else:
+            lines.append("Sliders set the raw latent coordinates; the principal directions move along GANSpace axes.")
+        return " ".join(lines)
+
+    @staticmethod
+    def scatter_picture(ex: Explorer):
+        c = ex.card
+        if c.family != "vae" or c.data is None:
+            return None
+        with torch.no_grad():
+            mu = sampling.encode(c.model, c.data.x[:2000])
+        labels = c.data.y[:2000] if c.data.y is not None else None
+        return figure_array(latent_scatter(mu, labels, c.data.label_names))
+
+    # -- moving around -----------------------------------------------------------------------
+    @staticmethod
+    def explorer(session: Session) -> Explorer:
+        ex = getattr(session, "explorer", None)
+        if ex is None:
+            raise gr.Error("Pick a model to explore first.")
+        return ex
+
+    def on_slide(self, session: Session, *values):
+        ex = self.explorer(session)
+        return ex.draw(ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:])))
+
+    def slider_updates(self, ex: Explorer, values: list[float]):
+        zs = [gr.Slider(value=v) for v in values] + [gr.Slider()] * (N_SLIDERS - len(values))
+        ds = [gr.Slider(value=0)] * N_DIRECTIONS
+        return [*zs, *ds]
+
+    def on_seed(self, session: Session, seed):
+        ex = self.explorer(session)
+        if seed is None or seed < 0:
+            raise gr.Error("The seed must be a whole number, 0 or more.")
+        values = ex.seed_values(int(seed))
+        return (*self.slider_updates(ex, values), ex.draw(ex.z_from(values, base=self.seed_base(ex, seed))))
+
+    @staticmethod
+    def seed_base(ex: Explorer, seed) -> torch.Tensor:
+        """The whole prior sample for a seed (coordinates without a slider keep their values)."""
+        return sampling.latents(ex.card.model, 1, int(seed))[0]
+
+    def on_random(self, session: Session):
+        seed = random.randrange(0, 100_000)
+        return (seed, *self.on_seed(session, seed))
+
+    def on_reset(self, session: Session):
+        ex = self.explorer(session)
+        values = [0.0] * len(ex.sliders)
+        return (*self.slider_updates(ex, values), ex.draw(ex.z_from(values)))
+
+    def on_map_click(self, session: Session, evt: gr.SelectData):
+        ex = self.explorer(session)
+        if ex.card.latent_dim != 2:
+            return (*[gr.Slider()] * N_SLIDERS, gr.update())
+        x, y = evt.index
+        full = ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
+        lx, ly = map_click_to_latent(x, y, full.shape[1], full.shape[0], steps=MAP_STEPS)
+        z = torch.tensor([lx, ly])
+        values = ex.values_from(z)
+        return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), ex.draw(z))
+
+    def on_encode(self, session: Session, path: str | None):
+        ex = self.explorer(session)
+        if not path:
+            return (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.update())
+        z = self.encode_file(ex, path)
+        values = ex.values_from(z)
+        return (*self.slider_updates(ex, values), ex.draw(z))
+
+    @staticmethod
+    def encode_file(ex: Explorer, path: str) -> torch.Tensor:
+        if ex.card.family != "vae":
+            raise gr.Error("Only a VAE can encode an image; a GAN has no encoder. Pick a VAE.")
+        if ex.card.is_points:
+            raise gr.Error("This VAE models 2-D points, not images.")
+        try:
+            x = image_to_tensor(path, ex.card.model.config.data_shape)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        return sampling.encode(ex.card.model, x)[0]
+
+    def on_export(self, session: Session, *values):
+        pic = self.on_slide(session, *values)
+        return self.write("explore.png", lambda p: Image.fromarray(pic).save(p))
+
+    @staticmethod
+    def write(name: str, save) -> str:
+        """A file for the user to download (Gradio serves it from its cache, then cleans up)."""
+        folder = Path(tempfile.mkdtemp(prefix="playground-export-"))
+        path = folder / name
+        save(path)
+        return str(path)
+
+    def on_interpolate(self, session: Session, seed_a, seed_b, img_a, img_b, mode, steps):
+        ex = self.explorer(session)
+        z0 = self.encode_file(ex, img_a) if img_a else self.seed_base(ex, seed_a or 0)
+        z1 = self.encode_file(ex, img_b) if img_b else self.seed_base(ex, seed_b or 0)
+        frames = interpolation_frames(ex.card.model, z0, z1, int(steps), mode)
+        strip = ex.grid(frames, nrow=int(steps))
+        gif = self.gif(ex, frames)
+        return strip, self.write("interpolation.gif", lambda p: p.write_bytes(gif))
+
+    def on_traverse(self, session: Session, steps, span, rows, *values):
+        ex = self.explorer(session)
+        z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
+        rows = int(rows)
+        if ex.card.family == "gan":
+            dirs = ex.directions[:rows]
+            absolute = False
+        else:
+            dirs = torch.eye(ex.card.latent_dim)[ex.sliders[:rows]]
+            absolute = True
+        images = traversal(ex.card.model, z, dirs, steps=int(steps), span=float(span), absolute=absolute)
+        grid = ex.grid(images, nrow=int(steps))
+        if ex.card.is_points:
+            return grid, None
+        # one GIF frame per column: every row moves at once
+        cols = images.view(len(dirs), int(steps), *images.shape[1:]).transpose(0, 1)  # (steps, rows, C, H, W)
+        frames = [ex.grid(col, nrow=len(dirs)) for col in cols]
+        gif = gif_bytes(frames)
+        return grid, self.write("traversal.gif", lambda p: p.write_bytes(gif))
+
+    @staticmethod
+    def gif(ex: Explorer, frames: torch.Tensor) -> bytes:
+        if ex.card.is_points:  # the path drawn so far, one more point per frame
+            return gif_bytes([ex.grid(frames[: i + 1], nrow=1) for i in range(len(frames))], bounce=False)
+        return gif_bytes(to_uint8(frames, ex.scale))
