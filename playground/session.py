@@ -89,18 +89,19 @@ class Runner:
 class Session:
     """A user's trainer and what belongs to it."""
 
-    def __init__(self, checkpoint_dir: str | Path | None = None):
+    def __init__(self, checkpoint_dir: str | Path | None = None, adapt_threads: bool = True):
         self.trainer: Trainer | None = None
         self.runner: Runner | None = None
         self.explorer = None  # playground.explore.Explorer: the model the Explore tab shows
         self.settings: TrainSettings | None = None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.adapt_threads = adapt_threads  # off when several sessions train at once (see ThreadTuner)
         self.lock = threading.RLock()  # one change of trainer at a time
         self.started = time.time()
 
     def __deepcopy__(self, memo):
         # gr.State deep-copies its default for every new browser session: give each a fresh one
-        return Session(self.checkpoint_dir)
+        return Session(self.checkpoint_dir, self.adapt_threads)
 
     # -- the model -------------------------------------------------------------------------------
     def prepare(self, settings: TrainSettings, *, fresh: bool = False) -> tuple[Trainer, bool]:
@@ -116,7 +117,7 @@ class Session:
                 self.settings = settings
                 return t, False
             data = load_data(**settings.data_args())
-            cfg = TrainConfig(batch_size=int(settings.batch_size), seed=int(settings.seed), device="cpu")
+            cfg = TrainConfig(batch_size=int(settings.batch_size), seed=int(settings.seed), device="cpu", adapt_threads=self.adapt_threads)
             new = make_trainer(settings.family, data, settings.model, cfg, data_args=settings.data_args())
             self.stop()
             self.trainer, self.settings = new, settings

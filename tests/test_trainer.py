@@ -121,3 +121,22 @@ def test_vae_learns_on_digits(digits):
     for _ in range(150):
         last = t.step()
     assert last["loss"] < 0.7 * first
+
+
+def test_thread_tuner_keeps_the_faster_setting(monkeypatch):
+    from playground import trainer as T
+
+    calls = []
+    monkeypatch.setattr(T.torch, "set_num_threads", lambda n: calls.append(n))
+    tuner = T.ThreadTuner(2, period=10.0, trial=1.0)
+    speed = {2: 50, 1: 150}  # steps per second: a busy machine where 1 thread wins
+    t, steps = 0.0, 0
+    for _ in range(2000):
+        n = calls[-1] if calls else 2
+        t += 1.0 / speed[n]
+        steps += 1
+        tuner.update(t, steps)
+    assert tuner.rates[2] == pytest.approx(50, rel=0.05) and tuner.rates[1] == pytest.approx(150, rel=0.05)
+    assert tuner.current == 1 and calls[:3] == [2, 1, 1]
+    # after the hold it measures again, the held setting first
+    assert calls[3:5] == [1, 2]

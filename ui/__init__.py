@@ -27,7 +27,8 @@ samples and curves change. Step through a GAN's training one phase at a time wit
 def build_demo(max_trainings: int = 1) -> gr.Blocks:
     """The whole app. `max_trainings`: how many sessions may train at once (others queue)."""
     with gr.Blocks(title="Generative Models Playground", delete_cache=(3600, 3600)) as demo:
-        session = gr.State(Session(), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        # one thread tuner per process: only when one session trains at a time
+        session = gr.State(Session(adapt_threads=max_trainings == 1), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Train", id="train"):
