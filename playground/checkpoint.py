@@ -88,23 +88,24 @@ def _check_header(path: Path) -> None:
         raise CheckpointError(f"no such checkpoint file: {path}")
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
-            raise CheckpointError(
-                f"{path.name} is a pickle-based PyTorch file (.pt/.pth/.ckpt). Pickles can run code "
-                f"when loaded, so the playground never opens them; use a .safetensors checkpoint "
-                f"saved by the playground."
-            )
-        if len(head) < 8:
-            raise CheckpointError(f"{path.name} is not a safetensors checkpoint (only {size} bytes)")
-        (n,) = struct.unpack("<Q", head)
-        if n > MAX_HEADER or 8 + n > size:
-            raise CheckpointError(
-                f"{path.name} is not a valid safetensors checkpoint: its header claims {n} bytes but "
-                f"the file has {size} (truncated or not a checkpoint)"
-            )
-        if f.read(1) != b"{":
-            raise CheckpointError(f"{path.name} is not a safetensors checkpoint (its header is not JSON)")
+        head = f.read(9)
+    n = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else None
+    if n is not None and n <= MAX_HEADER and 8 + n <= size and head[8:9] == b"{":
+        return  # looks like safetensors: an 8-byte little-endian header length, then JSON
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save's zip, or a raw pickle
+        raise CheckpointError(
+            f"{path.name} is a pickle-based PyTorch file (.pt/.pth/.ckpt). Pickles can run code "
+            f"when loaded, so the playground never opens them; use a .safetensors checkpoint "
+            f"saved by the playground."
+        )
+    if n is None:
+        raise CheckpointError(f"{path.name} is not a safetensors checkpoint (only {size} bytes)")
+    if n > MAX_HEADER or 8 + n > size:
+        raise CheckpointError(
+            f"{path.name} is not a valid safetensors checkpoint: its header claims {n} bytes but "
+            f"the file has {size} (truncated or not a checkpoint)"
+        )
+    raise CheckpointError(f"{path.name} is not a safetensors checkpoint (its header is not JSON)")
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
