@@ -8,24 +8,11 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-import ui.common
-from playground.checkpoint import save_checkpoint
-from playground.trainer import TrainConfig, make_trainer
 
 
 @pytest.fixture(scope="module")
-def shipped(app_url, digits, ring8):
-    """Two small checkpoints in the app's checkpoint folder, as shipped models would be."""
-    root = ui.common.CHECKPOINT_ROOT
-    vae = make_trainer("vae", digits, {"latent_dim": 2, "hidden": 64}, TrainConfig(batch_size=64), data_args={"spec": "digits"})
-    gan = make_trainer("gan", ring8, {"hidden": 32}, TrainConfig(batch_size=64), data_args={"spec": "ring8"})
-    for t in (vae, gan):
-        for _ in range(20):
-            t.step()
-    return {
-        "vae": str(save_checkpoint(root / "vae2-test.safetensors", vae, optimizer=False)),
-        "gan": str(save_checkpoint(root / "gan-test.safetensors", gan, optimizer=False)),
-    }
+def shipped(shipped_models):
+    return shipped_models
 
 
 def client(url):

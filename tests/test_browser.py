@@ -94,3 +94,21 @@ def test_vae_on_digits_shows_an_image_grid(browser, app_url, shots):
     page.screenshot(path=str(shots / "train-vae.png"), full_page=True)
     page.click("#stop")
     wait_until(lambda: "stopped" in page.inner_text("#status"), what="stopped")
+
+
+def test_explore_slider_moves_the_image(browser, app_url, shipped_models, shots):
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="Explore").click()
+    page.click("#explore-model input")
+    page.get_by_role("option", name=re.compile("^vae2-test")).click()
+    wait_until(lambda: "VAE" in page.inner_text("#explore-info"), what="the model to load")
+    wait_until(lambda: page.locator("#explore-image img").count() > 0, what="the decoded image")
+    before = page.get_attribute("#explore-image img", "src")
+    page.locator("#z0 input[type=range]").fill("2.5")
+    wait_until(lambda: page.get_attribute("#explore-image img", "src") != before, what="the image to follow the slider")
+    after = page.get_attribute("#explore-image img", "src")
+    page.locator("#z0 input[type=range]").fill("-2.5")
+    wait_until(lambda: page.get_attribute("#explore-image img", "src") not in (before, after), what="a second move")
+    wait_until(lambda: page.locator("#explore-map img").count() > 0, what="the latent map")
+    page.screenshot(path=str(shots / "explore.png"), full_page=True)

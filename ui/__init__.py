@@ -33,7 +33,9 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Train", id="train"):
                 demo.train_tab = TrainTab(session, max_trainings)
-            with gr.Tab("Explore", id="explore"):
+            with gr.Tab("Explore", id="explore") as explore:
                 demo.explore_tab = ExploreTab(session)
-        demo.load(demo.explore_tab.on_refresh, None, demo.explore_tab.pick, api_name=False)
+        ex = demo.explore_tab
+        demo.load(ex.on_refresh, None, ex.pick, api_name=False)
+        explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name=False)
     return demo

@@ -79,12 +79,12 @@ class ExploreTab:
                 with gr.Accordion("Principal directions (GANSpace)", open=True, visible=False) as self.dir_box:
                     self.d = [gr.Slider(-6, 6, value=0, step=0.05, label=f"PC{i + 1}", elem_id=f"pc{i}") for i in range(N_DIRECTIONS)]
             with gr.Column(scale=2, min_width=400):
-                with gr.Row():
-                    self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"])
-                    with gr.Column():
+                with gr.Row(equal_height=False):
+                    self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"], scale=3)
+                    with gr.Column(scale=2, min_width=200):
+                        self.encode_in = gr.Image(label="Encode an image (VAE), then edit it with the sliders", type="filepath", sources=["upload"], height=160, elem_id="explore-encode")
                         self.export_btn = gr.Button("Export PNG", size="sm", elem_id="explore-export")
-                        self.export_file = gr.File(label="Export", interactive=False, height=80, elem_id="explore-file")
-                        self.encode_in = gr.Image(label="Encode an image (VAE), then edit it with the sliders", type="filepath", sources=["upload"], height=150, elem_id="explore-encode")
+                        self.export_file = gr.File(label="Export", interactive=False, height=60, elem_id="explore-file")
                 with gr.Tabs():
                     with gr.Tab("Latent map", id="map") as self.map_tab:
                         gr.Markdown("For models with a 2-D latent: decoded images over the plane (click to jump there) and the data encoded onto it, coloured by label.")
@@ -117,6 +117,7 @@ class ExploreTab:
         S = self.session
         sliders = [*self.z, *self.d]
         pick_outputs = [self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter]
+        self.pick_outputs = pick_outputs
         self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
         self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload")
         self.refresh.click(self.on_refresh, None, self.pick, api_name=False)
@@ -154,6 +155,12 @@ class ExploreTab:
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         return self.show(session, card)
+
+    def on_open(self, session: Session, choice: str | None, request: gr.Request):
+        """The tab was opened: show the chosen model right away, once per session."""
+        if getattr(session, "explorer", None) is not None or not choice:
+            return [gr.skip()] * len(self.pick_outputs)
+        return self.on_pick(session, choice, request)
 
     def on_upload(self, session: Session, path: str | None):
         if not path:

@@ -1,0 +1,179 @@
+"""Explore-tab latency: slider input -> new image, p50 and p95 on localhost.
+
+Measured two ways, each side by side with a bare Gradio reference app (one slider, one image,
+a handler that only returns a stored picture of the same size), in one run:
+  client    gradio_client calls of the /decode endpoint
+  browser   headless Chromium: set the slider, time until the <img> changes (MutationObserver)
+
+    python bench/bench_explore.py [--moves 200] [--model checkpoints/vae-digits-2d.safetensors] [--json]
+
+Target (from the issue): p95 <= 40 ms in the browser on 2 cores; the bare round trip is ~31 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+from playground.trainer import configure_threads  # noqa: E402
+from ui import CSS, build_demo  # noqa: E402
+
+N_SLIDERS = 24
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+TIME_CHANGE_JS = """
+async ([sel, imgSel, value]) => {
+  const input = document.querySelector(sel);
+  const img = () => document.querySelector(imgSel);
+  const before = img() ? img().src : null;
+  const done = new Promise((resolve) => {
+    const obs = new MutationObserver(() => {
+      if (img() && img().src !== before) { obs.disconnect(); resolve(performance.now()); }
+    });
+    obs.observe(document.body, {subtree: true, attributes: true, childList: true, attributeFilter: ["src"]});
+  });
+  const t0 = performance.now();
+  const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set;
+  setter.call(input, String(value));
+  input.dispatchEvent(new Event("input", {bubbles: true}));
+  return (await done) - t0;
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bare_demo(size: int) -> gr.Blocks:
+    """The reference: the cheapest slider -> image app Gradio allows."""
+    rng = np.random.default_rng(0)
+    pics = [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(16)]
+    with gr.Blocks() as demo:
+        s = gr.Slider(-3, 3, value=0, step=0.01, elem_id="z0")
+        img = gr.Image(format="png", type="numpy", elem_id="explore-image", value=pics[0])
+        s.input(lambda v: pics[int((v + 3) * 100) % 16], s, img, api_name="decode", trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
+    return demo
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+def summary(xs):
+    return {"p50_ms": round(pct(xs, 50), 1), "p95_ms": round(pct(xs, 95), 1), "mean_ms": round(statistics.mean(xs), 1), "n": len(xs)}
+
+
+def client_latencies(url: str, moves: int, n_args: int) -> list[float]:
+    c = Client(url, download_files=False, verbose=False)
+    out = []
+    for i in range(moves + 5):
+        v = -3 + 6 * ((i * 0.37) % 1)
+        args = [v] + [0.0] * (n_args - 1)
+        t0 = time.perf_counter()
+        c.predict(*args, api_name="/decode")
+        if i >= 5:  # warm-up
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def browser_latencies(page, moves: int) -> list[float]:
+    out = []
+    for i in range(moves + 5):
+        v = round(-3 + 6 * ((i * 0.37) % 1), 2)
+        ms = page.evaluate(TIME_CHANGE_JS, ["#z0 input[type=range]", "#explore-image img", v])
+        if i >= 5:
+            out.append(ms)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--moves", type=int, default=200)
+    p.add_argument("--model", default=str(ROOT / "checkpoints" / "vae-digits-2d.safetensors"))
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    configure_threads()
+
+    app = build_demo()
+    app_port, bare_port = free_port(), free_port()
+    app.queue(default_concurrency_limit=None).launch(server_port=app_port, prevent_thread_lock=True, quiet=True, css=CSS)
+    app_url = f"http://127.0.0.1:{app_port}/"
+    # the picture size the app returns for this model, so the reference sends as many bytes
+    c = Client(app_url, download_files=False, verbose=False)
+    first = c.predict(args.model, api_name="/explore_pick")[1]
+    from PIL import Image
+
+    size = Image.open(first if isinstance(first, str) else first["path"]).size[0]
+    bare = bare_demo(size)
+    bare.queue().launch(server_port=bare_port, prevent_thread_lock=True, quiet=True)
+    bare_url = f"http://127.0.0.1:{bare_port}/"
+
+    results = {"model": args.model, "picture_px": size}
+    results["client"] = {"app": summary(client_latencies_pick(app_url, args.model, args.moves)), "bare": summary(client_latencies(bare_url, args.moves, 1))}
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=ARGS)
+        page = b.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        page.get_by_role("tab", name="Explore").click()
+        page.click("#explore-model input")
+        page.get_by_role("option", name=Path(args.model).stem + " ", exact=False).first.click()
+        page.wait_for_selector("#explore-image img")
+        time.sleep(1.0)
+        app_ms = browser_latencies(page, args.moves)
+        page2 = b.new_page()
+        page2.goto(bare_url)
+        page2.wait_for_selector("#explore-image img")
+        bare_ms = browser_latencies(page2, args.moves)
+        b.close()
+    results["browser"] = {"app": summary(app_ms), "bare": summary(bare_ms)}
+    app.close()
+    bare.close()
+
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"model {Path(args.model).name}, picture {size} px, {args.moves} moves each")
+    for how in ("client", "browser"):
+        a, r = results[how]["app"], results[how]["bare"]
+        print(f"{how:8} app p50 {a['p50_ms']:6.1f} ms  p95 {a['p95_ms']:6.1f} ms   | bare Gradio p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms")
+
+
+def client_latencies_pick(url: str, model: str, moves: int) -> list[float]:
+    """Client latencies on the app, in a session that has picked the model first."""
+    c = Client(url, download_files=False, verbose=False)
+    c.predict(model, api_name="/explore_pick")
+    out = []
+    for i in range(moves + 5):
+        v = -3 + 6 * ((i * 0.37) % 1)
+        t0 = time.perf_counter()
+        c.predict(*([v] + [0.0] * (N_SLIDERS - 1)), api_name="/decode")
+        if i >= 5:
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+if __name__ == "__main__":
+    main()
