@@ -16,9 +16,10 @@ from .models import ConfigError
 
 
 def latents(model, n: int, seed: int) -> torch.Tensor:
-    """n latent vectors from the prior, the same for the same seed."""
-    gen = torch.Generator(_device(model)).manual_seed(int(seed))
-    return model.sample_latent(n, gen)
+    """n latent vectors from the prior, the same for the same seed on every device (drawn on
+    the CPU: CUDA's generator gives other numbers for the same seed)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randn(n, model.latent_dim, generator=gen)
 
 
 @torch.no_grad()

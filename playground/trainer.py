@@ -214,9 +214,9 @@ class Trainer:
             raise ConfigError(f"batch_size ({self.batch_size}) must be at least the PacGAN pack ({pack})")
         self.opts = model.make_optimizers()
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
-        fixed_gen = torch.Generator(self.device).manual_seed(self.config.seed + 1)
         n_fixed = self.config.n_fixed or (1000 if data.kind == "points" else 64)
-        self.fixed_z = model.sample_latent(n_fixed, fixed_gen)
+        # drawn on the CPU so that a seed gives the same frames on every device
+        self.fixed_z = torch.randn(n_fixed, model.latent_dim, generator=torch.Generator().manual_seed(self.config.seed + 1)).to(self.device)
         self.step_count = 0
         self.elapsed = 0.0
         self.history = History()
