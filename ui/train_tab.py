@@ -76,23 +76,19 @@ def defaults_for(family: str, points: bool) -> dict:
 
 def with_names(fn, names: list[str]):
     """`fn(session, *values)` with a signature naming each value, so the API has named
-    parameters (/train takes family=..., data=..., lr=...) instead of param_1, param_2..."""
+    parameters (/train takes family=..., data=..., lr=...) instead of param_1, param_2...
+    A generator stays a generator: Gradio streams only those."""
+    if inspect.isgeneratorfunction(fn):
 
-    @functools.wraps(fn)
-    def wrapper(*args):
-        return fn(*args)
+        @functools.wraps(fn)
+        def wrapper(*args):
+            yield from fn(*args)
 
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ["session", *names]]
-    wrapper.__signature__ = inspect.Signature(params)
-    return wrapper
+    else:
 
-
-def with_names_gen(fn, names: list[str]):
-    """with_names for a generator function (Gradio streams only what is a generator function)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args):
-        yield from fn(*args)
+        @functools.wraps(fn)
+        def wrapper(*args):
+            return fn(*args)
 
     params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ["session", *names]]
     wrapper.__signature__ = inspect.Signature(params)
@@ -184,7 +180,7 @@ class TrainTab:
         c["upload"].upload(lambda: UPLOAD, None, c["data"], api_name=False)
 
         self.train_event = self.train_btn.click(
-            with_names_gen(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
+            with_names(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
             concurrency_id="train", concurrency_limit=self.max_trainings,
         )  # fmt: skip
         self.pause_btn.click(self.on_pause, S, self.status, api_name="pause", concurrency_limit=None)
