@@ -56,16 +56,12 @@ def card_from_checkpoint(path: str | Path, name: str | None = None, *, max_items
     model, meta = load_model(path)
     data = None
     try:
-        data = load_data(**{**meta.get("data", {}), "n": None if _is_builtin_images(meta) else max_items})
+        data = load_data(**{**meta.get("data", {}), "n": max_items})
     except (DataError, TypeError):
         data = None  # e.g. an upload that is no longer on this machine: explore without data
     if data is not None and tuple(data.sample_shape) != tuple(model.config.data_shape):
         data = None
     return ModelCard(name or Path(path).stem, model, data, meta)
-
-
-def _is_builtin_images(meta: dict) -> bool:
-    return meta.get("data", {}).get("spec") in ("digits", "shapes")
 
 
 def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCard:
@@ -116,7 +112,7 @@ def kl_order(card: ModelCard, n: int = 1000) -> tuple[list[int], list[float]]:
 
 
 @torch.no_grad()
-def pca_directions(model, k: int = 8, n: int = 4096, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def pca_directions(model, k: int = 8, n: int = 1024, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """GANSpace for generators without a mapping network: PCA of the first hidden layer's
     activations over many z, then each principal axis carried back to z space by least squares.
 
@@ -127,14 +123,18 @@ def pca_directions(model, k: int = 8, n: int = 4096, seed: int = 0) -> tuple[tor
     h = _first_layer(model.sampler)(z).flatten(1)  # (n, features)
     h = h - h.mean(0)
     k = min(k, model.latent_dim, h.shape[1])
-    _, s, v = torch.linalg.svd(h, full_matrices=False)
-    comps = v[:k]  # (k, features)
+    # randomized SVD (Halko et al. 2011) of the top k axes: a DCGAN's first layer has thousands
+    # of features, where a full SVD takes seconds; seeded so the directions never change
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _, s, v = torch.svd_lowrank(h, q=min(k + 8, *h.shape), niter=3)
+    comps = v[:, :k].T  # (k, features)
+    total = h.pow(2).sum()
     coords = h @ comps.T  # (n, k): each sample's position along the axes
     # z ~ coords @ U: the direction in z space that moves along each axis
     u = torch.linalg.lstsq(coords, z - z.mean(0)).solution  # (k, latent)
     u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-8)
-    var = s.pow(2)
-    return u, (var[:k] / var.sum()).clone()
+    return u, (s[:k].pow(2) / total).clone()
 
 
 def _first_layer(g: torch.nn.Module):

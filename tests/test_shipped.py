@@ -1,0 +1,32 @@
+"""The checkpoints shipped in checkpoints/: they load offline, and checkpoints/README.md lists
+each with the command that made it."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from playground.checkpoint import load_model
+from playground.explore import Explorer, card_from_checkpoint
+from playground.sampling import sample
+
+ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED = sorted(ROOT.glob("*.safetensors"))
+
+
+def test_the_issue_s_models_are_shipped():
+    names = {p.stem for p in SHIPPED}
+    assert {"vae-digits-2d", "vae-digits-16d", "vae-shapes", "gan-digits", "gan-ring8"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_checkpoint_loads_samples_and_is_documented(path):
+    assert path.stat().st_size < 5 * 1024 * 1024  # a few MB at most
+    model, meta = load_model(path)
+    x = sample(model, 8, seed=0)
+    assert torch.isfinite(x).all() and tuple(x.shape[1:]) == tuple(model.config.data_shape)
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{path.name}`" in readme and "python -m playground train" in readme
+    card = card_from_checkpoint(path)
+    assert card.data is not None  # its data ships too (or is generated): explorable offline
+    Explorer(card)
