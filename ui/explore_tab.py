@@ -68,7 +68,7 @@ class ExploreTab:
                     # each choice against model_choices(request) itself
                     self.pick = gr.Dropdown(model_choices(None), value=first_shipped(), label="Model", elem_id="explore-model", scale=4, allow_custom_value=True)
                     self.refresh = gr.Button("↻", size="sm", min_width=40, scale=0, elem_id="explore-refresh")
-                self.upload = gr.File(label="…or upload a .safetensors checkpoint", file_types=[".safetensors"], type="filepath", height=90, elem_id="explore-upload")
+                self.upload = gr.File(label="…or upload a .safetensors checkpoint", file_types=[".safetensors"], type="filepath", height=120, elem_id="explore-upload")
                 self.info = gr.Markdown("Pick a model.", elem_id="explore-info")
                 with gr.Row():
                     self.seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", min_width=80, elem_id="explore-seed")
