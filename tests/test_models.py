@@ -149,3 +149,15 @@ def test_bad_configs_say_what_is_allowed(family, over, match):
 def test_dcgan_needs_side_divisible_by_4():
     with pytest.raises(ConfigError, match="divisible by 4"):
         default_config("gan", (1, 30, 30), arch="dcgan")
+
+
+def test_bernoulli_nll_gradient_is_exact_and_stable():
+    from playground.models.vae import BernoulliNLL
+
+    torch.manual_seed(0)
+    logits = (torch.randn(3, 5, dtype=torch.float64) * 4).requires_grad_(True)
+    x = torch.rand(3, 5, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda l: BernoulliNLL.apply(l, x), (logits,))
+    big = torch.tensor([[1000.0, -1000.0]])
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(big, torch.tensor([[0.0, 1.0]]), reduction="none").sum(1)
+    torch.testing.assert_close(BernoulliNLL.apply(big, torch.tensor([[0.0, 1.0]])), ref)
