@@ -79,3 +79,15 @@ def test_status_text():
     t.step()
     text = status_text(t, 123.0, "training")
     assert "step **1**" in text and "123 steps/s" in text and "D(x)" in text
+
+
+def test_app_command_line_defaults_are_safe():
+    import app
+
+    a = app.parse_args([])
+    assert a.host == "127.0.0.1" and a.port == 7860 and a.auth is None and not a.open
+    assert app.parse_args(["--auth", "t:secret", "--max-trainings", "4"]).auth == "t:secret"
+    for bad in (["--auth", "nocolon"], ["--max-trainings", "0"], ["--port", "x"]):
+        with pytest.raises(SystemExit) as e:
+            app.parse_args(bad)
+        assert e.value.code == 2
