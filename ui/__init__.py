@@ -11,11 +11,13 @@ import gradio as gr
 from playground.session import Session
 
 from .explore_tab import ExploreTab
+from .inspect_tab import InspectTab
 from .train_tab import TrainTab
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 #status { min-height: 2.5em; }
+.caption { font-size: 0.85em; opacity: 0.85; }
 footer { display: none !important; }
 """
 
@@ -31,11 +33,17 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
         session = gr.State(Session(adapt_threads=max_trainings == 1), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
         gr.Markdown(INTRO)
         with gr.Tabs():
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train:
                 demo.train_tab = TrainTab(session, max_trainings)
             with gr.Tab("Explore", id="explore") as explore:
                 demo.explore_tab = ExploreTab(session)
+            with gr.Tab("Inspect", id="inspect") as inspect_item:
+                demo.inspect_tab = InspectTab(session, max_trainings, demo.train_tab)
         ex = demo.explore_tab
         demo.load(ex.on_refresh, None, ex.pick, api_name=False)
         explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name=False)
+        it = demo.inspect_tab  # its live refresh ticks only while the Inspect tab is open
+        inspect_item.select(it.on_open, [session, it.source], [*it.views, it.timer], api_name=False, concurrency_limit=None)
+        for other in (train, explore):
+            other.select(it.on_close, None, it.timer, api_name=False, concurrency_limit=None)
     return demo

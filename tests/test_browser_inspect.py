@@ -1,0 +1,87 @@
+"""A journey through the Inspect tab in a real browser: open a lesson, watch the views update.
+
+Driven like tests/test_browser.py (Debian's chromium through Playwright); the screenshot goes to
+$PLAYGROUND_SCREENSHOTS when set (that is how the README's picture is made).
+"""
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("chromium is missing: .ci/run installs it with apt-get")
+    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get("PLAYGROUND_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def wait_until(predicate, timeout=30.0, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def inspected_step(page) -> int:
+    m = re.search(r"step\s+([\d,]+)", page.inner_text("#inspect-status"))
+    return int(m.group(1).replace(",", "")) if m else -1
+
+
+def test_a_lesson_and_its_live_views(browser, app_url, shots):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="Inspect").click()
+    wait_until(lambda: "No model to inspect yet" in page.inner_text("#inspect-status"), what="the empty Inspect tab")
+
+    page.click("#lesson-mode-collapse")
+    wait_until(lambda: "Training" in page.inner_text("#inspect-lesson"), what="the lesson to start")
+    assert "Mode collapse" in page.inner_text("#inspect-lesson")
+    wait_until(lambda: "grid25" in page.inner_text("#inspect-status"), what="the lesson's model in the views")
+    wait_until(lambda: page.locator("#inspect-plane img").count() > 0, what="the discriminator's view")
+    # the timer keeps the views live: the picture and the step count change on their own
+    src = page.get_attribute("#inspect-plane img", "src")
+    step = inspected_step(page)
+    wait_until(lambda: page.get_attribute("#inspect-plane img", "src") != src, what="the plane to update")
+    wait_until(lambda: inspected_step(page) > step, what="the step count to grow")
+    assert page.locator("#inspect-hist img").count() == 1
+    assert "of 25 modes" in page.inner_text("#inspect-modes")
+    # the Learn panel: the minimax objective typeset by KaTeX, with the running procedure marked
+    assert page.locator("#inspect-learn .katex").count() >= 3
+    assert "running" in page.inner_text("#inspect-learn")
+    wait_until(lambda: page.locator("#inspect-scores canvas, #inspect-scores svg").count() > 0, what="the D score curves")
+    if os.environ.get("PLAYGROUND_SCREENSHOTS"):  # the README's picture: let the collapse show
+        wait_until(lambda: inspected_step(page) >= 2500, timeout=120, what="a longer run for the screenshot")
+    time.sleep(2.0)  # a few more updates, so the picture shows a run under way
+    page.screenshot(path=str(shots / "inspect.png"), full_page=True)
+
+    page.click("#inspect-stop")
+    wait_until(lambda: "Stopped" in page.inner_text("#inspect-lesson"), what="the lesson to stop")
+    # the Train tab now holds the lesson's model and shows its settings
+    page.get_by_role("tab", name="Train").click()
+    assert page.locator("#family input[value=gan]").is_checked()
+    assert page.locator("input[type=radio][value=minimax]").is_checked()  # the lesson's generator loss

@@ -1,0 +1,342 @@
+"""The Inspect tab: what happens inside a GAN or a VAE, live while it trains; the Learn panel
+(the objective term by term, the procedure step by step) and the teaching presets (lessons).
+
+Handlers are thin: the session's model -> playground.diagnostics.Inspector -> pictures, frames, text.
+A gr.Timer refreshes the views twice a second, only while this tab is open (ui/__init__.py
+switches it on and off) and only when the model has taken a step since the last picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from playground import lessons
+from playground.data import BUILTIN_POINTS
+from playground.explore import ModelCard, card_from_checkpoint
+from playground.diagnostics import Inspector, describe_collapse, describe_modes, snapshot
+from playground.models import ConfigError
+from playground.session import Session
+from playground.trainer import TrainingDiverged
+
+from .common import USER_ERRORS
+from .explore_tab import SESSION_MODEL, model_choices
+
+TICK = 0.5  # seconds between two live updates
+LESSON_EVERY = 0.5  # seconds between two updates of a running lesson's progress line
+
+CAPTIONS = {
+    "plane": "**The discriminator's view.** Colour is D(x): green where D says *real*, purple where it says *fake*. "
+    "Grey dots are data, orange dots generated points; the brown mesh is G's image of a grid of latents (its manifold); "
+    "arrows show where G's next step pushes each point (uphill in D). Look for clusters with no orange near them: modes G has missed.",
+    "hist": "**D's scores** on a real and a generated batch. Early on D separates them (green right, orange left). "
+    "At the equilibrium both pile up at ½. Real scores stuck at 1 and generated at 0 mean D wins outright and G learns little.",
+    "scores": "**Mean D(x) and D(G(z))** per step. They should meet near the dashed ½; "
+    "a D(G(z)) that sinks towards 0 while D(x) rises to 1 is a discriminator that has won.",
+    "modes": "**Mode coverage** (ring8 and grid25 only): how many of the true clusters the samples reach.",
+    "kl": "**KL per latent dimension**: how many nats each dimension of z carries about the input. "
+    "Bars near zero are unused dimensions: their posterior is the prior whatever the input.",
+    "curves": "**Reconstruction error and KL** (nats per image), the ELBO's two terms. Raising β trades one for the other: KL falls, reconstruction error rises.",
+    "recon": "**Inputs and their reconstructions**: each row of inputs has its reconstructions, decoded from the posterior mean, below it. "
+    "Blurry, all-alike reconstructions mean the code carries little about the input.",
+    "latent": "**Encoded data**, coloured by label (PCA to 2-D when z has more dimensions); the dotted circle holds 95 % of the prior. "
+    "Separate clusters mean the code tells the classes apart; one blob at the centre is posterior collapse.",
+}
+EMPTY_LEARN = "### Learn\nTrain a model in the **Train** tab, or start a lesson above: the objective and the training procedure appear here, term by term."
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+@dataclass
+class InspectState:
+    """One session's Inspect tab: which model it shows and the Inspector drawing it."""
+
+    source: str = SESSION_MODEL  # SESSION_MODEL or a checkpoint path
+    card: ModelCard | None = None  # the checkpoint's model, when one is chosen
+    inspector: Inspector | None = None
+    built_for: tuple | None = None  # (model identity, data spec) the inspector was built for
+    shown: tuple | None = None  # (model identity, step) of the last pictures sent
+
+
+def state_of(session: Session) -> InspectState:
+    st = getattr(session, "inspect_state", None)
+    if st is None:
+        st = session.inspect_state = InspectState()
+    return st
+
+
+class InspectTab:
+    def __init__(self, session: gr.State, max_trainings: int = 1, train_tab=None):
+        self.session = session
+        self.max_trainings = max_trainings
+        self.train_tab = train_tab  # its controls show a lesson's settings, when given
+        self.build()
+        self.wire()
+
+    # -- layout ----------------------------------------------------------------------------------
+    def build(self):
+        self.timer = gr.Timer(TICK, active=False)
+        with gr.Row(equal_height=True):
+            self.lesson_btns = {
+                key: gr.Button(lesson.title, size="sm", elem_id=f"lesson-{key}") for key, lesson in lessons.LESSONS.items()
+            }  # fmt: skip
+            self.stop_btn = gr.Button("Stop", size="sm", variant="stop", elem_id="inspect-stop", min_width=80)
+        self.lesson_md = gr.Markdown("**Lessons**: one click sets up a model, trains it and says what to look at. "
+                                     "Or train anything in the **Train** tab and watch it here.", elem_id="inspect-lesson")  # fmt: skip
+        with gr.Row(equal_height=False):
+            self.source = gr.Dropdown(model_choices(None), value=SESSION_MODEL, label="Inspect", elem_id="inspect-source", scale=3, allow_custom_value=True)
+            self.status = gr.Markdown("No model to inspect yet: press **Train** in the Train tab, or start a lesson above.", elem_id="inspect-status")
+            self.refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=100, elem_id="inspect-refresh")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=480):
+                with gr.Column(visible=False) as self.gan_box:
+                    with gr.Row(equal_height=False):
+                        with gr.Column(min_width=300) as self.plane_col:
+                            self.plane = gr.Image(label="The discriminator's view", format="jpeg", type="numpy", interactive=False, show_label=False, elem_id="inspect-plane", buttons=[])
+                            gr.Markdown(CAPTIONS["plane"], elem_classes=["caption"])
+                        with gr.Column(min_width=300):
+                            self.hist = gr.Image(label="D scores", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-hist", buttons=[])
+                            gr.Markdown(CAPTIONS["hist"], elem_classes=["caption"])
+                    with gr.Row(equal_height=False):
+                        with gr.Column(min_width=300):
+                            self.scores = gr.LinePlot(x="step", y="value", color="series", title="D(x) and D(G(z))", height=220, y_lim=[0, 1], elem_id="inspect-scores",
+                                                      color_map={"D(x)": "#2e7d32", "D(G(z))": "#f57c00", "equilibrium ½": "#9e9e9e"})  # fmt: skip
+                            gr.Markdown(CAPTIONS["scores"], elem_classes=["caption"])
+                        with gr.Column(min_width=300):
+                            self.modes = gr.Markdown("", elem_id="inspect-modes")
+                            gr.Markdown(CAPTIONS["modes"], elem_classes=["caption"])
+                with gr.Column(visible=False) as self.vae_box:
+                    with gr.Row(equal_height=False):
+                        with gr.Column(min_width=300):
+                            self.kl = gr.BarPlot(x="dimension", y="KL (nats)", color="state", title="KL per latent dimension", height=240, elem_id="inspect-kl",
+                                                 color_map={"used": "#1565c0", "unused": "#bdbdbd"}, sort=None)  # fmt: skip
+                            self.vae_note = gr.Markdown("", elem_id="inspect-vae-note")
+                            gr.Markdown(CAPTIONS["kl"], elem_classes=["caption"])
+                        with gr.Column(min_width=300):
+                            self.recon_curve = gr.LinePlot(x="step", y="value", color="series", title="Reconstruction (nats per image)", height=170, elem_id="inspect-recon-curve", color_map={"reconstruction": "#1565c0"})
+                            self.kl_curve = gr.LinePlot(x="step", y="value", color="series", title="KL (nats per image)", height=170, elem_id="inspect-kl-curve", color_map={"KL": "#f57c00"})
+                            gr.Markdown(CAPTIONS["curves"], elem_classes=["caption"])
+                    with gr.Row(equal_height=False):
+                        with gr.Column(min_width=300):
+                            self.recon = gr.Image(label="Inputs and reconstructions", format="png", type="numpy", interactive=False, show_label=False, height=260, elem_id="inspect-recon", elem_classes=["pixelated"], buttons=[])
+                            gr.Markdown(CAPTIONS["recon"], elem_classes=["caption"])
+                        with gr.Column(min_width=300):
+                            self.latent = gr.Image(label="Encoded data", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-latent", buttons=[])
+                            gr.Markdown(CAPTIONS["latent"], elem_classes=["caption"])
+            with gr.Column(scale=2, min_width=320):
+                self.learn = gr.Markdown(EMPTY_LEARN, latex_delimiters=LATEX, elem_id="inspect-learn")
+                with gr.Row():
+                    self.d_btn = gr.Button("D step", size="sm", min_width=60, elem_id="inspect-dstep")
+                    self.g_btn = gr.Button("G step", size="sm", min_width=60, elem_id="inspect-gstep")
+                    self.step_btn = gr.Button("Whole step", size="sm", min_width=60, elem_id="inspect-step")
+                gr.Markdown("Step buttons train the model in the Train tab by hand (a running training pauses): "
+                            "the procedure above marks the phase that ran.", elem_classes=["caption"])  # fmt: skip
+        self.views = [
+            self.status, self.gan_box, self.vae_box, self.plane_col, self.plane, self.hist, self.scores, self.modes,
+            self.kl, self.vae_note, self.recon_curve, self.kl_curve, self.recon, self.latent, self.learn, self.d_btn, self.g_btn,
+        ]  # fmt: skip
+
+    # -- events ----------------------------------------------------------------------------------
+    def wire(self):
+        S = self.session
+        self.timer.tick(
+            self.on_tick, [S, self.source], self.views, api_name="inspect_refresh",
+            concurrency_limit=None, show_progress="hidden", api_visibility="undocumented",
+        )  # fmt: skip
+        self.refresh_btn.click(self.on_render, [S, self.source], self.views, api_name="inspect_render", concurrency_limit=None)
+        self.source.change(self.on_render, [S, self.source], self.views, api_name=False, concurrency_limit=None)
+        self.stop_btn.click(self.on_stop, S, None, api_name="inspect_stop", concurrency_limit=None)
+        for phase, btn in ((None, self.step_btn), ("d", self.d_btn), ("g", self.g_btn)):
+            btn.click(self.stepper(phase), [S, self.source], self.views, api_name=f"inspect_{phase or 'whole'}_step", concurrency_id="inspect-step", concurrency_limit=4)
+        sync = self.train_sync_outputs()
+        self.lesson_outputs = [self.lesson_md, self.source, *sync]
+        for key, btn in self.lesson_btns.items():
+            btn.click(
+                self.lesson_runner(key), S, self.lesson_outputs, api_name=f"lesson_{key.replace('-', '_')}",
+                concurrency_id="train", concurrency_limit=self.max_trainings, show_progress="minimal",
+            ).then(self.on_render, [S, self.source], self.views, api_name=False)  # fmt: skip
+
+    # -- which model -----------------------------------------------------------------------------
+    def choose(self, st: InspectState, choice: str | None, request: gr.Request | None) -> str:
+        """Switch to the chosen model (the Train tab's, or a checkpoint from the list)."""
+        choice = choice or SESSION_MODEL
+        if choice != st.source:
+            st.card = None
+            if choice != SESSION_MODEL:
+                if choice not in {v for _, v in model_choices(request)}:
+                    raise gr.Error(f"{choice!r} is not one of the models you can inspect: pick one from the list.")
+                try:
+                    st.card = card_from_checkpoint(choice)
+                except USER_ERRORS as e:
+                    raise gr.Error(str(e)) from None
+                if st.card.data is None:
+                    raise gr.Error("The data this checkpoint was trained on is not at hand here, and the Inspect views need it. Load it in the Train tab instead.")
+            st.source = choice
+        return choice
+
+    def render(self, session: Session, choice: str | None, request: gr.Request | None, *, force: bool):
+        st = state_of(session)
+        if self.choose(st, choice, request) == SESSION_MODEL:
+            t = session.trainer
+            if t is None:
+                if st.shown == "empty" and not force:
+                    return self.skip()
+                st.shown = "empty"
+                return self.empty()
+            running = t.running and not t.paused
+            shown = (("trainer", id(t), id(t.model)), t.step_count, running)
+            if not force and st.shown == shown:
+                return self.skip()  # nothing new since the last pictures: no copy, no drawing
+            model, last, step = snapshot(t)
+            data, rows, name, seed = t.data, list(t.history.rows), "the model in the Train tab", t.config.seed
+        else:
+            card, running = st.card, False
+            step = int(card.meta.get("step", 0))
+            shown = (("card", id(card)), step, running)
+            if not force and st.shown == shown:
+                return self.skip()
+            model, data, last, name, seed = card.model.eval(), card.data, {}, card.name, 0
+            rows = (card.meta.get("history") or {}).get("rows", [])
+        key = (shown[0], data.spec, model.family, model.latent_dim)
+        if st.inspector is None or st.built_for != key:
+            st.inspector, st.built_for = Inspector(data, seed=seed), key
+        insp = st.inspector
+        if not insp.lock.acquire(blocking=force):
+            return self.skip()  # the previous tick is still drawing
+        try:
+            v = insp.views(model, step=step, last=last, rows=rows, running=running)
+        finally:
+            insp.lock.release()
+        st.shown = shown
+        return self.frame(v, name, data, running)
+
+    def frame(self, v: dict, name: str, data, running: bool):
+        gan = v["family"] == "gan"
+        state = "training" if running else "idle"
+        status = f"Inspecting **{name}**: a {v['family'].upper()} on `{data.name}` · step **{v['step']:,}** · {state}"
+        skip = gr.skip()
+        if gan:
+            points = v["plane"] is not None
+            modes = describe_modes(v["modes"]) or "No known modes for this data: mode coverage is counted on ring8 and grid25."
+            return (
+                status, gr.Column(visible=True), gr.Column(visible=False), gr.Column(visible=points),
+                v["plane"] if points else skip, v["hist"], v["scores"], modes,
+                skip, skip, skip, skip, skip, skip, v["learn"], gr.Button(visible=True), gr.Button(visible=True),
+            )  # fmt: skip
+        return (
+            status, gr.Column(visible=False), gr.Column(visible=True), skip, skip, skip, skip, skip,
+            gr.BarPlot(value=v["kl"], sort=v["kl"]["dimension"].tolist()), describe_collapse(v["diagnostics"], v["step"]),
+            v["recon_curve"], v["kl_curve"], v["recon"], v["latent"], v["learn"],
+            gr.Button(visible=False), gr.Button(visible=False),
+        )  # fmt: skip
+
+    def skip(self):
+        return tuple(gr.skip() for _ in self.views)
+
+    def empty(self):
+        status = "No model to inspect yet: press **Train** in the Train tab, or start a lesson above."
+        rest = [gr.skip()] * (len(self.views) - 6)
+        return (status, gr.Column(visible=False), gr.Column(visible=False), *rest, EMPTY_LEARN, gr.skip(), gr.skip())
+
+    # -- handlers --------------------------------------------------------------------------------
+    def on_tick(self, session: Session, choice: str | None, request: gr.Request):
+        return self.render(session, choice, request, force=False)
+
+    def on_render(self, session: Session, choice: str | None, request: gr.Request):
+        return self.render(session, choice, request, force=True)
+
+    def on_open(self, session: Session, choice: str | None, request: gr.Request):
+        """The tab was opened: draw now and start the live refresh."""
+        return (*self.render(session, choice, request, force=True), gr.Timer(active=True))
+
+    @staticmethod
+    def on_close():
+        return gr.Timer(active=False)
+
+    @staticmethod
+    def on_stop(session: Session):
+        session.stop()
+
+    def stepper(self, phase: str | None):
+        def on_step(session: Session, choice: str | None, request: gr.Request):
+            if (choice or SESSION_MODEL) != SESSION_MODEL:
+                raise gr.Error("Stepping trains the model in the Train tab: choose it in the Inspect list first.")
+            t = session.trainer
+            if t is None:
+                raise gr.Error("There is no model to step yet: start a lesson, or set one up in the Train tab.")
+            try:
+                if phase is not None and t.model.family != "gan":
+                    raise ConfigError("D and G steps are for GANs; a VAE trains in one step: use Whole step")
+                if t.running:
+                    t.pause()  # stepping by hand pauses a running training, as in the Train tab
+                t.step(phase)
+            except (*USER_ERRORS, TrainingDiverged) as e:
+                raise gr.Error(str(e)) from None
+            return self.render(session, choice, request, force=True)
+
+        return on_step
+
+    # -- lessons ---------------------------------------------------------------------------------
+    def lesson_runner(self, key: str):
+        lesson = lessons.get(key)
+
+        def run_lesson(session: Session):
+            """Set up the lesson's model, train it for its budget (Stop ends it), stream progress."""
+            settings = lesson.settings()
+            try:
+                trainer, _ = session.prepare(settings, fresh=True)
+                runner = session.start(trainer, seconds=lesson.seconds)
+            except USER_ERRORS as e:
+                raise gr.Error(str(e)) from None
+            state_of(session).source = SESSION_MODEL
+            yield (self.lesson_text(lesson, trainer, "training"), SESSION_MODEL, *self.train_sync_values(settings))
+            rest = [gr.skip()] * (len(self.lesson_outputs) - 1)
+            try:
+                while True:
+                    finished = runner.wait(LESSON_EVERY)
+                    if runner.error is not None:
+                        raise gr.Error(str(runner.error)) if isinstance(runner.error, TrainingDiverged) else runner.error
+                    yield (self.lesson_text(lesson, trainer, "done" if finished else "paused" if trainer.paused else "training"), *rest)
+                    if finished:
+                        break
+            finally:
+                runner.stop()  # Stop (either tab), a closed browser tab or a cancelled client end here
+
+        return run_lesson
+
+    @staticmethod
+    def lesson_text(lesson: lessons.Lesson, trainer, state: str) -> str:
+        done = min(trainer.elapsed, lesson.seconds)
+        if state == "done":
+            over = "Lesson over" if trainer.elapsed >= lesson.seconds else "Stopped"
+            progress = f"**{over}**: {trainer.step_count:,} steps in {trainer.elapsed:.0f} s of training. Press **Train** in the Train tab to go on."
+        else:
+            progress = f"**{state.capitalize()}**: step {trainer.step_count:,} · {done:.0f} of {lesson.seconds:.0f} s · **Stop** ends it early."
+        return f"{lesson.text}\n\n{progress}"
+
+    # -- the Train tab shows the lesson's settings ----------------------------------------------
+    def train_sync_outputs(self) -> list:
+        tt = self.train_tab
+        if tt is None or not all(hasattr(tt, a) for a in ("c", "gan_only", "vae_box", "loaded_controls")):
+            self._sync = None
+            return []
+        self._sync = [k for k in tt.loaded_controls if k in tt.c]
+        return [*tt.gan_only, tt.vae_box, *[tt.c[k] for k in self._sync]]
+
+    def train_sync_values(self, settings) -> list:
+        if self._sync is None:
+            return []
+        tt = self.train_tab
+        values = {
+            "family": settings.family, "data": settings.data, "image_size": settings.image_size,
+            "batch_size": settings.batch_size, "seed": settings.seed, **settings.model,
+        }  # fmt: skip
+        points = settings.data in BUILTIN_POINTS
+        gan = settings.family == "gan"
+        out = [gr.update(visible=gan) for _ in tt.gan_only] + [gr.update(visible=not gan)]
+        for k in self._sync:
+            if k == "image_size":
+                out.append(gr.update(value=values[k], visible=not points))
+            else:
+                out.append(gr.update(value=values[k]) if k in values else gr.update())
+        return out
