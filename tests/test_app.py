@@ -137,3 +137,21 @@ def test_save_then_load_continues_training(url):
         bad = path.with_name("evil.safetensors")
         bad.write_bytes(b"\x80\x04K\x01.")
         other.predict(handle_file(str(bad)), api_name="/load")
+
+
+def test_train_continues_a_model_whose_hidden_settings_differ(url):
+    """A loaded checkpoint or a lesson may set what the tab does not show (here g_layers):
+    Train must continue that model, not start afresh."""
+    from gradio_client import handle_file
+
+    from playground.checkpoint import save_checkpoint
+    from playground.data import load_data
+    from playground.trainer import TrainConfig, make_trainer
+
+    data_args = {"spec": "ring8", "seed": 0, "image_size": 28, "channels": 1}
+    t = make_trainer("gan", load_data(**data_args), {"hidden": 32, "g_layers": 2}, TrainConfig(), data_args=data_args)
+    t.step()
+    path = save_checkpoint(ui.common.CHECKPOINT_ROOT / "two-layers.safetensors", t)
+    c = client(url)
+    c.predict(handle_file(str(path)), api_name="/load")
+    assert step_of(c.predict(**GAN, api_name="/step")[0]) == 2

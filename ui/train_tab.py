@@ -217,18 +217,28 @@ class TrainTab:
         return updates
 
     # The training stream ---------------------------------------------------------------------
+    def settings(self, session: Session, values: tuple) -> TrainSettings:
+        """The widgets' settings, plus the model settings the tab does not show (g_layers,
+        layers, beta1...) taken from the session's model when it is on the same data, so that
+        a lesson's or a loaded checkpoint's model is continued rather than replaced."""
+        settings = settings_from(self.values(values))
+        t = session.trainer
+        if t is not None and t.model.family == settings.family and t.data_args == settings.data_args():
+            hidden = {k: v for k, v in t.model.config.to_dict().items() if k not in FIELDS[settings.family] and k != "data_shape"}
+            settings.model = {**hidden, **settings.model}
+        return settings
+
     def on_train(self, session: Session, *values):
         try:
-            settings = settings_from(self.values(values))
-            trainer, new = session.prepare(settings)
+            trainer, new = session.prepare(self.settings(session, values))
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
-        if trainer.running:
-            trainer.resume()
-            gr.Info("Already training: resumed.")
-            return
         view = self.view(session)
-        runner = session.start(trainer)
+        runner = session.runner
+        if trainer.running and runner is not None and runner.trainer is trainer:
+            trainer.resume()  # already training (a lesson, another tab): show that run
+        else:
+            runner = session.start(trainer)
         yield self.frame(session, view, "training", 0.0)
         try:
             while True:
@@ -296,8 +306,7 @@ class TrainTab:
 
         def on_step(session: Session, *values):
             try:
-                settings = settings_from(self.values(values))
-                trainer, _ = session.prepare(settings)
+                trainer, _ = session.prepare(self.settings(session, values))
                 if phase != "step" and trainer.model.family != "gan":
                     raise ConfigError("D and G steps are for GANs; a VAE trains in one step: use Step")
                 if trainer.running:
