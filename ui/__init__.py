@@ -23,7 +23,8 @@ footer { display: none !important; }
 
 INTRO = """# Generative Models Playground
 Train small GANs and VAEs live on your CPU. Pick a model and data, press **Train**, watch the
-samples and curves change. Step through a GAN's training one phase at a time with **D step** and **G step**."""
+samples and curves change. **Explore** a model's latent space with sliders; **Inspect** what the
+discriminator sees and how much each latent dimension is used, or start a one-click lesson."""
 
 
 def build_demo(max_trainings: int = 1) -> gr.Blocks:
