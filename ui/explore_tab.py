@@ -6,7 +6,10 @@ Handlers are thin: widget values -> playground.explore.Explorer -> pictures.
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -39,6 +42,7 @@ from .common import USER_ERRORS, session_dir
 
 SESSION_MODEL = "__session__"  # the dropdown value meaning "the model in the Train tab"
 MAP_STEPS = 15
+EXPORT_TTL = 3600  # seconds an exported PNG/GIF stays in our folder
 
 
 def model_choices(request: gr.Request | None) -> list[tuple[str, str]]:
@@ -297,9 +301,16 @@ class ExploreTab:
 
     @staticmethod
     def write(name: str, save) -> str:
-        """A file for the user to download (Gradio serves it from its cache, then cleans up)."""
-        folder = Path(tempfile.mkdtemp(prefix="playground-export-"))
-        path = folder / name
+        """A file for the user to download. Gradio copies it into its own cache, so ours are
+        pruned after an hour: a long class never fills the disk."""
+        folder = Path(tempfile.gettempdir()) / "playground-exports"
+        folder.mkdir(exist_ok=True)
+        now = time.time()
+        for old in folder.iterdir():
+            if now - old.stat().st_mtime > EXPORT_TTL:
+                shutil.rmtree(old, ignore_errors=True)
+        path = folder / uuid.uuid4().hex[:12] / name  # a folder each, so the download keeps its name
+        path.parent.mkdir()
         save(path)
         return str(path)
 
