@@ -45,6 +45,7 @@ async ([sel, imgSel, value]) => {
     const obs = new MutationObserver(() => {
       if (img() && img().src !== before) { obs.disconnect(); resolve(performance.now()); }
     });
+    setTimeout(() => { obs.disconnect(); resolve(NaN); }, 3000);  // a dropped update: not counted
     obs.observe(document.body, {subtree: true, attributes: true, childList: true, attributeFilter: ["src"]});
   });
   const t0 = performance.now();
@@ -100,8 +101,10 @@ def browser_latencies(page, moves: int) -> list[float]:
     for i in range(moves + 5):
         v = round(-3 + 6 * ((i * 0.37) % 1), 2)
         ms = page.evaluate(TIME_CHANGE_JS, ["#z0 input[type=range]", "#explore-image img", v])
-        if i >= 5:
+        if i >= 5 and ms == ms:  # NaN: no new picture within 3 s
             out.append(ms)
+    if len(out) < moves // 2:
+        raise RuntimeError(f"only {len(out)} of {moves} slider moves produced a new picture")
     return out
 
 

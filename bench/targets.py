@@ -1,0 +1,124 @@
+"""Do the defaults hit the issue's targets? Each run goes through the real command line.
+
+    python bench/targets.py                  # 3 seeds, full budgets (about 7 minutes)
+    python bench/targets.py --quick          # 1 seed, a quarter of each budget: a smoke run
+    python bench/targets.py --only ring8 vae --seeds 0 1
+
+Targets (with the defaults, i.e. no --set; the budget is seconds of training, which is what
+`python -m playground train --seconds` counts):
+
+  ring8    GAN, 20 s:  8/8 modes and >= 90 % high-quality samples  (PacGAN4: 7.8 / 95.9 %)
+  grid25   GAN, 60 s: 25/25 modes and >= 90 % high-quality samples (PacGAN4: 24.8 / 93.6 %)
+  collapse GAN with the paper's plain minimax game and no remedies, grid25, 60 s: misses modes
+           in every seed (the mode-collapse lesson must still be there to see)
+  vae      VAE on digits (28x28), 10 s: recognisable digits. Judged by eye from samples.png;
+           the table shows the held-out ELBO beside it
+
+Each run is `python -m playground train ... --out OUT/<target>-seed<k>`, so every folder holds the
+checkpoint and samples.png. The machine must be otherwise idle: seconds of training buy fewer
+steps on a busy CPU, so the table prints the load average and steps per second beside each run.
+The script exits 0 once every run has finished, whatever the verdict (add --strict to exit 1 on
+a miss); a run that crashes exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Target:
+    name: str
+    model: str
+    data: str
+    seconds: float
+    sets: tuple[str, ...] = ()  # --set overrides; empty = the defaults under test
+    modes: int | None = None  # modes that must be captured (None: not a mode-coverage target)
+    hq: float | None = None  # least share of high-quality samples
+    collapse: bool = False  # the target is that modes are *missed*
+
+
+TARGETS = [
+    Target("ring8", "gan", "ring8", 20, modes=8, hq=0.90),
+    Target("grid25", "gan", "grid25", 60, modes=25, hq=0.90),
+    # the lesson: Goodfellow et al.'s minimax game without EMA, packing or extra D steps
+    Target("collapse", "gan", "grid25", 60, sets=("loss=minimax", "ema=0", "d_steps=1", "lr=2e-4"), collapse=True),
+    Target("vae", "vae", "digits", 10),
+]
+
+
+def train(t: Target, seconds: float, seed: int, out: Path) -> dict:
+    """One `python -m playground train` run; returns its JSON result."""
+    cmd = [sys.executable, "-m", "playground", "train", "--model", t.model, "--data", t.data,
+           "--seconds", f"{seconds:g}", "--seed", str(seed), "--out", str(out)]  # fmt: skip
+    if t.sets:
+        cmd += ["--set", *t.sets]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def verdict(t: Target, r: dict) -> tuple[str, bool]:
+    """(the run's result columns as text, whether it met its target)."""
+    if "mode_coverage" in r:
+        mc = r["mode_coverage"]
+        text = f"{mc['modes']:>2}/{mc['n_modes']:<2}  {100 * mc['high_quality']:5.1f}"
+        if t.collapse:
+            return text, mc["modes"] < mc["n_modes"]
+        return text, mc["modes"] >= t.modes and mc["high_quality"] >= t.hq
+    elbo = r["held_out"]["elbo"]
+    return f"ELBO {elbo:7.1f}", True  # judged by eye from samples.png
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/targets", help="folder for each run's checkpoint and samples.png")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--only", nargs="+", choices=[t.name for t in TARGETS], help="run only these targets")
+    p.add_argument("--quick", action="store_true", help="seed 0 only, a quarter of each budget (a smoke run: the verdicts then say little)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = p.parse_args(argv)
+    seeds = [0] if args.quick else args.seeds
+    scale = 0.25 if args.quick else 1.0
+    targets = [t for t in TARGETS if not args.only or t.name in args.only]
+    out = Path(args.out)
+
+    print(f"{'target':<9} {'data':<7} {'seed':>4} {'budget':>7} {'steps':>6} {'steps/s':>8} {'load':>5}  {'modes':<5}  {'hq %':>5}  ok")
+    missed = []
+    for t in targets:
+        oks = []
+        for seed in seeds:
+            load = os.getloadavg()[0]
+            r = train(t, t.seconds * scale, seed, out / f"{t.name}-seed{seed}")
+            text, ok = verdict(t, r)
+            oks.append(ok)
+            print(f"{t.name:<9} {t.data:<7} {seed:>4} {t.seconds * scale:>6g}s {r['steps']:>6} {r['steps_per_sec']:>8.0f} {load:>5.1f}  {text}  {'yes' if ok else 'NO'}", flush=True)
+        if not all(oks):
+            missed.append(t.name)
+
+    print()
+    for t in targets:
+        goal = (
+            "misses modes (collapse shows)" if t.collapse
+            else f"{t.modes}/{t.modes} modes, >= {100 * t.hq:.0f} % high quality" if t.modes
+            else f"recognisable digits: look at {out}/{t.name}-seed*/samples.png"
+        )  # fmt: skip
+        status = "MISSED" if t.name in missed else ("see samples" if t.modes is None and not t.collapse else "met")
+        print(f"{t.name:<9} {t.seconds * scale:g} s: {goal}: {status} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+    if args.quick:
+        print("quick run: budgets are a quarter of the targets', so these verdicts are a smoke test only")
+    return 1 if (args.strict and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
