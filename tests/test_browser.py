@@ -112,3 +112,46 @@ def test_explore_slider_moves_the_image(browser, app_url, shipped_models, shots)
     wait_until(lambda: page.get_attribute("#explore-image img", "src") not in (before, after), what="a second move")
     wait_until(lambda: page.locator("#explore-map img").count() > 0, what="the latent map")
     page.screenshot(path=str(shots / "explore.png"), full_page=True)
+
+
+# -- the Inspect tab: open a lesson, watch the views update ------------------------------------
+
+
+def inspected_step(page) -> int:
+    m = re.search(r"step\s+([\d,]+)", page.inner_text("#inspect-status"))
+    return int(m.group(1).replace(",", "")) if m else -1
+
+
+def test_a_lesson_and_its_live_views(browser, app_url, shots):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="Inspect").click()
+    wait_until(lambda: "No model to inspect yet" in page.inner_text("#inspect-status"), what="the empty Inspect tab")
+
+    page.click("#lesson-mode-collapse")
+    wait_until(lambda: "Training" in page.inner_text("#inspect-lesson"), what="the lesson to start")
+    assert "Mode collapse" in page.inner_text("#inspect-lesson")
+    wait_until(lambda: "grid25" in page.inner_text("#inspect-status"), what="the lesson's model in the views")
+    wait_until(lambda: page.locator("#inspect-plane img").count() > 0, what="the discriminator's view")
+    # the timer keeps the views live: the picture and the step count change on their own
+    src = page.get_attribute("#inspect-plane img", "src")
+    step = inspected_step(page)
+    wait_until(lambda: page.get_attribute("#inspect-plane img", "src") != src, what="the plane to update")
+    wait_until(lambda: inspected_step(page) > step, what="the step count to grow")
+    assert page.locator("#inspect-hist img").count() == 1
+    assert "of 25 modes" in page.inner_text("#inspect-modes")
+    # the Learn panel: the minimax objective typeset by KaTeX, with the running procedure marked
+    assert page.locator("#inspect-learn .katex").count() >= 3
+    assert "running" in page.inner_text("#inspect-learn")
+    wait_until(lambda: page.locator("#inspect-scores canvas, #inspect-scores svg").count() > 0, what="the D score curves")
+    if os.environ.get("PLAYGROUND_SCREENSHOTS"):  # the README's picture: let the collapse show
+        wait_until(lambda: inspected_step(page) >= 2500, timeout=120, what="a longer run for the screenshot")
+    time.sleep(2.0)  # a few more updates, so the picture shows a run under way
+    page.screenshot(path=str(shots / "inspect.png"), full_page=True)
+
+    page.click("#inspect-stop")
+    wait_until(lambda: "Stopped" in page.inner_text("#inspect-lesson"), what="the lesson to stop")
+    # the Train tab now holds the lesson's model and shows its settings
+    page.get_by_role("tab", name="Train").click()
+    assert page.locator("#family input[value=gan]").is_checked()
+    assert page.locator("input[type=radio][value=minimax]").is_checked()  # the lesson's generator loss
