@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from playground.data import Dataset, load_data  # noqa: E402
 from playground.models import vae as vae_module  # noqa: E402
+from playground.models.vae import BernoulliNLL  # noqa: E402
 from playground.trainer import TrainConfig, configure_threads, holdout_split, make_trainer  # noqa: E402
 
 BATCH = 128
@@ -134,21 +135,8 @@ class LogitsVAE(ExamplesVAE):
         return self.fc4(F.relu(self.fc3(z)))
 
 
-class BCEWithLogits(torch.autograd.Function):
-    """Per-example sum of BCE-with-logits, softplus(l) - x*l, computed with log instead of log1p
-    (log1p is ~15x slower than log in torch 2.14.1's AVX-512 kernels on the bench machine) and
-    with the exact gradient sigmoid(l) - x."""
-
-    @staticmethod
-    def forward(ctx, logits, x):  # (B, D), (B, D) -> (B,)
-        ctx.save_for_backward(logits, x)
-        softplus = logits.clamp_min(0) + torch.exp(-logits.abs()).add_(1).log_()
-        return (softplus - x * logits).sum(1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        logits, x = ctx.saved_tensors
-        return (torch.sigmoid(logits) - x) * grad.unsqueeze(1), None
+# the playground's own log1p-free loss (the variant the --sections recon race measures)
+BCEWithLogits = BernoulliNLL
 
 
 def logits_loss(bce: Callable) -> Callable:
