@@ -5,8 +5,10 @@ Two races, each inside this one process:
        vae/main.py (fc1, fc21, fc22, fc3, fc4; loss = BCE(sum) + KLD; zero_grad, backward, step,
        loss.item()), with the data as one in-memory tensor cut into shuffled index batches.
   gan  the playground's default MLP GAN for 2-D points on ring8 (G 2-256-256-256-2, D
-       2-256-256-256-1, Adam lr 2e-4, betas (0.5, 0.999), batch 128). The bare loop: one D step on
-       a real and a fake batch, then one G step on a fresh z (Algorithm 1, as the playground does).
+       2-256-256-256-1, Adam betas (0.5, 0.999), batch 128, generator EMA) without its R1 penalty.
+       The bare loop: one D step on a real and a fake batch, then one G step on a fresh z
+       (Algorithm 1, as the playground does), then the EMA update. The full defaults (with R1,
+       a second backward pass through D) run as an extra row.
 The Trainer runs through `Trainer.run()`, the loop the CLI and the app use. Both bare loops use
 the playground's Adam (fused) for the reference row and torch's default Adam for a second row.
 
@@ -49,7 +51,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, no install
 
 from playground.data import Dataset, load_data  # noqa: E402
-from playground.models import vae as vae_module  # noqa: E402
+from playground.models import default_config, vae as vae_module  # noqa: E402
 from playground.models.vae import BernoulliNLL  # noqa: E402
 from playground.trainer import TrainConfig, configure_threads, holdout_split, make_trainer  # noqa: E402
 
@@ -343,12 +345,17 @@ def headline(args, threads) -> dict:
         Contestant("playground train_step, no Trainer", step=train_step_only(vae_trainer(data)), flops=fl),
     ]
     ring = load_data("ring8")
-    g = gan_trainer(ring)
+    # the same model on both sides: the default point GAN with its generator average (EMA) and
+    # without the R1 penalty, which the bare loop does not have (its cost is a row of its own)
+    same = dict(r1=0.0)
+    ema = default_config("gan", (2,)).ema
+    g = gan_trainer(ring, **same)
     gan = [
-        Contestant("trainer (playground GAN, ema 0.99)", run_for=trainer_run_for(g)),
-        Contestant("bare loop, fused Adam", step=bare_gan(g.x, "fused")),
-        Contestant("bare loop, default Adam", step=bare_gan(g.x, "default")),
-        Contestant("playground train_step, no Trainer", step=train_step_only(gan_trainer(ring))),
+        Contestant(f"trainer (playground GAN, ema {ema:g}, r1 0)", run_for=trainer_run_for(g)),
+        Contestant(f"bare loop, fused Adam, ema {ema:g}", step=bare_gan(g.x, "fused", ema=ema)),
+        Contestant(f"bare loop, default Adam, ema {ema:g}", step=bare_gan(g.x, "default", ema=ema)),
+        Contestant("playground train_step, no Trainer", step=train_step_only(gan_trainer(ring, **same))),
+        Contestant("trainer, full defaults (+ R1 0.1)", run_for=trainer_run_for(gan_trainer(ring))),
     ]
     if args.quick:
         vae, gan = vae[:3], gan[:3]
