@@ -23,6 +23,7 @@ from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, load_data
 from .metrics import evaluate
 from .models import FAMILIES, ConfigError
+from .sampling import set_sample_params
 from .trainer import TrainConfig, TrainingDiverged, configure_threads, make_trainer
 
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="a .png (grid or scatter) or .npy (raw samples) file")
+    s.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="sampling settings, e.g. sample_steps=50 eta=0 for a diffusion model")
 
     e = sub.add_parser("evaluate", help="print a checkpoint's metrics as JSON")
     e.add_argument("checkpoint")
@@ -105,7 +107,7 @@ def cmd_train(args, parser) -> dict:
 
 
 def _postfix(logs: dict) -> dict:
-    keys = ("d_loss", "g_loss", "d_real", "d_fake", "recon", "kl")
+    keys = ("d_loss", "g_loss", "d_real", "d_fake", "recon", "kl", "nll", "bits_per_dim", "loss")
     return {k: f"{logs[k]:.3g}" for k in keys if k in logs}
 
 
@@ -135,7 +137,9 @@ def cmd_sample(args, parser) -> dict:
         parser.error("--n must be from 1 to 100000")
     if Path(args.out).suffix not in (".png", ".npy"):
         parser.error("--out must end in .png or .npy")
+    settings = parse_set(args.set, parser)
     model, meta = load_model(args.checkpoint)
+    set_sample_params(model, **settings)
     data = None
     if len(model.config.data_shape) == 1 and Path(args.out).suffix == ".png":
         try:  # the real points under the samples, when the data is at hand

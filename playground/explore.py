@@ -231,6 +231,19 @@ def upscale_for_view(side: int, target: int = 256) -> int:
     return max(1, math.ceil(target / side))
 
 
+def _params(fn) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(fn).parameters)
+
+
+def check_steps(model, steps) -> None:
+    """A diffusion model's sampling steps: 1..T (0 = all T), with the range in the message."""
+    T = model.config.timesteps
+    if steps is None or float(steps) != int(float(steps)) or not 0 <= int(float(steps)) <= T:
+        raise ConfigError(f"sampling steps must be a whole number from 1 to {T} (0 = all {T}); got {steps!r}")
+
+
 # -- one user's exploration --------------------------------------------------------------------
 
 N_SLIDERS = 16  # latent sliders the app shows (a VAE shows its 16 most used dimensions)
@@ -250,10 +263,11 @@ class Explorer:
         model = card.model.eval()
         self.order, self.kls = kl_order(card)
         self.sliders = self.order[:N_SLIDERS]
-        if card.family == "gan":
+        if hasattr(model, "sampler"):  # a generator network to find principal directions in
             self.directions, self.explained = pca_directions(model, N_DIRECTIONS)
         else:
             self.directions, self.explained = torch.zeros(0, card.latent_dim), torch.zeros(0)
+        self.frames: list[tuple[str, np.ndarray]] = []  # the last process() shown, for its step slider
         self._canvas = None
         if card.is_points:
             from .viz import PointsCanvas, plane_limit
@@ -292,6 +306,43 @@ class Explorer:
         from .viz import image_grid
 
         return image_grid(x, nrow=math.ceil(math.sqrt(x.shape[0])), scale=max(1, self.scale // 3))
+
+    # how a sample is made
+    @property
+    def has_process(self) -> bool:
+        return hasattr(self.card.model, "generation_steps")
+
+    @property
+    def has_inference(self) -> bool:
+        return hasattr(self.card.model, "inference_steps") and self.card.data is not None
+
+    def process(self, seed: int, *, direction: str = "generate", sample_steps: int | None = None, n: int | None = None) -> list[tuple[str, np.ndarray]]:
+        """Frames of how this model turns a latent into samples ("generate": a flow layer by
+        layer, an autoregressive model pixel by pixel, a diffusion model step by step), or data
+        into its latent ("encode": a flow's forward pass, diffusion's forward noising).
+        Returns (title, picture) pairs; the same seed gives the same frames."""
+        model = self.card.model
+        if not self.has_process:
+            raise ConfigError(f"a {self.card.family} makes a sample in one pass: there are no steps to show")
+        n = n or (500 if self.card.is_points else 16)
+        if direction == "encode":
+            if not self.has_inference:
+                what = "its data is not at hand" if hasattr(model, "inference_steps") else f"a {self.card.family} has no forward process"
+                raise ConfigError(f"cannot show data turning into latents: {what}")
+            gen = torch.Generator().manual_seed(int(seed))
+            x = self.card.data.x[torch.randperm(len(self.card.data), generator=gen)[:n]]
+            kwargs = {"generator": gen} if "generator" in _params(model.inference_steps) else {}
+            frames = model.inference_steps(x, **kwargs)
+        elif direction == "generate":
+            kwargs = {}
+            if sample_steps is not None and "sample_steps" in getattr(model, "sample_params", ()):
+                check_steps(model, sample_steps)
+                kwargs["steps"] = int(sample_steps)
+            frames = model.generation_steps(sampling.latents(model, n, int(seed)), **kwargs)
+        else:
+            raise ConfigError(f"direction must be 'generate' or 'encode'; got {direction!r}")
+        nrow = math.ceil(math.sqrt(n))
+        return [(title, self.grid(x.cpu(), nrow)) for title, x in frames]
 
     def grid(self, images: torch.Tensor, nrow: int) -> np.ndarray:
         from .viz import image_grid

@@ -4,6 +4,7 @@
     decode(model, z)                 -> samples for given latents
     encode(model, x)                 -> the posterior mean (VAEs only)
     interpolate(z0, z1, steps, mode) -> a path of latents, "linear" or "spherical"
+    set_sample_params(model, ...)    sampling settings (diffusion: sample_steps, eta)
 
 Nothing here changes a model; every function runs under no_grad in eval mode.
 """
@@ -69,6 +70,19 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = "lin
     if omega.abs() < 1e-4:  # nearly parallel: slerp and lerp agree
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def set_sample_params(model, **settings) -> None:
+    """Change the settings a model allows at sample time (a diffusion model's sample_steps and
+    eta), validated by its config class; anything else raises with what is allowed."""
+    allowed = getattr(model, "sample_params", ())
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        what = f"allowed: {', '.join(allowed)}" if allowed else f"a {model.family} has no sampling settings"
+        raise ConfigError(f"{', '.join(unknown)} cannot be set when sampling; {what}")
+    if settings:
+        cfg = model.config
+        model.config = type(cfg)(**{**cfg.to_dict(), **settings})
 
 
 def _device(model) -> torch.device:

@@ -20,18 +20,19 @@ import pandas as pd
 
 from .checkpoint import load_trainer, save_checkpoint
 from .data import load_data
-from .models import ConfigError, default_config
+from .models import FAMILIES, ConfigError, default_config
 from .trainer import TrainConfig, Trainer, make_trainer
 
-# Which curves each family plots, in two panels: (panel title, series).
-CURVES = {
-    "gan": (("Losses", ("d_loss", "g_loss")), ("Discriminator scores", ("d_real", "d_fake"))),
-    "vae": (("Nats per image", ("recon", "kl")), ("ELBO (nats per image)", ("elbo",))),
-}
+# Which curves each family plots, in two panels: (panel title, series). The model classes say.
+CURVES = {name: cls.curves for name, (_, cls) in FAMILIES.items()}
 SERIES_NAMES = {
     "d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
     "recon": "reconstruction", "kl": "KL", "elbo": "ELBO",
+    "nll": "NLL", "bits_per_dim": "bits/dim", "log_pz": "log N(z)", "log_det": "log |det J|",
+    "loss": "loss", "loss_low_noise": "low noise (t ≤ T/3)", "loss_mid_noise": "middle",
+    "loss_high_noise": "high noise (t > 2T/3)",
 }  # fmt: skip
+FLOOR = "entropy floor (best possible)"
 MAX_CURVE_POINTS = 500  # per series sent to the browser on each update
 
 
@@ -208,11 +209,8 @@ def status_text(trainer: Trainer | None, rate: float = 0.0, state: str = "") -> 
     parts = [f"**{state or 'ready'}**", f"step **{trainer.step_count:,}**", f"{trainer.elapsed:.1f} s"]
     if rate:
         parts.append(f"{rate:,.0f} steps/s")
-    fam = trainer.model.family
-    if fam == "gan" and "d_real" in last:
-        parts.append(f"D(x) {last['d_real']:.2f} · D(G(z)) {last['d_fake']:.2f}")
-    if fam == "vae" and "kl" in last:
-        parts.append(f"recon {last['recon']:.1f} · KL {last['kl']:.2f} nats")
+    for _, series in trainer.model.curves:  # the numbers its curves show, latest values
+        parts += [f"{SERIES_NAMES[k]} {last[k]:.3g}" for k in series if isinstance(last.get(k), float)][:3]
     return " · ".join(parts)
 
 
@@ -229,6 +227,9 @@ def curve_frames(trainer: Trainer | None, family: str) -> list[pd.DataFrame]:
             for s in series
             if s in r and math.isfinite(r[s])
         ]
+        entropy = trainer.data.entropy if trainer is not None else None
+        if entropy is not None and "nll" in series and records:  # the floor the NLL curve aims at
+            records += [{"step": r["step"], "value": entropy, "series": FLOOR} for r in (rows[0], rows[-1])]
         frames.append(pd.DataFrame(records, columns=["step", "value", "series"]))
     return frames
 

@@ -356,7 +356,7 @@ class Trainer:
         """The model's samples from the fixed latent batch (comparable from frame to frame)."""
         with self.lock:
             self.model.eval()
-            out = self.model.decode(self.fixed_z)
+            out = getattr(self.model, "preview", self.model.decode)(self.fixed_z)
             self.model.train()
         return out.cpu()
 

@@ -109,3 +109,27 @@ def test_the_session_model_is_explorable(app_url):
     c.predict(upload=None, hidden=32, api_name="/dg_step")
     out = c.predict("__session__", api_name="/explore_pick")
     assert "trained in this session" in out[0] and "2 steps" in out[0]  # D+G step = 2 steps
+
+
+@pytest.mark.parametrize(
+    "family,over",
+    [
+        ("flow", dict(data="moons", blocks=2, hidden=16)),
+        ("diffusion", dict(data="ring8", timesteps=100, hidden=16, sample_steps=0)),
+        ("autoregressive", dict(data="digits", image_size=16, hidden=16)),
+    ],
+)
+def test_new_families_train_explore_and_show_their_process(app_url, family, over):
+    c = client(app_url)
+    status, samples, curve1, _ = c.predict(upload=None, family=family, **over, api_name="/step")
+    assert "step **1**" in status and samples is not None
+    out = c.predict("__session__", api_name="/explore_pick")
+    assert f"a {family.upper()}" in out[0]
+    frame, pic, gif = c.predict(0, "generate", 0, api_name="/process")
+    assert val(frame) >= 2 and gif is not None
+    first = c.predict(0, api_name="/process_frame")
+    assert first["label"].startswith("Step 0 of ") and first["value"] is not None
+    with pytest.raises(Exception, match="one pass"):
+        c.predict(upload=None, hidden=32, api_name="/step")  # back to a GAN
+        c.predict("__session__", api_name="/explore_pick")
+        c.predict(0, "generate", 0, api_name="/process")

@@ -49,12 +49,48 @@ def test_train_vae_on_digits_for_seconds(tmp_path, capsys):
     assert img.ndim == 3 and img.shape[0] >= 4 * 28
 
 
+def test_flow_on_moons_reports_nll_against_the_entropy_floor(tmp_path, capsys):
+    code, out, _ = _run(["train", "--model", "flow", "--data", "moons", "--steps", "30", "--out", str(tmp_path), "--set", "blocks=2", "hidden=16"], capsys)
+    assert code == 0
+    held = json.loads(out.strip().splitlines()[-1])["held_out"]
+    assert held["entropy_floor"] == pytest.approx(2.390) and held["gap_to_floor"] == pytest.approx(held["nll"] - 2.390)
+    code, out, _ = _run(["evaluate", str(tmp_path / "model.safetensors")], capsys)
+    assert code == 0 and json.loads(out)["held_out"]["nll"] == pytest.approx(held["nll"], abs=1e-4)
+
+
+def test_made_on_digits_reports_bits_per_dim(tmp_path, capsys):
+    code, out, _ = _run(["train", "--model", "autoregressive", "--data", "digits", "--image-size", "8", "--steps", "5", "--out", str(tmp_path), "--set", "hidden=16"], capsys)
+    assert code == 0
+    held = json.loads(out.strip().splitlines()[-1])["held_out"]
+    assert held["bits_per_dim"] == pytest.approx(held["nll"] / (64 * np.log(2)), rel=1e-5)
+    code, _, _ = _run(["sample", str(tmp_path / "model.safetensors"), "--n", "4", "--out", str(tmp_path / "s.npy")], capsys)
+    x = np.load(tmp_path / "s.npy")
+    assert code == 0 and x.shape == (4, 1, 8, 8) and set(np.unique(x)) <= {0.0, 1.0}
+
+
+def test_diffusion_sampling_steps_change_at_sample_time(tmp_path, capsys):
+    code, out, _ = _run(["train", "--model", "diffusion", "--data", "ring8", "--steps", "5", "--out", str(tmp_path), "--set", "timesteps=100", "hidden=16"], capsys)
+    r = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and r["mode_coverage"]["n_modes"] == 8 and "loss" in r["final"]
+    ckpt = str(tmp_path / "model.safetensors")
+    outs = {}
+    for steps in (100, 10):
+        code, _, _ = _run(["sample", ckpt, "--n", "8", "--out", str(tmp_path / f"s{steps}.npy"), "--set", f"sample_steps={steps}", "eta=0"], capsys)
+        assert code == 0
+        outs[steps] = np.load(tmp_path / f"s{steps}.npy")
+    assert not np.allclose(outs[100], outs[10])
+    code, _, err = _run(["sample", ckpt, "--n", "8", "--out", str(tmp_path / "bad.npy"), "--set", "sample_steps=500"], capsys)
+    assert code == 1 and "sample_steps must be" in err
+    code, _, err = _run(["sample", ckpt, "--n", "8", "--out", str(tmp_path / "bad.npy"), "--set", "lr=1"], capsys)
+    assert code == 1 and "allowed: sample_steps, eta" in err
+
+
 @pytest.mark.parametrize(
     "args",
     [
         [],
         ["train", "--model", "gan", "--data", "ring8", "--out", "x"],  # no budget
-        ["train", "--model", "flow", "--data", "ring8", "--steps", "1", "--out", "x"],
+        ["train", "--model", "nosuch", "--data", "ring8", "--steps", "1", "--out", "x"],
         ["train", "--model", "gan", "--data", "ring8", "--steps", "0", "--out", "x"],
         ["train", "--model", "gan", "--data", "ring8", "--steps", "1", "--out", "x", "--set", "noequals"],
         ["sample", "ckpt.safetensors", "--out", "x.jpg"],

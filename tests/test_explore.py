@@ -117,3 +117,45 @@ def test_explorer_draws_points_for_2d_models(ring8):
     a, b = ex.draw(torch.zeros(2)), ex.draw(torch.ones(2) * 2)
     assert a.shape == b.shape and not np.array_equal(a, b)
     assert len(ex.directions) == 2  # PCA directions of a 2-D latent
+
+
+def _card(family, data, **over):
+    from playground.trainer import TrainConfig, make_trainer
+
+    t = make_trainer(family, data, over, TrainConfig(batch_size=32))
+    for _ in range(3):
+        t.step()
+    return ModelCard(family, t.model.eval(), data)
+
+
+@pytest.mark.parametrize(
+    "family,over,encode",
+    [("flow", {"blocks": 2, "hidden": 16}, True), ("diffusion", {"timesteps": 100, "hidden": 16}, True)],
+)
+def test_process_frames_for_2d_models(ring8, family, over, encode):
+    ex = Explorer(_card(family, ring8, **over))
+    assert ex.has_process and ex.has_inference == encode and len(ex.directions) == 0
+    frames = ex.process(3)
+    assert len(frames) >= 3 and len({pic.shape for _, pic in frames}) == 1  # one size: a GIF
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(frames, ex.process(3)))  # seeded
+    back = ex.process(3, direction="encode")
+    assert len(back) >= 3 and back[0][0].startswith("data")
+
+
+def test_process_frames_for_made_and_sample_steps_for_diffusion(ring8):
+    from playground.data import load_data
+
+    digits8 = load_data("digits", image_size=8)
+    ex = Explorer(_card("autoregressive", digits8, hidden=16))
+    frames = ex.process(0)
+    assert frames[0][0] == "no pixels yet" and frames[-1][0].startswith("all 64 pixels")
+    assert frames[0][1].std() < frames[-1][1].std()  # a blank canvas, then samples
+    with pytest.raises(Exception, match="no forward process"):
+        ex.process(0, direction="encode")
+    dif = Explorer(_card("diffusion", ring8, timesteps=100, hidden=16))
+    assert len(dif.process(0, sample_steps=20)) < len(dif.process(0, sample_steps=100)) + 1
+    with pytest.raises(Exception, match="from 1 to 100"):
+        dif.process(0, sample_steps=101)
+    gan = Explorer(ModelCard("g", build_model("gan", default_config("gan", (2,), hidden=16)), ring8))
+    with pytest.raises(Exception, match="one pass"):
+        gan.process(0)

@@ -107,6 +107,15 @@ class ExploreTab:
                         self.interp_btn = gr.Button("Interpolate", elem_id="interp-run")
                         self.interp_view = gr.Image(label="Interpolation", format="png", type="numpy", interactive=False, elem_id="interp-image", elem_classes=["pixelated"])
                         self.interp_gif = gr.File(label="Animated GIF", interactive=False, height=80, elem_id="interp-gif")
+                    with gr.Tab("How a sample is made", id="process", visible=False) as self.process_tab:
+                        self.process_md = gr.Markdown("", elem_id="process-info")
+                        with gr.Row():
+                            self.process_dir = gr.Radio([("latent → samples", "generate"), ("data → latent", "encode")], value="generate", label="Direction", elem_id="process-dir")
+                            self.process_steps = gr.Slider(0, 1000, value=0, step=10, label="Sampling steps (0 = all T)", visible=False, elem_id="process-steps")
+                            self.process_btn = gr.Button("Show the steps", elem_id="process-run")
+                        self.process_frame = gr.Slider(0, 1, value=0, step=1, label="Step", elem_id="process-frame")
+                        self.process_view = gr.Image(label="Step", format="png", type="numpy", interactive=False, elem_id="process-image", elem_classes=["pixelated"], height=380)
+                        self.process_gif = gr.File(label="Animated GIF of every step", interactive=False, height=80, elem_id="process-gif")
                     with gr.Tab("Traversal", id="trav"):
                         gr.Markdown("One latent direction per row, from −span to +span around the current point (VAE: the most used dimensions; GAN: the principal directions).")
                         with gr.Row():
@@ -120,7 +129,7 @@ class ExploreTab:
     def wire(self):
         S = self.session
         sliders = [*self.z, *self.d]
-        pick_outputs = [self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter]
+        pick_outputs = [self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter, self.process_tab, self.process_md, self.process_dir, self.process_steps]
         self.pick_outputs = pick_outputs
         self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
         self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload")
@@ -137,6 +146,8 @@ class ExploreTab:
         self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view], api_name="explore_encode")
         self.export_btn.click(self.on_export, [S, *sliders], self.export_file, api_name="explore_export")
         self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
+        self.process_btn.click(self.on_process, [S, self.seed, self.process_dir, self.process_steps], [self.process_frame, self.process_view, self.process_gif], api_name="process")
+        self.process_frame.input(self.on_process_frame, [S, self.process_frame], self.process_view, api_name="process_frame", trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
         self.trav_btn.click(self.on_traverse, [S, self.trav_steps, self.trav_span, self.trav_rows, *sliders], [self.trav_view, self.trav_gif], api_name="traverse")
 
     # -- choosing a model --------------------------------------------------------------------
@@ -199,9 +210,43 @@ class ExploreTab:
             map_pic = ex.grid(latent_map(card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
             scatter = self.scatter_picture(ex)
         return (
-            self.describe(ex), view, gr.Accordion(visible=card.family == "gan"), *z_updates, *d_updates,
-            gr.Tab(visible=two_d), map_pic, scatter,
+            self.describe(ex), view, gr.Accordion(visible=len(ex.directions) > 0), *z_updates, *d_updates,
+            gr.Tab(visible=two_d), map_pic, scatter, *self.process_updates(ex),
         )  # fmt: skip
+
+    @staticmethod
+    def process_updates(ex: Explorer) -> list:
+        """The generation-process tab: shown for models that make samples in steps."""
+        model = ex.card.model
+        note = getattr(model, "process_note", "")
+        steps = "sample_steps" in getattr(model, "sample_params", ())
+        T = getattr(model.config, "timesteps", 1000)
+        return [
+            gr.Tab(visible=ex.has_process),
+            note,
+            gr.Radio(value="generate", visible=ex.has_inference),
+            gr.Slider(maximum=T, value=model.config.sample_steps if steps else 0, visible=steps),
+        ]
+
+    def on_process(self, session: Session, seed, direction, sample_steps):
+        ex = self.explorer(session)
+        if seed is None or seed < 0:
+            raise gr.Error("The seed must be a whole number, 0 or more.")
+        try:
+            frames = ex.process(int(seed), direction=direction, sample_steps=sample_steps)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        ex.frames = frames  # the step slider shows these
+        last = len(frames) - 1
+        gif = self.write("process.gif", lambda p: p.write_bytes(gif_bytes([pic for _, pic in frames], fps=4, bounce=False)))
+        return gr.Slider(maximum=last, value=last, label=f"Step: {frames[last][0]}"), frames[last][1], gif
+
+    def on_process_frame(self, session: Session, index):
+        frames = getattr(self.explorer(session), "frames", None)
+        if not frames:
+            raise gr.Error("Press “Show the steps” first.")
+        i = int(min(max(int(index or 0), 0), len(frames) - 1))
+        return gr.Image(value=frames[i][1], label=f"Step {i} of {len(frames) - 1}: {frames[i][0]}")
 
     @staticmethod
     def describe(ex: Explorer) -> str:
@@ -212,8 +257,10 @@ class ExploreTab:
             shown = min(N_SLIDERS, c.latent_dim)
             note = "ordered by average KL, most used first" if c.data is not None else "in their own order (the data is not at hand to rank them)"
             lines.append(f"Sliders set the {shown} latent coordinates {note}; the rest stay at 0.")
-        else:
+        elif len(ex.directions):
             lines.append("Sliders set the raw latent coordinates; the principal directions move along GANSpace axes.")
+        else:
+            lines.append(getattr(c.model, "latent_note", "Sliders set the raw latent coordinates."))
         return " ".join(lines)
 
     @staticmethod

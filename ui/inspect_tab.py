@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground import lessons
-from playground.data import BUILTIN_POINTS
 from playground.explore import ModelCard, card_from_checkpoint
 from playground.diagnostics import Inspector, describe_collapse, describe_modes, snapshot
 from playground.models import ConfigError
@@ -317,26 +316,12 @@ class InspectTab:
     # -- the Train tab shows the lesson's settings ----------------------------------------------
     def train_sync_outputs(self) -> list:
         tt = self.train_tab
-        if tt is None or not all(hasattr(tt, a) for a in ("c", "gan_only", "vae_box", "loaded_controls")):
-            self._sync = None
+        if tt is None or not hasattr(tt, "settings_outputs"):
             return []
-        self._sync = [k for k in tt.loaded_controls if k in tt.c]
-        return [*tt.gan_only, tt.vae_box, *[tt.c[k] for k in self._sync]]
+        return tt.settings_outputs()
 
     def train_sync_values(self, settings) -> list:
-        if self._sync is None:
-            return []
         tt = self.train_tab
-        values = {
-            "family": settings.family, "data": settings.data, "image_size": settings.image_size,
-            "batch_size": settings.batch_size, "seed": settings.seed, **settings.model,
-        }  # fmt: skip
-        points = settings.data in BUILTIN_POINTS
-        gan = settings.family == "gan"
-        out = [gr.update(visible=gan) for _ in tt.gan_only] + [gr.update(visible=not gan)]
-        for k in self._sync:
-            if k == "image_size":
-                out.append(gr.update(value=values[k], visible=not points))
-            else:
-                out.append(gr.update(value=values[k]) if k in values else gr.update())
-        return out
+        if tt is None or not hasattr(tt, "settings_updates"):
+            return []
+        return tt.settings_updates(settings)

@@ -14,7 +14,7 @@ import gradio as gr
 
 from playground.checkpoint import CheckpointError
 from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
-from playground.models import ConfigError, default_config
+from playground.models import FAMILIES, ConfigError, default_config
 from playground.session import CURVES, Session, TrainSettings, curve_frames, status_text
 from playground.trainer import TrainingDiverged
 from playground.viz import PointsCanvas, plane_limit, samples_picture
@@ -24,12 +24,20 @@ from .common import USER_ERRORS, session_dir
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
 
-# The controls of each family, by config name. Shared ones first.
-GAN_FIELDS = ("arch", "latent_dim", "hidden", "loss", "d_steps", "pack", "spectral_norm", "r1", "ema", "lr")
-VAE_FIELDS = ("arch", "latent_dim", "hidden", "likelihood", "beta", "kl_warmup", "lr")
-FIELDS = {"gan": GAN_FIELDS, "vae": VAE_FIELDS}
-ALL_FIELDS = sorted(set(GAN_FIELDS + VAE_FIELDS))
-ARCHS = {"gan": ["mlp", "dcgan"], "vae": ["mlp", "conv"]}
+# The controls of each family, by config name (the tab shows these; the rest keep their defaults).
+FIELDS = {
+    "gan": ("arch", "latent_dim", "hidden", "loss", "d_steps", "pack", "spectral_norm", "r1", "ema", "lr"),
+    "vae": ("arch", "latent_dim", "hidden", "likelihood", "beta", "kl_warmup", "lr"),
+    "flow": ("blocks", "hidden", "depth", "lr"),
+    "autoregressive": ("hidden", "layers", "lr"),
+    "diffusion": ("arch", "timesteps", "schedule", "hidden", "layers", "sample_steps", "eta", "ema", "lr"),
+}
+ALL_FIELDS = sorted({k for fields in FIELDS.values() for k in fields})
+INT_FIELDS = ("latent_dim", "hidden", "d_steps", "pack", "kl_warmup", "blocks", "depth", "layers", "timesteps", "sample_steps")
+LIVE_FIELDS = ("lr", "beta", "sample_steps", "eta")  # sent to a running training as they change
+ARCHS = {"gan": ["mlp", "dcgan"], "vae": ["mlp", "conv"], "diffusion": ["mlp", "conv"]}
+FAMILY_CHOICES = [("GAN", "gan"), ("VAE", "vae"), ("Flow", "flow"), ("Autoregressive", "autoregressive"), ("Diffusion", "diffusion")]
+IMAGES_ONLY = ("autoregressive",)  # families that model images only: picking one switches the data
 REPORT_EVERY = 0.3  # seconds between live updates: every update re-sends all outputs
 
 
@@ -54,7 +62,7 @@ def settings_from(v: dict) -> TrainSettings:
             raise DataError("choose a file to upload first (.zip or folder of images, .npz, or a .csv of x,y points)")
         data = v["upload"]
     model = {k: v[k] for k in FIELDS[family]}
-    for k in ("latent_dim", "hidden", "d_steps", "pack", "kl_warmup"):
+    for k in INT_FIELDS:
         if k in model and model[k] is not None:
             model[k] = _int(k, model[k])
     return TrainSettings(
@@ -70,8 +78,13 @@ def _int(name, value) -> int:
 
 
 def defaults_for(family: str, points: bool) -> dict:
-    cfg = default_config(family, (2,) if points else (1, 28, 28)).to_dict()
+    cfg = default_config(family, (2,) if points and family not in IMAGES_ONLY else (1, 28, 28)).to_dict()
     return {k: cfg[k] for k in FIELDS[family]}
+
+
+def phases(family: str) -> tuple[str, ...]:
+    """The partial steps a family has (a GAN's D and G steps): the tab shows their buttons."""
+    return FAMILIES[family][1].phases
 
 
 def with_names(fn, names: list[str]):
@@ -107,36 +120,48 @@ class TrainTab:
     # -- layout ----------------------------------------------------------------------------------
     def build(self):
         c: dict[str, gr.components.Component] = {}
-        gan, pts = defaults_for("gan", True), True
+        d = {k: v for fam in ("diffusion", "flow", "autoregressive", "vae", "gan") for k, v in defaults_for(fam, True).items()}
+        shown = set(FIELDS["gan"])  # the first view: a GAN on ring8
+
+        def field(k):  # visible when the first family (a GAN) has it
+            return dict(visible=k in shown, value=d[k])
+
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
-                c["family"] = gr.Radio([("GAN", "gan"), ("VAE", "vae")], value="gan", label="Model family", elem_id="family")
+                c["family"] = gr.Radio(FAMILY_CHOICES, value="gan", label="Model family", elem_id="family")
                 c["data"] = gr.Dropdown(data_choices(), value="ring8", label="Data", elem_id="data")
                 c["upload"] = gr.File(label="Your data: .zip of images, .npz (x: uint8 N×H×W[×C]), or .csv of x,y", file_types=[".zip", ".npz", ".csv"], type="filepath", visible=False, elem_id="upload")
                 with gr.Row():
-                    c["arch"] = gr.Dropdown(ARCHS["gan"], value=gan["arch"], label="Architecture", elem_id="arch")
-                    c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=not pts)
+                    c["arch"] = gr.Dropdown(["mlp"], label="Architecture", elem_id="arch", **field("arch"))
+                    c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
                 with gr.Row():
-                    c["latent_dim"] = gr.Slider(1, 64, value=gan["latent_dim"], step=1, label="Latent dimensions")
-                    c["hidden"] = gr.Slider(16, 1024, value=gan["hidden"], step=16, label="Hidden width (MLP)")
-                with gr.Group(visible=True) as self.gan_box:
-                    with gr.Row():
-                        c["loss"] = gr.Radio(["non-saturating", "minimax"], value=gan["loss"], label="Generator loss", info="minimax is V(D,G) as written; it saturates")
-                        c["d_steps"] = gr.Slider(1, 5, value=gan["d_steps"], step=1, label="D steps per G step (k)")
-                    with gr.Row():
-                        c["pack"] = gr.Slider(1, 8, value=gan["pack"], step=1, label="PacGAN packing", info="D judges m samples at once")
-                        c["r1"] = gr.Number(value=gan["r1"], minimum=0, maximum=1000, label="R1 penalty γ")
-                    with gr.Row():
-                        c["spectral_norm"] = gr.Checkbox(value=gan["spectral_norm"], label="Spectral norm in D")
-                        c["ema"] = gr.Slider(0, 0.999, value=gan["ema"], step=0.001, label="Generator averaging (EMA)")
-                vae = defaults_for("vae", True)
-                with gr.Group(visible=False) as self.vae_box:
-                    with gr.Row():
-                        c["likelihood"] = gr.Radio(["bernoulli", "gaussian"], value=vae["likelihood"], label="Likelihood p(x|z)")
-                        c["kl_warmup"] = gr.Number(value=vae["kl_warmup"], minimum=0, label="KL warm-up steps")
-                    c["beta"] = gr.Slider(0, 10, value=vae["beta"], step=0.1, label="β (KL weight; live)", elem_id="beta")
+                    c["latent_dim"] = gr.Slider(1, 64, step=1, label="Latent dimensions", **field("latent_dim"))
+                    c["hidden"] = gr.Slider(16, 1024, step=16, label="Hidden width", **field("hidden"))
                 with gr.Row():
-                    c["lr"] = gr.Number(value=gan["lr"], minimum=1e-6, maximum=1.0, label="Learning rate (live)", elem_id="lr")
+                    c["blocks"] = gr.Slider(1, 32, step=1, label="Coupling blocks", info="ActNorm, mixing, affine coupling", **field("blocks"))
+                    c["depth"] = gr.Slider(1, 6, step=1, label="Layers in each coupling net", **field("depth"))
+                    c["layers"] = gr.Slider(1, 8, step=1, label="Hidden layers / blocks", **field("layers"))
+                with gr.Row():
+                    c["loss"] = gr.Radio(["non-saturating", "minimax"], label="Generator loss", info="minimax is V(D,G) as written; it saturates", **field("loss"))
+                    c["d_steps"] = gr.Slider(1, 5, step=1, label="D steps per G step (k)", **field("d_steps"))
+                with gr.Row():
+                    c["pack"] = gr.Slider(1, 8, step=1, label="PacGAN packing", info="D judges m samples at once", **field("pack"))
+                    c["r1"] = gr.Number(minimum=0, maximum=1000, label="R1 penalty γ", **field("r1"))
+                with gr.Row():
+                    c["spectral_norm"] = gr.Checkbox(label="Spectral norm in D", **field("spectral_norm"))
+                    c["ema"] = gr.Slider(0, 0.999, step=0.001, label="Weight averaging (EMA) for sampling", **field("ema"))
+                with gr.Row():
+                    c["likelihood"] = gr.Radio(["bernoulli", "gaussian"], label="Likelihood p(x|z)", **field("likelihood"))
+                    c["kl_warmup"] = gr.Number(minimum=0, label="KL warm-up steps", **field("kl_warmup"))
+                c["beta"] = gr.Slider(0, 10, step=0.1, label="β (KL weight; live)", elem_id="beta", **field("beta"))
+                with gr.Row():
+                    c["timesteps"] = gr.Slider(100, 1000, step=50, label="Diffusion steps T", info="thin 2-D data needs ≥ 250", **field("timesteps"))
+                    c["schedule"] = gr.Radio(["linear", "cosine"], label="Noise schedule", **field("schedule"))
+                with gr.Row():
+                    c["sample_steps"] = gr.Slider(0, 1000, step=10, label="Sampling steps (0 = all T; live)", elem_id="sample_steps", **field("sample_steps"))
+                    c["eta"] = gr.Slider(0, 1, step=0.1, label="η: 1 = DDPM noise, 0 = DDIM (live)", elem_id="eta", **field("eta"))
+                with gr.Row():
+                    c["lr"] = gr.Number(minimum=1e-6, maximum=1.0, label="Learning rate (live)", elem_id="lr", **field("lr"))
                     c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
                     c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             with gr.Column(scale=2, min_width=400):
@@ -173,8 +198,9 @@ class TrainTab:
         c, S = self.c, self.session
         self.names = list(c)
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
-        self.gan_only = [self.gan_box, self.d_btn, self.g_btn, self.dg_btn]
-        family_outputs = [c["arch"], c["image_size"], c["upload"], *self.gan_only, self.vae_box, *[c[k] for k in ALL_FIELDS]]
+        self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
+        self.knobs = [k for k in ALL_FIELDS if k != "arch"]  # arch has its own update (its choices)
+        family_outputs = [c["data"], c["arch"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs]]
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(lambda: UPLOAD, None, c["data"], api_name=False)
@@ -189,31 +215,33 @@ class TrainTab:
         self.reset_btn.click(self.on_reset, S, self.outputs, api_name="reset", cancels=[self.train_event], concurrency_limit=None)
         for btn, phase, name in ((self.step_btn, "step", "step"), (self.d_btn, "d", "d_step"), (self.g_btn, "g", "g_step"), (self.dg_btn, "dg", "dg_step")):
             btn.click(with_names(self.stepper(phase), self.names), settings_inputs, self.outputs, api_name=name, concurrency_id="step", concurrency_limit=4)
-        for k in ("lr", "beta"):
-            c[k].input(self.on_live, [S, c["lr"], c["beta"]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+        for k in LIVE_FIELDS:
+            c[k].input(self.on_live, [S, *[c[f] for f in LIVE_FIELDS]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         self.save_btn.click(self.on_save, [S, self.ckpt_name, self.share], [self.download, self.status], api_name="save")
-        self.loaded_controls = ["family", "data", "arch", "image_size", "batch_size", "seed", *ALL_FIELDS]
+        self.loaded_controls = ["family", "data", "arch", "image_size", "batch_size", "seed", *self.knobs]
         self.load_file.upload(
             self.on_load, [S, self.load_file],
-            [*self.outputs, *self.gan_only, self.vae_box, *[c[k] for k in self.loaded_controls]], api_name="load",
+            [*self.outputs, *self.settings_outputs()], api_name="load",
         )  # fmt: skip
 
     def values(self, values: tuple) -> dict:
         return dict(zip(self.names, values))
 
     def on_family_or_data(self, family, data, upload):
+        if family in IMAGES_ONLY and _is_points(data, upload):
+            data = "digits"  # this family models images only: show it on the shipped digits
+            gr.Info(f"{dict((v, k) for k, v in FAMILY_CHOICES)[family]} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
         d = defaults_for(family, points)
-        arch_choices = ARCHS[family] if not points else ["mlp"]
+        arch_choices = ARCHS.get(family, ["mlp"]) if not points else ["mlp"]
         updates = [
-            gr.Dropdown(choices=arch_choices, value=d["arch"] if d["arch"] in arch_choices else "mlp"),
+            gr.Dropdown(value=data),
+            gr.Dropdown(choices=arch_choices, value=d.get("arch", "mlp") if d.get("arch") in arch_choices else "mlp", visible="arch" in d),
             gr.Dropdown(visible=not points),
             gr.File(visible=data == UPLOAD),
-            *[gr.update(visible=family == "gan") for _ in self.gan_only],
-            gr.Group(visible=family == "vae"),
+            *[gr.update(visible=bool(phases(family))) for _ in self.phase_btns],
         ]
-        for k in ALL_FIELDS:
-            updates.append(gr.update(value=d[k]) if k in d and k != "arch" else gr.update())
+        updates += [gr.update(value=d[k], visible=True) if k in d else gr.update(visible=False) for k in self.knobs]
         return updates
 
     # The training stream ---------------------------------------------------------------------
@@ -307,8 +335,8 @@ class TrainTab:
         def on_step(session: Session, *values):
             try:
                 trainer, _ = session.prepare(self.settings(session, values))
-                if phase != "step" and trainer.model.family != "gan":
-                    raise ConfigError("D and G steps are for GANs; a VAE trains in one step: use Step")
+                if phase != "step" and not trainer.model.phases:
+                    raise ConfigError(f"D and G steps are for GANs; a {trainer.model.family} trains in one step: use Step")
                 if trainer.running:
                     trainer.pause()  # stepping by hand pauses a running training
                 for p in phases:
@@ -322,15 +350,15 @@ class TrainTab:
 
         return on_step
 
-    def on_live(self, session: Session, lr, beta):
+    def on_live(self, session: Session, *live):
         t = session.trainer
         if t is None:
             return
-        values = {"lr": lr, "beta": beta}
+        values = {k: (int(x) if k in INT_FIELDS else float(x)) for k, x in zip(LIVE_FIELDS, live) if x is not None}
         try:
-            t.set(**{k: float(x) for k, x in values.items() if k in t.model.live_params and x is not None})
+            t.set(**{k: x for k, x in values.items() if k in t.model.live_params})
             if session.settings is not None:
-                session.settings.model.update({k: float(x) for k, x in values.items() if k in session.settings.model and x is not None})
+                session.settings.model.update({k: x for k, x in values.items() if k in session.settings.model})
         except ConfigError as e:
             raise gr.Error(str(e)) from None
 
@@ -352,13 +380,32 @@ class TrainTab:
             session.load(path)
         except USER_ERRORS as e:
             raise gr.Error(f"Could not load that checkpoint: {e}") from None
-        st = session.settings
-        family = st.family
-        data = st.data if st.data in BUILTIN_POINTS + BUILTIN_IMAGES else UPLOAD
-        values = {"family": family, "data": data, "image_size": st.image_size, "batch_size": st.batch_size, "seed": st.seed, **st.model}
-        controls = [gr.update(value=values[k]) if k in values else gr.update() for k in self.loaded_controls]
-        if data == UPLOAD:
-            session.settings.data = st.data  # keep the checkpoint's own file as the data
+        data = session.settings.data
+        updates = self.settings_updates(session.settings)
+        if data not in BUILTIN_POINTS + BUILTIN_IMAGES:
+            session.settings.data = data  # keep the checkpoint's own file as the data
         frame = self.frame(session, self.view(session), "loaded: press Train to continue", 0.0)
-        gan_only = [gr.update(visible=family == "gan") for _ in self.gan_only]
-        return (*frame, *gan_only, gr.Group(visible=family == "vae"), *controls)
+        return (*frame, *updates)
+
+    # -- showing settings made elsewhere (a checkpoint, a lesson) ------------------------------
+    def settings_outputs(self) -> list:
+        """The components settings_updates() changes, in its order."""
+        return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls]]
+
+    def settings_updates(self, st: TrainSettings) -> list:
+        """Updates that make the controls show these settings: values, and which controls the
+        family has."""
+        family = st.family
+        builtin = st.data in BUILTIN_POINTS + BUILTIN_IMAGES
+        points = st.data in BUILTIN_POINTS or (not builtin and Path(str(st.data)).suffix.lower() == ".csv")
+        values = {
+            "family": family, "data": st.data if builtin else UPLOAD, "image_size": st.image_size,
+            "batch_size": st.batch_size, "seed": st.seed, **st.model,
+        }  # fmt: skip
+        shown = {"family", "data", "batch_size", "seed", *FIELDS[family]}
+        controls = [gr.update(value=values.get(k), visible=True) if k in shown else gr.update(visible=False) for k in self.loaded_controls]
+        controls[self.loaded_controls.index("image_size")] = gr.update(value=st.image_size, visible=not points)
+        if "arch" in shown:
+            choices = ["mlp"] if points else ARCHS[family]
+            controls[self.loaded_controls.index("arch")] = gr.update(choices=choices, value=values["arch"], visible=True)
+        return [*[gr.update(visible=bool(phases(family))) for _ in self.phase_btns], *controls]

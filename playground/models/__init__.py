@@ -9,6 +9,16 @@ checkpoints and the app rely on:
     model.make_optimizers() -> {name: optimizer}
     model.train_step(next_batch, opts, *, batch_size, step, phase, generator) -> {part: tensor}
     model.sample_latent(n, generator) -> z,  model.decode(z) -> data-space samples
+    model.curves          the two panels of curves the app plots: ((title, (part, ...)), ...)
+
+and, where a family has them (the app shows what a model offers, never asks its family):
+    model.encode(x)                  VAE: the posterior q(z|x)
+    model.log_prob(x)                flows, autoregressive: the exact log-likelihood
+    model.generation_steps(z)        flows, autoregressive, diffusion: [(title, samples), ...]
+                                     from the latent to the samples (layer, pixel or noise level)
+    model.inference_steps(x)         flows, diffusion: the same, from data towards the latent
+    model.preview(z)                 a quicker decode for live frames (diffusion: a short chain)
+    model.sample_params              settings that may change at sample time (diffusion)
 """
 
 from __future__ import annotations
@@ -16,10 +26,31 @@ from __future__ import annotations
 import dataclasses
 
 from ._common import ConfigError
+from .autoregressive import MADE, ARConfig
+from .diffusion import Diffusion, DiffusionConfig
+from .flow import Flow, FlowConfig
 from .gan import GAN, GANConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES = {"gan": (GANConfig, GAN), "vae": (VAEConfig, VAE)}
+FAMILIES = {
+    "gan": (GANConfig, GAN),
+    "vae": (VAEConfig, VAE),
+    "flow": (FlowConfig, Flow),
+    "autoregressive": (ARConfig, MADE),
+    "diffusion": (DiffusionConfig, Diffusion),
+}
+
+# Each family's defaults for 2-D points and for images, over its config's own defaults.
+DEFAULTS = {
+    # points: tuned on ring8/grid25 by step count over 4 seeds (bench/targets.py): a faster
+    # lr, a lighter average and a touch of R1 reach >= 90 % high-quality samples on ring8
+    # in ~2,500 steps and 25/25 modes on grid25 in ~4,000
+    "gan": (dict(latent_dim=2, hidden=256, lr=5e-4, ema=0.98, r1=0.1), dict(latent_dim=32, hidden=512)),
+    "vae": (dict(likelihood="gaussian", latent_dim=2, hidden=128, layers=2), {}),
+    "flow": ({}, dict(blocks=6, hidden=512, depth=2, lr=5e-4)),
+    "autoregressive": ({}, {}),
+    "diffusion": ({}, dict(hidden=1024, layers=3, lr=5e-4)),
+}
 
 
 def _family(family: str):
@@ -37,18 +68,7 @@ def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     """A config suited to data of this shape: the family's defaults, adjusted for 2-D points or
     images, then `overrides` (unknown keys raise with the list of valid ones)."""
     cls, _ = _family(family)
-    points = len(data_shape) == 1
-    if family == "gan":
-        # points: tuned on ring8/grid25 by step count over 4 seeds (bench/targets.py): a faster
-        # lr, a lighter average and a touch of R1 reach >= 90 % high-quality samples on ring8
-        # in ~2,500 steps and 25/25 modes on grid25 in ~4,000
-        base = (
-            dict(latent_dim=2, hidden=256, lr=5e-4, ema=0.98, r1=0.1)
-            if points
-            else dict(latent_dim=32, hidden=512)
-        )
-    else:
-        base = dict(likelihood="gaussian", latent_dim=2, hidden=128, layers=2) if points else {}
+    base = DEFAULTS[family][0 if len(data_shape) == 1 else 1]
     valid = config_fields(family)
     unknown = sorted(set(overrides) - set(valid) - {"data_shape"})
     if unknown:
@@ -71,4 +91,4 @@ def build_model(family: str, config):
     return model_cls(config)
 
 
-__all__ = ["FAMILIES", "GAN", "GANConfig", "VAE", "VAEConfig", "ConfigError", "build_model", "default_config", "config_fields"]
+__all__ = ["FAMILIES", "GAN", "GANConfig", "VAE", "VAEConfig", "Flow", "FlowConfig", "MADE", "ARConfig", "Diffusion", "DiffusionConfig", "ConfigError", "build_model", "default_config", "config_fields"]

@@ -195,6 +195,7 @@ class GAN(nn.Module):
     family: ClassVar[str] = "gan"
     phases: ClassVar[tuple[str, ...]] = ("d", "g")  # step-by-step mode: one D step, one G step
     live_params: ClassVar[tuple[str, ...]] = ("lr",)  # may change while training runs
+    curves: ClassVar[tuple] = (("Losses", ("d_loss", "g_loss")), ("Discriminator scores", ("d_real", "d_fake")))
 
     def __init__(self, cfg: GANConfig):
         super().__init__()

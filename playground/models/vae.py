@@ -193,6 +193,7 @@ class VAE(nn.Module):
     family: ClassVar[str] = "vae"
     phases: ClassVar[tuple[str, ...]] = ()
     live_params: ClassVar[tuple[str, ...]] = ("lr", "beta")  # may change while training runs
+    curves: ClassVar[tuple] = (("Nats per image", ("recon", "kl")), ("ELBO (nats per image)", ("elbo",)))
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()

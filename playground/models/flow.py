@@ -1,0 +1,337 @@
+"""Normalizing flows: affine coupling layers (RealNVP, Dinh et al., 2017) with Glow's ActNorm and
+invertible linear mixing (Kingma & Dhariwal, 2018).
+
+What is in this file, top to bottom:
+  FlowConfig        - every knob, with why its default is what it is
+  ActNorm           - a per-dimension affine map, initialised from the first batch
+  InvertibleLinear  - a learned rotation-and-scale W = P L (U + diag(s)), LU-parameterised
+  AffineCoupling    - half the dimensions scale and shift the other half
+  Flow              - the stack, exact log-likelihood, sampling, and one gradient step
+
+A flow is an invertible map f from data x to a base latent z ~ N(0, I). The change of
+variables gives the exact log-likelihood (Dinh et al., 2017, eq. 3):
+
+    log p(x) = log N(f(x); 0, I) + log |det df/dx|
+
+Training maximises it (minimises the negative log-likelihood, NLL). Sampling runs f backwards:
+x = f^-1(z). Each layer is chosen so that its inverse and its log-determinant are cheap:
+a coupling layer keeps x_a and maps x_b -> x_b * exp(s(x_a)) + t(x_a), log-det = sum(s).
+
+Points are modelled as they are (NLL in nats per point, comparable with the data's entropy).
+Images in [0, 1] are dequantised with uniform noise and passed through RealNVP's logit
+transform; the NLL is reported in bits per dimension of 8-bit pixels, as in the literature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._common import ConfigError, check_range, make_adam
+
+LOG_2PI = math.log(2 * math.pi)
+MAX_LINEAR_DIM = 64  # above this (images), a fixed permutation mixes the dimensions instead
+
+
+@dataclass
+class FlowConfig:
+    data_shape: tuple[int, ...] = (2,)  # (2,) for points, (C, H, W) for images (flattened)
+    blocks: int = 8  # ActNorm -> invertible linear -> coupling, repeated
+    hidden: int = 128  # width of each coupling network
+    depth: int = 2  # hidden layers in each coupling network
+    max_scale: float = 3.0  # |log-scale| of one coupling is at most this (soft, via tanh)
+    alpha: float = 0.05  # images: RealNVP's logit transform squeezes pixels into [alpha, 1-alpha]
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+
+    CHOICES: ClassVar[dict] = {}
+
+    def __post_init__(self):
+        self.data_shape = tuple(int(s) for s in self.data_shape)
+        check_range("blocks", self.blocks, 1, 64)
+        check_range("hidden", self.hidden, 4, 4096)
+        check_range("depth", self.depth, 1, 6)
+        check_range("max_scale", self.max_scale, 0.1, 10.0)
+        check_range("alpha", self.alpha, 1e-4, 0.2)
+        check_range("lr", self.lr, 1e-6, 1.0)
+        check_range("beta1", self.beta1, 0.0, 0.999)
+        check_range("beta2", self.beta2, 0.0, 0.9999)
+        if math.prod(self.data_shape) < 2:
+            raise ConfigError("a coupling flow needs data with at least 2 dimensions")
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.data_shape)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers. Each maps forward (data -> latent) and back, and returns its log|det| per example.
+
+
+class ActNorm(nn.Module):
+    """y = (x - shift) * exp(-log_scale), per dimension; set so that the first batch it sees comes
+    out with zero mean and unit variance (Glow, section 3.1). Makes any data scale trainable."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(dim))
+        self.log_scale = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
+
+    def forward(self, x):
+        if self.training and not self.initialized:
+            with torch.no_grad():
+                self.shift.copy_(x.mean(0))
+                self.log_scale.copy_(x.std(0).clamp_min(1e-3).log() if x.shape[0] > 1 else torch.zeros_like(self.shift))
+                self.initialized.fill_(1)
+        y = (x - self.shift) * torch.exp(-self.log_scale)
+        return y, (-self.log_scale.sum()).expand(x.shape[0])
+
+    def inverse(self, y):
+        return y * torch.exp(self.log_scale) + self.shift
+
+
+class InvertibleLinear(nn.Module):
+    """y = W x with W = P L (U + diag(sign * exp(log_s))): log|det W| = sum(log_s) (Glow's LU
+    trick). Lets the couplings that follow split the dimensions along any direction, which is
+    what a 2-D flow needs to bend a density in more than the two axis directions."""
+
+    def __init__(self, dim: int, generator: torch.Generator):
+        super().__init__()
+        q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
+        p, lower, upper = torch.linalg.lu(q)
+        s = torch.diagonal(upper)
+        self.register_buffer("p", p)
+        self.register_buffer("sign", torch.sign(s))
+        self.register_buffer("eye", torch.eye(dim))
+        self.lower = nn.Parameter(lower.tril(-1))
+        self.upper = nn.Parameter(upper.triu(1))
+        self.log_s = nn.Parameter(s.abs().log())
+
+    def weight(self) -> torch.Tensor:
+        lower = self.lower.tril(-1) + self.eye
+        upper = self.upper.triu(1) + torch.diag(self.sign * self.log_s.exp())
+        return self.p @ lower @ upper
+
+    def forward(self, x):
+        return x @ self.weight().T, self.log_s.sum().expand(x.shape[0])
+
+    def inverse(self, y):
+        lower = self.lower.tril(-1) + self.eye
+        upper = self.upper.triu(1) + torch.diag(self.sign * self.log_s.exp())
+        # y = P L U x  ->  x = U^-1 L^-1 P^T y, two triangular solves (columns are examples)
+        b = self.p.T @ y.T
+        b = torch.linalg.solve_triangular(lower, b, upper=False, unitriangular=True)
+        return torch.linalg.solve_triangular(upper, b, upper=True).T
+
+
+class Permutation(nn.Module):
+    """A fixed random reordering of the dimensions (log|det| = 0): the mixing layer for images,
+    where a learned D x D matrix would cost more than the rest of the flow."""
+
+    def __init__(self, dim: int, generator: torch.Generator):
+        super().__init__()
+        perm = torch.randperm(dim, generator=generator)
+        self.register_buffer("perm", perm)
+        self.register_buffer("inv", torch.argsort(perm))
+
+    def forward(self, x):
+        return x[:, self.perm], torch.zeros(x.shape[0], device=x.device)
+
+    def inverse(self, y):
+        return y[:, self.inv]
+
+
+class AffineCoupling(nn.Module):
+    """x_b -> x_b * exp(s) + t with (s, t) = net(x_a); x_a passes through (Dinh et al., 2017).
+    `flip` swaps which half conditions; the last layer of the net starts at zero (identity map)."""
+
+    def __init__(self, dim: int, hidden: int, depth: int, max_scale: float, flip: bool):
+        super().__init__()
+        self.flip, self.max_scale = flip, max_scale
+        self.n_a = dim // 2 if not flip else dim - dim // 2
+        n_b = dim - self.n_a
+        sizes = [self.n_a] + [hidden] * depth
+        layers = [m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.SiLU())]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 2 * n_b))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def _split(self, x):
+        a, b = x[:, : self.n_a], x[:, self.n_a :]
+        return (b, a) if self.flip else (a, b)  # flip: the second part conditions
+
+    def _join(self, a, b):
+        return torch.cat([b, a] if self.flip else [a, b], dim=1)
+
+    def _scale_shift(self, a):
+        s, t = self.net(a).chunk(2, dim=1)
+        return self.max_scale * torch.tanh(s / self.max_scale), t
+
+    def forward(self, x):
+        a, b = self._split(x)
+        s, t = self._scale_shift(a)
+        return self._join(a, b * torch.exp(s) + t), s.sum(1)
+
+    def inverse(self, y):
+        a, b = self._split(y)
+        s, t = self._scale_shift(a)
+        return self._join(a, (b - t) * torch.exp(-s))
+
+
+class Flow(nn.Module):
+    family: ClassVar[str] = "flow"
+    phases: ClassVar[tuple[str, ...]] = ()
+    live_params: ClassVar[tuple[str, ...]] = ("lr",)
+    latent_note: ClassVar[str] = "Sliders set the base latent z ~ N(0, I); the flow maps it to data exactly, x = f⁻¹(z), and back."
+    process_note: ClassVar[str] = (
+        "A flow is a stack of invertible blocks. **latent → samples** runs them backwards from "
+        "z ~ N(0, I), one block at a time; **data → latent** runs them forwards: block by block, the "
+        "data is bent into a standard Gaussian."
+    )
+    curves: ClassVar[tuple] = (
+        ("Negative log-likelihood", ("nll",)),
+        ("The two terms of log p(x)", ("log_pz", "log_det")),
+    )
+
+    def __init__(self, cfg: FlowConfig):
+        super().__init__()
+        self.config = cfg
+        self.images = len(cfg.data_shape) == 3
+        gen = torch.Generator().manual_seed(0)  # the initial rotations; weights follow torch's seed
+        layers: list[nn.Module] = []
+        for k in range(cfg.blocks):
+            layers += [
+                ActNorm(cfg.dim),
+                InvertibleLinear(cfg.dim, gen) if cfg.dim <= MAX_LINEAR_DIM else Permutation(cfg.dim, gen),
+                AffineCoupling(cfg.dim, cfg.hidden, cfg.depth, cfg.max_scale, flip=k % 2 == 1),
+            ]
+        self.layers = nn.ModuleList(layers)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.dim
+
+    def _device(self) -> torch.device:
+        return self.layers[0].shift.device
+
+    # -- data space <-> the flow's space (images: dequantise and logit; points: as they are) ------
+    def _preprocess(self, x: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flattened flow input and the log|det| of this step per example."""
+        x = x.flatten(1)
+        if not self.images:
+            return x, torch.zeros(x.shape[0], device=x.device)
+        a = self.config.alpha
+        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        y = (x * 255 + noise) / 256  # uniform dequantisation: a density on [0, 1]^D
+        p = a + (1 - 2 * a) * y
+        v = torch.log(p) - torch.log1p(-p)
+        log_det = (math.log(1 - 2 * a) - torch.log(p) - torch.log1p(-p)).sum(1)
+        return v, log_det
+
+    def _postprocess(self, v: torch.Tensor) -> torch.Tensor:
+        if not self.images:
+            return v
+        a = self.config.alpha
+        x = ((torch.sigmoid(v) - a) / (1 - 2 * a)).clamp(0, 1)
+        return x.view(v.shape[0], *self.config.data_shape)
+
+    # -- the flow --------------------------------------------------------------------------------
+    def forward_flow(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow space -> base latent z, and the summed log|det| per example."""
+        log_det = torch.zeros(v.shape[0], device=v.device)
+        for layer in self.layers:
+            v, ld = layer(v)
+            log_det = log_det + ld
+        return v, log_det
+
+    def log_prob_parts(self, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor]:
+        """Per-example log N(z) and log|det| for data-space x (summed over dimensions)."""
+        v, ld_pre = self._preprocess(x, generator)
+        z, ld = self.forward_flow(v)
+        log_pz = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(1)
+        return {"log_pz": log_pz, "log_det": ld + ld_pre}
+
+    @torch.no_grad()
+    def log_prob(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """log p(x) per example: nats per point, or of a density on [0, 1]^D for images."""
+        parts = self.log_prob_parts(x, generator)
+        return parts["log_pz"] + parts["log_det"]
+
+    def nll_units(self, nll: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The NLL in the units this data is compared in: nats per point, or bits per dimension
+        of 8-bit images (the density on [0, 1]^D becomes one on {0..255}^D: + D log 256)."""
+        if not self.images:
+            return {"nll": nll}
+        d = self.config.dim
+        return {"nll": nll, "bits_per_dim": (nll + d * math.log(256)) / (d * math.log(2))}
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator, device=self._device())
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """x = f^-1(z), in data space."""
+        v = z.flatten(1)
+        for layer in reversed(self.layers):
+            v = layer.inverse(v)
+        return self._postprocess(v)
+
+    @torch.no_grad()
+    def generation_steps(self, z: torch.Tensor, frames: int = 0) -> list[tuple[str, torch.Tensor]]:
+        """The base latent pushed back through the flow one block at a time: the first frame is
+        z ~ N(0, I), the last the samples (3 layers per block: ActNorm, linear, coupling)."""
+        v = z.flatten(1)
+        out = [("base latent z ~ N(0, I)", self._postprocess(v))]
+        per = 3
+        n_blocks = len(self.layers) // per
+        for k in reversed(range(n_blocks)):
+            for layer in reversed(self.layers[k * per : (k + 1) * per]):
+                v = layer.inverse(v)
+            left = k
+            title = "samples x = f⁻¹(z)" if left == 0 else f"after block {n_blocks - k} of {n_blocks} (inverse)"
+            out.append((title, self._postprocess(v)))
+        return out
+
+    @torch.no_grad()
+    def inference_steps(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Data pushed forward through the flow, block by block, to the base latent."""
+        v, _ = self._preprocess(x)
+        out = [("data x", self._postprocess(v))]
+        per = 3
+        n_blocks = len(self.layers) // per
+        for k in range(n_blocks):
+            for layer in self.layers[k * per : (k + 1) * per]:
+                v, _ = layer(v)
+            title = "latent z = f(x)" if k == n_blocks - 1 else f"after block {k + 1} of {n_blocks}"
+            out.append((title, self._postprocess(v)))
+        return out
+
+    # -- training --------------------------------------------------------------------------------
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"flow": make_adam(self.parameters(), c.lr, (c.beta1, c.beta2))}
+
+    def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
+        """One Adam step on the mean NLL of a batch. Returns nll (nats per example; plus
+        bits_per_dim for images) and its two terms, the mean log N(z) and log|det|."""
+        if phase is not None:
+            raise ConfigError(f"a flow trains in one step; phase {phase!r} is for GANs")
+        parts = self.log_prob_parts(next_batch(), generator)
+        log_pz, log_det = parts["log_pz"].mean(), parts["log_det"].mean()
+        loss = -(log_pz + log_det)
+        opts["flow"].zero_grad(set_to_none=True)
+        loss.backward()
+        opts["flow"].step()
+        out = {k: v.detach() for k, v in self.nll_units(loss).items()}
+        out.update(log_pz=log_pz.detach(), log_det=log_det.detach())
+        return out
