@@ -11,12 +11,24 @@ VAEs
   reconstructions()      inputs and their reconstructions
   latent_codes()         encoded data in 2-D (PCA when the latent has more dimensions)
   kl_frame(), vae_curves()
-Both families
-  objective_terms()      the terms of V(D, G) or of the ELBO from the trainer's latest step
+Flows and autoregressive models (what has `log_prob`)
+  nll_curve()            NLL over training: nats per point beside the data's entropy floor, or
+                         bits per dimension for images
+  held_out_nll()         the exact NLL on a held-out slice (metrics.likelihood_metrics)
+  density_grid()         p(x) = exp log p(x) over a grid of the plane (2-D data)
+Diffusion
+  noise_level_curves()   the denoising loss over training, overall and by noise level
+What has `generation_steps` / `inference_steps` (flows, MADE, diffusion)
+  steps_picture()        a strip of frames: latent -> data (a flow's blocks, MADE's pixels, the
+                         reverse chain) or data -> latent (a flow's blocks, forward noising)
+Every family
+  objective_terms()      the terms of the objective (V(D, G), the ELBO, log p(x), the denoising
+                         loss) from the trainer's latest step
   estimate_terms()       the same terms estimated on a batch (a loaded model that never stepped)
-  learn_markdown()       the seed's formulas with those values, and the training procedure
+  learn_markdown()       the paper's formulas with those values, and the training procedure
 Pictures and the live view
-  PlaneView, HistogramView, LatentView   matplotlib figures (no pyplot) redrawn by blitting:
+  PlaneView, HistogramView, LatentView, DensityView
+                                         matplotlib figures (no pyplot) redrawn by blitting:
                                          axes, ticks and legends are drawn once, each update
                                          repaints only what moved (a few ms instead of ~50)
   Inspector              one model's live views, with the fixed batches that make frames
@@ -31,8 +43,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
+import textwrap
 import threading
+import time
 
 import matplotlib
 import numpy as np
@@ -44,10 +59,11 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from . import sampling
-from .metrics import model_mode_coverage
+from .metrics import likelihood_metrics, model_mode_coverage
 from .models import ConfigError
 from .models.vae import kl_divergence
-from .viz import GENERATED, PointsCanvas, image_grid, plane_limit
+from .trainer import holdout_split
+from .viz import GENERATED, PointsCanvas, figure_array, image_grid, plane_limit
 
 KL_ACTIVE = 0.01  # nats: a latent dimension with less average KL carries (almost) no information
 ACTIVITY = 0.01  # Burda et al. 2016: unit u is active if Cov_x(E_q[z_u]) > 0.01 (as in metrics.py)
@@ -312,21 +328,206 @@ def vae_curves(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Flows and autoregressive models: what has an exact log-likelihood
+
+
+FLOOR = "entropy floor (best possible)"  # the same name as the Train tab's NLL curve
+NLL_POINTS = "NLL (nats per point)"
+BITS = "bits per dimension"
+N_HELD_OUT = 2000  # held-out points for the NLL readout (a few ms for a small flow)
+N_HELD_OUT_IMAGES = 256  # held-out images: fewer, each costs hundreds of dimensions
+
+
+def nll_curve(rows: list[dict], entropy: float | None = None) -> tuple[pd.DataFrame, str]:
+    """The training NLL over steps, and the plot's title. Images (rows with bits_per_dim): bits
+    per dimension. Points: nats per point, with the data's entropy as a flat series when known:
+    NLL = entropy + KL(p_data || p_model), so no model goes below it."""
+    if any("bits_per_dim" in r for r in rows[-5:]):
+        return _long(rows, {"bits_per_dim": BITS}), "NLL in bits per dimension"
+    df = _long(rows, {"nll": NLL_POINTS})
+    if entropy is not None and len(df):
+        lo, hi = df["step"].min(), df["step"].max()
+        flat = pd.DataFrame({"step": [lo, hi], "value": [float(entropy)] * 2, "series": [FLOOR] * 2})
+        df = pd.concat([df, flat], ignore_index=True)
+    return df, "Negative log-likelihood (nats per point)"
+
+
+def held_out_slice(data, n_max: int) -> torch.Tensor:
+    """Up to n_max examples the trainer never trains on (trainer.holdout_split, 10 %), or the
+    first n_max when the data is too small to hold any out."""
+    _, test_idx = holdout_split(len(data), 0.1)
+    x = data.x[test_idx] if test_idx.numel() else data.x
+    return x[:n_max]
+
+
+def held_out_nll(model, x: torch.Tensor, entropy: float | None = None) -> dict:
+    """metrics.likelihood_metrics on x (seeded dequantisation noise), with the model left in
+    eval mode as it came."""
+    with _eval(model):
+        return likelihood_metrics(model, x, entropy=entropy, seed=0, batch_size=1024)
+
+
+def describe_nll(m: dict | None) -> str:
+    """One line: "held-out NLL X nats · floor Y · gap Z", or bits per dimension for images."""
+    if m is None:
+        return ""
+    n = f"<small>on {m['n_examples']:,} held-out examples</small>"
+    if "bits_per_dim" in m:
+        return f"Held-out NLL **{m['bits_per_dim']:.3f} bits/dim** ({m['nll']:.1f} nats per image) {n}"
+    if "entropy_floor" in m:
+        return f"Held-out NLL **{m['nll']:.3f} nats** · floor {m['entropy_floor']:.3f} · gap **{m['gap_to_floor']:.3f}** {n}"
+    return f"Held-out NLL **{m['nll']:.3f} nats** per point (no known floor for this data) {n}"
+
+
+@torch.no_grad()
+def density_grid(model, lim: float, res: int = 64) -> np.ndarray:
+    """p(x) = exp(log p(x)) on a res x res grid over [-lim, lim]^2, with p[i, j] at (x_j, y_i)."""
+    if not hasattr(model, "log_prob"):
+        raise ConfigError(f"a density map needs a model with an exact likelihood (a flow); this one is a {model.family}")
+    _need_points(model, "the density map")
+    axis = torch.linspace(-lim, lim, res, device=_device(model))
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)  # (res*res, 2), row-major in y
+    with _eval(model):
+        log_p = model.log_prob(grid).view(res, res).double()
+    return torch.nan_to_num(log_p.clamp(max=50).exp(), nan=0.0).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Diffusion
+
+
+NOISE_SERIES = {"loss": "all t", "loss_low_noise": "low noise (t ≤ T/3)", "loss_mid_noise": "middle", "loss_high_noise": "high noise (t > 2T/3)"}
+
+
+def noise_level_curves(rows: list[dict]) -> pd.DataFrame:
+    """The denoising loss over training: over all t, and over the low, middle and high thirds."""
+    return _long(rows, NOISE_SERIES)
+
+
+@torch.no_grad()
+def diffusion_loss_terms(model, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+    """The simple loss |eps - eps_theta(x_t, t)|^2 on a batch, as a training step computes it
+    (t ~ U{1..T}, one noise draw), without a step: overall and by noise level."""
+    x0 = model._to_net(x)
+    b, T = x0.shape[0], model.config.timesteps
+    t = torch.randint(1, T + 1, (b,), generator=generator, device=x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    per_example = (model.net(model.q_sample(x0, t, noise), t) - noise).pow(2).flatten(1).mean(1)
+    out = {"loss": per_example.mean().item()}
+    third = (t - 1) * 3 // T
+    for k, name in enumerate(("loss_low_noise", "loss_mid_noise", "loss_high_noise")):
+        sel = third == k
+        out[name] = per_example[sel].mean().item() if sel.any() else out["loss"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Step by step: latent -> data and data -> latent
+
+
+def _pick_frames(steps: list, most: int) -> list:
+    """At most `most` frames, evenly spread, always the first and the last."""
+    if len(steps) <= most:
+        return steps
+    idx = np.unique(np.round(np.linspace(0, len(steps) - 1, most)).astype(int))
+    return [steps[i] for i in idx]
+
+
+def follow_colors(points: np.ndarray) -> np.ndarray:
+    """A colour per point from its angle around the batch's centre (a cyclic colour map): the
+    same colours in every frame let the eye follow each point through the transformation."""
+    c = points - points.mean(0)
+    angle = (np.arctan2(c[:, 1], c[:, 0]) + np.pi) / (2 * np.pi)
+    return matplotlib.colormaps["hsv"](angle)
+
+
+def _spread(p: np.ndarray) -> float:
+    """A half-width that frames 99 % of the points (N, 2), with a margin."""
+    p = p[np.isfinite(p).all(1)]
+    return float(np.quantile(np.abs(p), 0.99)) * 1.15 if len(p) else 1.0
+
+
+def _grid_cols(n: int) -> int:
+    """Two rows of samples in a frame (one row for a few)."""
+    return math.ceil(n / 2) if n > 3 else n
+
+
+def steps_picture(steps: list[tuple[str, torch.Tensor]], *, lim: float | None = None, most: int = 10, per_row: int = 5, title: str = "") -> np.ndarray:
+    """A strip of frames from generation_steps() or inference_steps(), left to right and then
+    on the next row (`per_row` frames a row: small enough to read beside the Learn panel).
+
+    Points: one small scatter per frame, each point coloured by its place in the first frame;
+    a frame spreading wider than the data (the base Gaussian, pure noise) gets wider axes.
+    Images: each frame a small grid of the same samples. Titles say what each frame is."""
+    steps = _pick_frames(steps, most)
+    n = len(steps)
+    cols = min(n, per_row)
+    rows = math.ceil(n / cols)
+    first = steps[0][1].detach().float().cpu()
+    points = first.dim() == 2
+    if points:
+        panel_h = 1.85  # a square panel 1.3 inches wide, its title and its scale
+    else:  # the height of one frame's grid of samples, at 1.3 inches wide, and its title
+        grid = image_grid(first[:1].expand(first.shape[0], *first.shape[1:]), nrow=_grid_cols(first.shape[0]))
+        panel_h = 1.3 * grid.shape[0] / grid.shape[1] + 0.4
+    fig = Figure(figsize=(1.3 * cols + 0.2, panel_h * rows + (0.3 if title else 0.05)), dpi=100)
+    colors = follow_colors(first.numpy()) if points else None
+    shared = None
+    if points:  # one scale for the whole strip, unless some frame spreads far wider (an untrained chain)
+        spreads = [_spread(x.detach().float().cpu().numpy()) for _, x in steps]
+        if max(spreads) < 4 * max(min(spreads), 1e-3):
+            shared = max(lim or 0.0, *spreads)
+    for i, (name, x) in enumerate(steps):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        x = x.detach().float().cpu()
+        if points:
+            p = x.numpy()
+            finite = np.isfinite(p).all(1)
+            half = shared or max(lim or 0.0, _spread(p), 1e-3)
+            ax.scatter(p[finite, 0], p[finite, 1], s=1.5, c=colors[finite], linewidths=0, alpha=0.8)
+            ax.set_xlim(-half, half)
+            ax.set_ylim(-half, half)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(f"axes ±{half:.3g}", fontsize=6, labelpad=1)
+        else:
+            ax.imshow(image_grid(x, nrow=_grid_cols(x.shape[0])), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax.set_title("\n".join(textwrap.wrap(name, 18)), fontsize=7, pad=2)
+    top = 1.0
+    if title:
+        fig.suptitle(title, fontsize=8, y=0.995, va="top")
+        top = 1 - 0.25 / fig.get_figheight()  # room for the title above the first row's titles
+    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.6, rect=(0, 0, 1, top))
+    return figure_array(fig)
+
+
+# ---------------------------------------------------------------------------------------------
 # The objective, term by term
 
 
 GAN_TERMS = ("v_real", "v_fake", "value", "d_real", "d_fake", "g_loss")
 VAE_TERMS = ("recon", "kl", "elbo", "beta", "loss")
+FLOW_TERMS = ("nll", "log_pz", "log_det", "bits_per_dim")
+AR_TERMS = ("nll", "bits_per_dim")
+DIFFUSION_TERMS = ("loss", "loss_low_noise", "loss_mid_noise", "loss_high_noise")
+TERMS = {"gan": GAN_TERMS, "vae": VAE_TERMS, "flow": FLOW_TERMS, "autoregressive": AR_TERMS, "diffusion": DIFFUSION_TERMS}
+# the terms without which the Learn panel estimates them on a batch instead
+NEEDED = {"gan": GAN_TERMS[:3], "vae": VAE_TERMS[:3], "flow": FLOW_TERMS[:3], "autoregressive": AR_TERMS, "diffusion": DIFFUSION_TERMS[:1]}
+OPTIONAL = {"bits_per_dim"}  # a flow logs it for images only
 
 
 def objective_terms(last: dict, family: str, rows: list[dict] | None = None) -> dict:
     """The objective's terms from the trainer's latest step (`trainer.last`). A GAN's D-only or
     G-only step logs half of them: the rest come from the latest history row that has them.
     Missing terms are None."""
-    keys = GAN_TERMS if family == "gan" else VAE_TERMS
+    keys = TERMS.get(family, ())
     out = {k: float(last[k]) if isinstance(last.get(k), (int, float)) else None for k in keys}
     for r in reversed(rows or []):
-        if all(v is not None for v in out.values()):
+        if all(v is not None for k, v in out.items() if k not in OPTIONAL):
             break
         for k in keys:
             if out[k] is None and isinstance(r.get(k), (int, float)):
@@ -355,11 +556,22 @@ def estimate_terms(model, x: torch.Tensor, seed: int = 0) -> dict:
                 "d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item(),
                 "g_loss": generator_loss(fake_logits, model.config.loss).item(),
             }  # fmt: skip
-        else:
+        elif hasattr(model, "encode"):
             p = model.loss_parts(x, gen)
             beta = model.config.beta
             out = {"recon": p["recon"].item(), "kl": p["kl"].item(), "elbo": p["elbo"].item(), "beta": beta}
             out["loss"] = out["recon"] + beta * out["kl"]
+        elif hasattr(model, "log_prob_parts"):  # a flow: log p(x) = log N(f(x)) + log|det|
+            p = model.log_prob_parts(x, gen)
+            log_pz, log_det = p["log_pz"].mean(), p["log_det"].mean()
+            out = {k: v.item() for k, v in model.nll_units(-(log_pz + log_det)).items()}
+            out.update(log_pz=log_pz.item(), log_det=log_det.item())
+        elif hasattr(model, "log_prob"):
+            out = {k: v.item() for k, v in model.nll_units(-model.log_prob(x, gen).mean()).items()}
+        elif hasattr(model, "q_sample"):
+            out = diffusion_loss_terms(model, x, gen)
+        else:
+            raise ConfigError(f"no objective to show for a {model.family}")
     return {**out, "step": None, "phase": None}
 
 
@@ -367,12 +579,19 @@ def _v(x: float | None, fmt: str = ".3f") -> str:
     return "?" if x is None else format(x, fmt)
 
 
-def learn_markdown(family: str, terms: dict, config: dict, *, running: bool = False, estimated: bool = False) -> str:
-    """The seed's formula with each term's current value, and the training procedure with the
-    phase that ran last highlighted (step-by-step mode) or the whole loop (while training)."""
+def learn_markdown(family: str, terms: dict, config: dict, *, running: bool = False, estimated: bool = False, entropy: float | None = None) -> str:
+    """The paper's formula with each term's current value, and the training procedure with the
+    phase that ran last highlighted (step-by-step mode) or the whole loop (while training).
+    `entropy`: the data's entropy in nats, the floor a likelihood model's NLL is compared with."""
     where = "estimated on a fresh batch" if estimated else f"on the batch of step {terms.get('step') or 0:,}"
     if family == "gan":
         return _learn_gan(terms, config, running, where)
+    if family == "flow":
+        return _learn_flow(terms, config, running, where, entropy)
+    if family == "autoregressive":
+        return _learn_autoregressive(terms, config, running, where)
+    if family == "diffusion":
+        return _learn_diffusion(terms, config, running, where)
     return _learn_vae(terms, config, running, where)
 
 
@@ -446,6 +665,105 @@ Training descends reconstruction + β·KL with β = {beta:g}{" (the ELBO itself)
 2. {_mark("reparameterise: z = μ + σ·ε with ε ~ N(0, I)", note)}
 3. {_mark("decode z and score the batch: log p(x|z); KL in closed form", note)}
 4. {_mark("one Adam step on reconstruction + β·KL", note)}
+"""
+
+
+def _learn_flow(t: dict, cfg: dict, running: bool, where: str, entropy: float | None) -> str:
+    images = len(cfg.get("data_shape", (2,))) == 3
+    log_pz, log_det, nll = t.get("log_pz"), t.get("log_det"), t.get("nll")
+    log_p = -nll if nll is not None else None
+    unit = "nats per image" if images else "nats per point"
+    note = "running" if running else ""
+    if images:
+        d = math.prod(cfg["data_shape"])
+        reading = (
+            f"In the literature's unit, bits per dimension of 8-bit pixels: **{_v(t.get('bits_per_dim'))}** "
+            f"(the NLL of the {d}-pixel image plus {d} log 256 for the 256 levels, over {d} ln 2)."
+        )
+        pre = "\n1. " + _mark("dequantise (add uniform noise to each 8-bit level) and logit-transform the pixels", note)
+    elif entropy is not None and nll is not None:
+        reading = (
+            f"NLL = −log p(x) = **{nll:.3f}** nats per point. No model can go below the data's entropy "
+            f"H = **{entropy:.3f}** nats: NLL = H + KL(p_data ‖ p_model), so the gap **{nll - entropy:.3f}** nats "
+            "is the KL still to close."
+        )
+        pre = ""
+    else:
+        reading = f"NLL = −log p(x) = **{_v(nll)}** nats per point (this data's entropy, the floor, is not known)."
+        pre = ""
+    return f"""### Change of variables
+Dinh et al. 2017, eq. 3: a flow is an invertible map $f$ from data $x$ to a latent $z = f(x) \\sim \\mathcal{{N}}(0, I)$, so the density of $x$ is exact:
+
+$$\\log p(x) = \\log \\mathcal{{N}}\\big(f(x); 0, I\\big) + \\log \\left|\\det \\frac{{\\partial f}}{{\\partial x}}\\right|$$
+
+Each term now, {where} ({unit}):
+
+$$\\log p(x) = \\underbrace{{{_v(log_pz)}}}_{{\\log \\mathcal{{N}}(f(x))}} + \\underbrace{{{_v(log_det)}}}_{{\\log|\\det \\partial f/\\partial x|}} = {_v(log_p)}$$
+
+The first term wants $f(x)$ near 0; the second pays for squeezing space to get it there.
+{reading}
+
+### The procedure (one step)
+{pre}
+1. {_mark(f"push a batch through {cfg.get('blocks', '?')} blocks (ActNorm → invertible mixing → affine coupling), adding each layer's log|det|", note)}
+2. {_mark("score the result under the base Gaussian: log N(z)", note)}
+3. {_mark("one Adam step on the NLL −(log N(z) + log|det|)", note)}
+
+Sampling runs the same map backwards: $z \\sim \\mathcal{{N}}(0, I)$, $x = f^{{-1}}(z)$, block by block.
+"""
+
+
+def _learn_autoregressive(t: dict, cfg: dict, running: bool, where: str) -> str:
+    d = math.prod(cfg.get("data_shape", (1, 28, 28)))
+    nll, bpd = t.get("nll"), t.get("bits_per_dim")
+    note = "running" if running else ""
+    return f"""### The chain rule of probability
+Any distribution over $D$ pixels factorises in a fixed order (here left to right, top to bottom); MADE (Germain et al. 2015) models each factor:
+
+$$\\log p(x) = \\sum_{{d=1}}^{{D}} \\log p(x_d \\mid x_{{<d}})$$
+
+Masks on the weights make output $d$ depend on pixels $1..d-1$ only, so one pass computes all $D$ conditionals and the likelihood is exact.
+
+Now, {where}: $-\\log p(x)$ = **{_v(nll, '.2f')}** nats per image of $D = {d}$ binary pixels, or
+
+$$\\text{{bits/dim}} = \\frac{{-\\log p(x)}}{{D \\ln 2}} = \\frac{{{_v(nll, '.2f')}}}{{{d} \\times 0.693}} = {_v(bpd)}$$
+
+1 bit per pixel is a fair coin for every pixel; 0 is a model certain of each one.
+
+### The procedure (one step)
+1. {_mark(f"binarise a batch (pixels above {cfg.get('threshold', 0.5):g} are 1)", note)}
+2. {_mark("one masked pass: D logits, logit d computed from the pixels before d", note)}
+3. {_mark("one Adam step on −log p(x): the sum of D binary cross-entropies", note)}
+
+Sampling takes $D$ passes, one pixel at a time: pixel $d$ is drawn from $p(x_d \\mid x_{{<d}})$ given the pixels already drawn.
+"""
+
+
+def _learn_diffusion(t: dict, cfg: dict, running: bool, where: str) -> str:
+    T = cfg.get("timesteps", 1000)
+    steps = cfg.get("sample_steps") or T
+    eta = cfg.get("eta", 1.0)
+    note = "running" if running else ""
+    return f"""### Denoising diffusion (DDPM)
+Ho et al. 2020. The forward process adds Gaussian noise over $T = {T}$ steps ({cfg.get('schedule', 'linear')} schedule of $\\beta_t$) and has a closed form for any $t$ (eq. 4):
+
+$$q(x_t \\mid x_0) = \\mathcal{{N}}\\big(\\sqrt{{\\bar\\alpha_t}}\\,x_0,\\ (1-\\bar\\alpha_t)\\,I\\big), \\qquad \\bar\\alpha_t = \\prod_{{s \\le t}} (1 - \\beta_s)$$
+
+A network $\\epsilon_\\theta$ learns to tell the noise from $x_t$; the simple loss (eq. 14):
+
+$$L_{{\\text{{simple}}}} = \\mathbb{{E}}_{{t, x_0, \\epsilon}} \\big\\| \\epsilon - \\epsilon_\\theta\\big(\\sqrt{{\\bar\\alpha_t}}\\,x_0 + \\sqrt{{1-\\bar\\alpha_t}}\\,\\epsilon,\\ t\\big) \\big\\|^2 = {_v(t.get('loss'))}$$
+
+By noise level, {where}: low ($t \\le T/3$) **{_v(t.get('loss_low_noise'))}**, middle **{_v(t.get('loss_mid_noise'))}**, high ($t > 2T/3$) **{_v(t.get('loss_high_noise'))}**.
+At high noise $x_t$ is almost $\\epsilon$ itself and the loss is small; at low noise the network must find the little noise on nearly clean data, the part that shapes the samples' detail.
+
+### The procedure
+Training (Algorithm 1):
+1. {_mark("a batch x₀, a timestep t ~ U{1..T} per example, noise ε ~ N(0, I)", note)}
+2. {_mark("jump to x_t in one step with q(x_t | x₀)", note)}
+3. {_mark("one Adam step on ‖ε − ε_θ(x_t, t)‖²", note)}
+
+Sampling (Algorithm 2): start from $x_T \\sim \\mathcal{{N}}(0, I)$ and remove the predicted noise step by step down to $x_0$:
+here {steps} steps, η = {eta:g} ({"DDPM: fresh noise at every step" if eta == 1 else "deterministic DDIM" if eta == 0 else "between DDIM and DDPM"}).
 """
 
 
@@ -632,6 +950,52 @@ class LatentView(_Blitted):
         return self.render()
 
 
+class DensityView(_Blitted):
+    """A model's density p(x) over the plane as a heatmap (white = nothing, dark = the peak),
+    with real data points on top. The colour scale is relative to each frame's peak: p changes
+    its scale a lot while a flow trains, and the shape is what the eye compares with the data."""
+
+    CMAP = "YlGnBu"
+
+    def __init__(self, real: torch.Tensor | None, lim: float):
+        fig = Figure(figsize=(4.8, 4.6), dpi=100)
+        super().__init__(fig)
+        ax = self.ax = fig.add_subplot()
+        self.lim = lim
+        self.lut = _lut(self.CMAP)
+        mappable = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, 1), matplotlib.colors.ListedColormap(self.lut / 255))
+        cbar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
+        cbar.set_label("p(x) as a share of its peak", fontsize=8)
+        cbar.ax.tick_params(labelsize=7)
+        pts = real.detach().float().cpu().numpy() if real is not None else np.zeros((0, 2))
+        self.real = self.animate(ax.scatter(pts[:, 0], pts[:, 1], s=2, c="#d84315", alpha=0.5, linewidths=0, label="data"))
+        self.peak = self.animate(ax.text(0.02, 0.98, "", transform=ax.transAxes, fontsize=7, va="top", ha="left", color="#212121"))
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+        ax.set_title("the model's density p(x) = exp log p(x)", fontsize=9)
+        ax.legend(loc="upper right", fontsize=7, markerscale=3, frameon=False)
+        fig.tight_layout()
+
+    _box = PlaneView._box
+
+    def draw(self, density: np.ndarray) -> np.ndarray:
+        """density: p on a grid with density[i, j] at (x_j, y_i), y increasing with i (density_grid)."""
+        peak = float(density.max()) if density.size and np.isfinite(density.max()) else 0.0
+        heat = density / peak if peak > 0 else np.zeros_like(density)
+        self.peak.set_text(f"peak p(x) = {peak:.3g}")
+
+        def paint(buf):
+            top, bottom, left, right = self._box()
+            grid = torch.from_numpy(np.ascontiguousarray(heat[::-1], dtype=np.float32))[None, None]  # row 0 = top
+            up = F.interpolate(grid, size=(bottom - top, right - left), mode="bilinear", align_corners=True)[0, 0]
+            idx = (up.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            buf[top:bottom, left:right, :3] = self.lut[idx]
+
+        return self.render(paint)
+
+
 # ---------------------------------------------------------------------------------------------
 # One model's live views
 
@@ -644,6 +1008,12 @@ N_CODES = 600  # encoded examples in the latent scatter
 N_RECON = 8  # inputs above their reconstructions
 MODES_EVERY = 8  # updates between two mode-coverage counts (2,500 samples each: every ~4 s live)
 HEAT_RES = 48  # D on 48 x 48 points, upsampled bilinearly: smooth enough, ~2x cheaper than 64
+DENSITY_RES = 64  # a flow's log p on 64 x 64 points (its peaks are sharper than D's slopes)
+N_CHAIN_POINTS = 500  # points followed through a flow or a diffusion chain
+N_CHAIN_IMAGES = 8  # images followed through the same
+STRIP_FRAMES = 8  # frames asked of a chain (a flow shows each of its blocks); at most 10 are drawn
+PREVIEW_STEPS = 100  # the reverse diffusion chain drawn live is at most this long
+SLOW_EVERY = 3.0  # seconds between two redraws of the strips (and image NLL) while training runs
 
 
 class Inspector:
@@ -671,26 +1041,34 @@ class Inspector:
         self._hist = None
         self._latent = None
         self._recon_canvas = None
+        self._density = None
+        self.chain_x = data.x[idx[: N_CHAIN_POINTS if self.points else N_CHAIN_IMAGES]]
+        self.held_out = held_out_slice(data, N_HELD_OUT if self.points else N_HELD_OUT_IMAGES)
+        self._slow = None  # (step, time, seconds taken, {view: picture}) of the last strips
+        self._nll = None  # (step, held-out NLL) of the last readout
         self._last_step = None
         self._modes = None
         self._updates = 0
 
     def views(self, model, *, step: int, last: dict | None = None, rows: list[dict] | None = None, running: bool = False) -> dict:
-        out = {"family": model.family, "step": step}
+        out = {"family": model.family, "step": step, "phases": tuple(model.phases)}
         terms = objective_terms(last or {}, model.family, rows) if last else None
-        estimated = terms is None or any(terms[k] is None for k in (GAN_TERMS[:3] if model.family == "gan" else VAE_TERMS[:3]))
+        estimated = terms is None or any(terms[k] is None for k in NEEDED.get(model.family, ()))
         if estimated:
             terms = estimate_terms(model, self.real[:128])
             if last:
                 terms["step"], terms["phase"] = last.get("step"), last.get("phase")
         out["terms"] = terms
-        out["learn"] = learn_markdown(model.family, terms, model.config.to_dict(), running=running, estimated=estimated)
+        entropy = self.data.entropy if self.points else None
+        out["learn"] = learn_markdown(model.family, terms, model.config.to_dict(), running=running, estimated=estimated, entropy=entropy)
         new_step = step != self._last_step
         self._last_step = step
         if model.family == "gan":
             out.update(self._gan(model, rows or [], push=new_step))
-        else:
+        elif hasattr(model, "encode"):
             out.update(self._vae(model, rows or []))
+        else:
+            out.update(self._steps(model, rows or [], step, running))
         return out
 
     def _gan(self, model, rows, push: bool) -> dict:
@@ -735,6 +1113,61 @@ class Inspector:
             self._latent = LatentView(labels, label_names, names)
         out["latent"] = self._latent.draw(codes)
         return out
+
+    def _steps(self, model, rows, step: int, running: bool) -> dict:
+        """Flows, autoregressive and diffusion models: a curve, the held-out NLL and the density
+        where there is a likelihood, and the strips of what the model offers step by step."""
+        two_d = self.points and tuple(model.config.data_shape) == (2,)
+        out = {"density": None, "nll": None, "reverse": None, "forward": None}
+        likelihood = hasattr(model, "log_prob")
+        if likelihood:
+            out["curve"], out["curve_title"] = nll_curve(rows, self.data.entropy if self.points else None)
+        else:
+            out["curve"], out["curve_title"] = noise_level_curves(rows), "Denoising loss, by noise level"
+        now = time.monotonic()
+        slow = self._slow  # (step, when, how long they took, pictures)
+        # while training runs, a redraw waits SLOW_EVERY seconds, longer if drawing is slow
+        # (a big diffusion model's chain): the strips never take more than ~1/5 of the CPU
+        due = slow is None or (slow[0] != step and (not running or now - slow[1] >= max(SLOW_EVERY, 4 * slow[2])))
+        if likelihood and (self._nll is None or self._nll[0] != step) and (self.points or due):
+            self._nll = (step, held_out_nll(model, self.held_out, self.data.entropy if self.points else None))
+        out["nll"] = self._nll[1] if self._nll is not None else None
+        if likelihood and two_d:
+            if self._density is None:
+                self._density = DensityView(self.data.x[:N_PLANE_REAL], self.lim)
+            out["density"] = self._density.draw(density_grid(model, self.lim, DENSITY_RES))
+        if due:
+            pictures = self._strips(model)
+            slow = self._slow = (step, now, time.monotonic() - now, pictures)
+        out.update(slow[3])
+        return out
+
+    def _strips(self, model) -> dict:
+        """The model's step-by-step pictures from a fixed latent batch and fixed real data: what
+        it offers (generation_steps, inference_steps), with the options its methods take."""
+        dev = _device(model)
+        lim = self.lim if self.points else None
+        out = {}
+        with _eval(model):
+            if hasattr(model, "generation_steps"):
+                z = sampling.latents(model, self.chain_x.shape[0], self.seed + 2).to(dev)
+                title, steps = "latent → data, as sampling runs", None
+                if hasattr(model, "preview_steps"):  # a long chain (diffusion): its live, shorter version
+                    steps = min(model.preview_steps, PREVIEW_STEPS, getattr(model.config, "sample_steps", 0) or model.config.timesteps)
+                    title = f"latent → data, as sampling runs ({steps}-step chain)"
+                frames = _call(model.generation_steps, z, frames=STRIP_FRAMES, steps=steps)
+                out["reverse"] = steps_picture(frames, lim=lim, title=title)
+            if hasattr(model, "inference_steps"):
+                gen = torch.Generator(dev).manual_seed(self.seed + 3)
+                frames = _call(model.inference_steps, self.chain_x.to(dev), frames=STRIP_FRAMES, generator=gen)
+                out["forward"] = steps_picture(frames, lim=lim, title="data → latent, step by step")
+        return out
+
+
+def _call(method, *args, **options):
+    """method(*args, **the options it takes): the families' step methods take different ones."""
+    accepted = inspect.signature(method).parameters
+    return method(*args, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
 def describe_collapse(diag: dict, step: int | None = None) -> str:

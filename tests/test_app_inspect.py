@@ -1,5 +1,6 @@
-"""The Inspect tab through gradio_client: the panels for a GAN and a VAE, the Learn panel in
-step-by-step mode, checkpoints, and a lesson that trains until it is stopped."""
+"""The Inspect tab through gradio_client: the panels for a GAN, a VAE, a flow and a diffusion
+model, the Learn panel in step-by-step mode, checkpoints, and a lesson that trains until it is
+stopped."""
 
 import time
 
@@ -11,6 +12,10 @@ VAE = dict(upload=None, family="vae", data="digits", hidden=32, latent_dim=4)
 SESSION = "__session__"
 # what /inspect_render returns: the components among its outputs, in order
 STATUS, PLANE, HIST, SCORES, MODES, KL, VAE_NOTE, RECON_CURVE, KL_CURVE, RECON, LATENT, LEARN = range(12)
+CURVE, READOUT, CURVE_CAPTION, DENSITY, REVERSE, REVERSE_CAPTION, FORWARD, FORWARD_CAPTION = range(12, 20)
+GAN_AND_VAE = (PLANE, HIST, SCORES, MODES, KL, VAE_NOTE, RECON_CURVE, KL_CURVE, RECON, LATENT)
+FLOW = dict(upload=None, family="flow", data="moons", hidden=32, blocks=4)
+DIFFUSION = dict(upload=None, family="diffusion", data="ring8", hidden=32, timesteps=100)
 
 
 def client(url):
@@ -82,6 +87,40 @@ def test_vae_panels(app_url):
     assert all(skipped(out[i]) for i in (PLANE, HIST, SCORES, MODES))
     with pytest.raises(Exception, match="D and G steps are for GANs"):
         c.predict(SESSION, api_name="/inspect_g_step")
+
+
+def test_flow_panels(app_url):
+    c = client(app_url)
+    for _ in range(2):
+        c.predict(**FLOW, api_name="/step")
+    out = c.predict(SESSION, api_name="/inspect_render")
+    assert "a flow on `moons`" in out[STATUS] and "step **2**" in out[STATUS]
+    assert series(out[CURVE]) == {"NLL (nats per point)", "entropy floor (best possible)"}
+    assert "nats per point" in out[CURVE]["title"]
+    assert "Held-out NLL" in out[READOUT] and "floor 2.390" in out[READOUT] and "gap" in out[READOUT]
+    assert out[DENSITY]["path"].endswith(".jpeg")  # the learned density, on 2-D data
+    assert out[REVERSE]["path"].endswith(".png") and out[FORWARD]["path"].endswith(".png")
+    assert "block by block" in out[REVERSE_CAPTION] and "base Gaussian" in out[FORWARD_CAPTION]
+    assert "Change of variables" in out[LEARN] and r"\log \left|\det" in out[LEARN]
+    assert all(skipped(out[i]) for i in GAN_AND_VAE)  # the GAN and VAE panels wait
+    with pytest.raises(Exception, match="D and G steps are for GANs; a flow trains in one step"):
+        c.predict(SESSION, api_name="/inspect_d_step")
+    out = c.predict(SESSION, api_name="/inspect_whole_step")
+    assert "step **3**" in out[STATUS] and "Held-out NLL" in out[READOUT]
+
+
+def test_diffusion_panels(app_url):
+    c = client(app_url)
+    c.predict(**DIFFUSION, api_name="/step")
+    out = c.predict(SESSION, api_name="/inspect_refresh")  # the timer's first tick after a change
+    assert "a diffusion model on `ring8`" in out[STATUS]
+    assert series(out[CURVE]) == {"all t", "low noise (t ≤ T/3)", "middle", "high noise (t > 2T/3)"}
+    assert out[READOUT] == "" and skipped(out[DENSITY])  # no likelihood, no density
+    assert out[REVERSE]["path"].endswith(".png") and out[FORWARD]["path"].endswith(".png")
+    assert "denoising" in out[REVERSE_CAPTION] and "noising" in out[FORWARD_CAPTION]
+    assert r"q(x_t \mid x_0)" in out[LEARN] and "T = 100" in out[LEARN]
+    assert all(skipped(out[i]) for i in GAN_AND_VAE)
+    assert all(skipped(x) for x in c.predict(SESSION, api_name="/inspect_refresh"))  # nothing new
 
 
 def test_a_checkpoint_can_be_inspected(app_url, shipped_models):

@@ -19,7 +19,7 @@ def _model(family, shape, **over):
 
 def _warm_flow(shape, **over):
     """A flow whose ActNorm has seen a batch and whose couplings are not the identity."""
-    model = _model("flow", shape, **over)
+    model = _model("flow", shape, **{"ema": 0.0, **over})
     x = torch.rand(64, *shape) if len(shape) == 3 else torch.randn(64, *shape) * 2
     model.log_prob_parts(x)  # data-dependent init
     with torch.no_grad():
@@ -54,6 +54,22 @@ def test_flow_inverse_undoes_forward_and_density_is_normalised():
     p = model.log_prob(torch.stack([xx.flatten(), yy.flatten()], 1)).exp()
     mass = p.sum().item() * (g[1] - g[0]).item() ** 2
     assert abs(mass - 1) < 0.03, mass
+
+
+@pytest.mark.parametrize("coupling", ["affine", "spline"])
+def test_flow_couplings_invert_and_the_averaged_flow_follows(coupling):
+    model = _model("flow", (2,), coupling=coupling, blocks=2, hidden=16, ema=0.9)
+    opts = model.make_optimizers()
+    x = torch.randn(256, 2) * torch.tensor([2.0, 0.5]) + 1
+    for _ in range(200):
+        model.train_step(lambda: x, opts, batch_size=256)
+    trained = [p.clone() for p in model.layers.parameters()]
+    model.eval()  # samples and likelihoods now come from the averaged layers
+    lag = max((a - b).abs().max().item() for a, b in zip(model.layers_ema.parameters(), trained))
+    assert 0 < lag < 0.1
+    z = torch.randn(100, 2)
+    torch.testing.assert_close(model.forward_flow(model.decode(z))[0], z, atol=1e-4, rtol=1e-4)
+    assert model.log_prob(x).mean() > -3.0  # it learnt the data: entropy 2.84 nats; N(0, I) gives -4.96
 
 
 def test_untrained_flow_is_the_standard_normal():

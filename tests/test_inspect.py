@@ -318,3 +318,127 @@ def test_the_mode_collapse_lessons_differ_by_a_remedy():
     assert lessons.get("posterior-collapse").settings().model["beta"] >= 4
     with pytest.raises(ConfigError, match="the lessons are"):
         lessons.get("nope")
+
+
+# -- flows, autoregressive models and diffusion ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return load_data("moons", n=2000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits8():
+    return load_data("digits", image_size=8)
+
+
+def trained(family: str, data, overrides: dict, steps: int):
+    t = make_trainer(family, data, overrides, TrainConfig(batch_size=64, device="cpu"))
+    for _ in range(steps):
+        t.step()
+    return t
+
+
+def assert_picture(a):
+    assert isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3
+    assert a.shape[0] > 50 and a.shape[1] > 50 and a.std() > 0  # something drawn, not a blank
+
+
+def test_a_flows_density_map_is_exp_log_p_and_integrates_to_one(moons):
+    model = trained("flow", moons, {"blocks": 4, "hidden": 32}, 5).model.eval()
+    p = ins.density_grid(model, lim=8.0, res=121)
+    axis = torch.linspace(-8, 8, 121)
+    x = torch.stack([axis[7].expand(121), axis], 1)  # column 7: x = axis[7], y runs over the grid
+    np.testing.assert_allclose(p[:, 7], model.log_prob(x).exp().numpy(), rtol=1e-4)
+    cell = (16 / 120) ** 2
+    assert p.sum() * cell == pytest.approx(1.0, abs=0.03)  # a density: almost all its mass within +-8
+    with pytest.raises(ConfigError, match="exact likelihood"):
+        ins.density_grid(build_model("gan", default_config("gan", (2,), hidden=8)), 1.0)
+
+
+def test_the_nll_curve_has_the_entropy_floor_beside_it():
+    rows = [{"step": s, "nll": 3.0 - 0.1 * s} for s in range(1, 6)]
+    df, title = ins.nll_curve(rows, entropy=2.39)
+    assert set(df["series"]) == {ins.NLL_POINTS, ins.FLOOR} and "nats per point" in title
+    floor = df[df["series"] == ins.FLOOR]
+    assert floor["value"].tolist() == [2.39, 2.39] and floor["step"].tolist() == [1, 5]
+    assert set(ins.nll_curve(rows)[0]["series"]) == {ins.NLL_POINTS}  # data without a known entropy
+    images, title = ins.nll_curve([{"step": 1, "nll": 40.0, "bits_per_dim": 0.9}], entropy=None)
+    assert images["value"].tolist() == [0.9] and "bits per dimension" in title
+
+
+def test_inspector_views_for_a_2d_flow(moons):
+    t = trained("flow", moons, {"blocks": 4, "hidden": 32}, 5)
+    model, last, step = ins.snapshot(t)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    insp = ins.Inspector(moons)
+    v = insp.views(model, step=step, last=last, rows=t.history.rows)
+    assert v["phases"] == () and "hist" not in v and "diagnostics" not in v  # no GAN or VAE panels
+    floor = v["curve"][v["curve"]["series"] == ins.FLOOR]
+    assert floor["value"].tolist() == [pytest.approx(2.390)] * 2  # moons' entropy, the best NLL possible
+    assert v["curve"][v["curve"]["series"] == ins.NLL_POINTS]["value"].tolist() == pytest.approx([r["nll"] for r in t.history.rows])
+    m = v["nll"]  # the held-out readout: metrics.likelihood_metrics on the held-out tenth
+    want = ins.likelihood_metrics(model, ins.held_out_slice(moons, ins.N_HELD_OUT), entropy=moons.entropy)
+    assert m["n_examples"] == 200 and m["nll"] == pytest.approx(want["nll"]) and math.isfinite(m["nll"])
+    assert m["gap_to_floor"] == pytest.approx(m["nll"] - 2.390)
+    assert "floor 2.390" in ins.describe_nll(m) and "gap" in ins.describe_nll(m)
+    for k in ("density", "reverse", "forward"):
+        assert_picture(v[k])
+    assert v["reverse"].shape[1] > 2 * v["reverse"].shape[0]  # a strip: z, then one frame per block
+    assert all(torch.equal(weights[k], w) for k, w in model.state_dict().items()) and not model.training
+    learn = v["learn"]
+    assert "Change of variables" in learn and r"\log \left|\det" in learn
+    assert f"{last['log_pz']:.3f}" in learn and f"{last['log_det']:.3f}" in learn and "2.390" in learn
+
+
+def test_the_strips_are_cached_while_training_runs(moons):
+    t = trained("flow", moons, {"blocks": 2, "hidden": 16}, 2)
+    model, last, _ = ins.snapshot(t)
+    insp = ins.Inspector(moons)
+    first = insp.views(model, step=2, last=last, rows=t.history.rows, running=True)
+    again = insp.views(model, step=3, last=last, rows=t.history.rows, running=True)  # within SLOW_EVERY
+    assert again["reverse"] is first["reverse"] and again["forward"] is first["forward"]
+    idle = insp.views(model, step=4, last=last, rows=t.history.rows, running=False)  # stepping by hand
+    assert idle["reverse"] is not first["reverse"]
+    np.testing.assert_array_equal(idle["reverse"], first["reverse"])  # same model, same fixed latents
+
+
+def test_inspector_views_for_an_autoregressive_model(digits8):
+    t = trained("autoregressive", digits8, {"hidden": 16}, 3)
+    model, last, step = ins.snapshot(t)
+    v = ins.Inspector(digits8).views(model, step=step, last=last, rows=t.history.rows)
+    assert set(v["curve"]["series"]) == {ins.BITS} and "bits per dimension" in v["curve_title"]
+    assert v["nll"]["bits_per_dim"] == pytest.approx(v["nll"]["nll"] / (64 * math.log(2)))
+    assert "entropy_floor" not in v["nll"] and v["density"] is None and v["forward"] is None
+    assert_picture(v["reverse"])  # pixel by pixel
+    assert r"\sum_{d=1}^{D} \log p(x_d \mid x_{<d})" in v["learn"] and f"{last['bits_per_dim']:.3f}" in v["learn"]
+
+
+def test_inspector_views_for_a_diffusion_model(ring8):
+    t = trained("diffusion", ring8, {"timesteps": 100, "hidden": 32}, 3)
+    model, last, step = ins.snapshot(t)
+    v = ins.Inspector(ring8).views(model, step=step, last=last, rows=t.history.rows)
+    assert set(v["curve"]["series"]) == set(ins.NOISE_SERIES.values())
+    assert v["nll"] is None and v["density"] is None  # no likelihood to show
+    assert_picture(v["reverse"]) and assert_picture(v["forward"])
+    assert r"q(x_t \mid x_0)" in v["learn"] and f"{last['loss']:.3f}" in v["learn"] and "T = 100" in v["learn"]
+
+
+@pytest.mark.parametrize("family", ["flow", "diffusion"])
+def test_a_new_model_gets_estimated_terms(family, ring8):
+    t = make_trainer(family, ring8, {"hidden": 16, **({"timesteps": 100} if family == "diffusion" else {})}, TrainConfig(batch_size=32, device="cpu"))
+    v = ins.Inspector(ring8).views(ins.snapshot(t)[0], step=0, last={}, rows=[])
+    assert "estimated on a fresh batch" in v["learn"]
+    terms = v["terms"]
+    if family == "flow":
+        assert terms["nll"] == pytest.approx(-(terms["log_pz"] + terms["log_det"]), rel=1e-5)
+    else:
+        assert all(math.isfinite(terms[k]) for k in ins.DIFFUSION_TERMS)
+
+
+def test_objective_terms_of_a_flow_on_points(moons):
+    t = trained("flow", moons, {"blocks": 2, "hidden": 16}, 1)
+    terms = ins.objective_terms(t.last, "flow", t.history.rows)
+    assert terms["nll"] == t.last["nll"] and terms["log_det"] == t.last["log_det"]
+    assert terms["bits_per_dim"] is None  # points: nats, no bits per dimension

@@ -22,9 +22,11 @@ footer { display: none !important; }
 """
 
 INTRO = """# Generative Models Playground
-Train small GANs and VAEs live on your CPU. Pick a model and data, press **Train**, watch the
-samples and curves change. **Explore** a model's latent space with sliders; **Inspect** what the
-discriminator sees and how much each latent dimension is used, or start a one-click lesson."""
+Train small GANs, VAEs, flows, autoregressive and diffusion models live on your CPU. Pick a model
+and data, press **Train**, watch the samples and curves change. **Explore** a model's latent space
+with sliders and watch a sample being made step by step; **Inspect** what happens inside (what the
+discriminator sees, how much each latent dimension is used, a flow's density, the noising and
+denoising chain), or start a one-click lesson."""
 
 
 def build_demo(max_trainings: int = 1) -> gr.Blocks:

@@ -1,5 +1,10 @@
-"""The Inspect tab: what happens inside a GAN or a VAE, live while it trains; the Learn panel
-(the objective term by term, the procedure step by step) and the teaching presets (lessons).
+"""The Inspect tab: what happens inside a model, live while it trains; the Learn panel (the
+objective term by term, the procedure step by step) and the teaching presets (lessons).
+
+A GAN gets the discriminator's view, a VAE its latent code; a model with a likelihood (flow,
+autoregressive) its NLL and, on 2-D data, its density; a model that samples step by step (flow,
+autoregressive, diffusion) the strips of those steps. Which panels show follows what the
+Inspector returns for the model, not its family's name.
 
 Handlers are thin: the session's model -> playground.diagnostics.Inspector -> pictures, frames, text.
 A gr.Timer refreshes the views twice a second, only while this tab is open (ui/__init__.py
@@ -14,7 +19,9 @@ import gradio as gr
 
 from playground import lessons
 from playground.explore import ModelCard, card_from_checkpoint
-from playground.diagnostics import Inspector, describe_collapse, describe_modes, snapshot
+from playground.diagnostics import (
+    BITS, FLOOR, NLL_POINTS, NOISE_SERIES, Inspector, describe_collapse, describe_modes, describe_nll, snapshot,
+)  # fmt: skip
 from playground.models import ConfigError
 from playground.session import Session
 from playground.trainer import TrainingDiverged
@@ -41,7 +48,42 @@ CAPTIONS = {
     "Blurry, all-alike reconstructions mean the code carries little about the input.",
     "latent": "**Encoded data**, coloured by label (PCA to 2-D when z has more dimensions); the dotted circle holds 95 % of the prior. "
     "Separate clusters mean the code tells the classes apart; one blob at the centre is posterior collapse.",
+    "density": "**The learned density**: exp log p(x) over the plane, exact for a flow, with real points on top. "
+    "Dark where the model puts its probability; it should hug the data and leave the gaps empty.",
 }
+# The step-by-step strips and the curve say different things for each family; a family not
+# listed gets the generic text.
+CURVE_CAPTIONS = {
+    "flow": "**Negative log-likelihood** on each training batch. On 2-D data the grey line is the data's entropy: "
+    "no model can go below it, and the gap to it is what the model has still to learn (the KL from the data to the model).",
+    "autoregressive": "**Bits per dimension**: the NLL of a binarised image over its D pixels, in bits. "
+    "1 bit per pixel is a coin flip for every pixel; the lower, the surer the model is of each pixel given the ones before.",
+    "diffusion": "**Denoising loss** ‖ε − ε_θ(x_t, t)‖² over all t, and by noise level. High noise is easy (x_t is almost ε); "
+    "the low-noise third is the hard part, and the one that shapes the samples' detail.",
+    None: "**The training objective** over steps.",
+}
+REVERSE_CAPTIONS = {
+    "flow": "**From the base Gaussian to data, block by block.** The same latent points z ~ N(0, I), coloured by their angle so you can follow them, "
+    "pushed back through the flow: each block (ActNorm, a rotation, an affine coupling) stretches and bends the plane a little; the last panel is the samples.",
+    "autoregressive": "**Sampling pixel by pixel**, in raster order: each pixel is drawn from p(x_d | pixels before it), "
+    "computed from the pixels already drawn. One image takes D passes of the network.",
+    "diffusion": "**Reverse: denoising.** From pure noise x_T, the predicted noise is removed step by step (the live view runs a short chain of at most 100 steps). "
+    "Points keep their colour from the first frame; structure appears only in the last steps.",
+    None: "**From the latent to data**, step by step, as sampling runs.",
+}
+FORWARD_CAPTIONS = {
+    "flow": "**From data to the base Gaussian**, the direction training scores: real points pushed through f block by block, "
+    "coloured by where they start. When the flow fits, the last panel looks like N(0, I).",
+    "diffusion": "**Forward: noising.** Real data with more and more Gaussian noise, straight from the closed form q(x_t | x₀); "
+    "by x_T nothing of the data is left. Training teaches the network to undo one such step at any t.",
+    None: "**From data to the latent**, step by step.",
+}
+CURVE_COLORS = {
+    NLL_POINTS: "#1565c0", BITS: "#1565c0", FLOOR: "#9e9e9e",
+    NOISE_SERIES["loss"]: "#212121", NOISE_SERIES["loss_low_noise"]: "#2e7d32",
+    NOISE_SERIES["loss_mid_noise"]: "#1565c0", NOISE_SERIES["loss_high_noise"]: "#f57c00",
+}  # fmt: skip
+ARTICLES = {"gan": "a GAN", "vae": "a VAE", "flow": "a flow", "autoregressive": "an autoregressive model (MADE)", "diffusion": "a diffusion model"}
 EMPTY_LEARN = "### Learn\nTrain a model in the **Train** tab, or start a lesson above: the objective and the training procedure appear here, term by term."
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 
@@ -122,6 +164,20 @@ class InspectTab:
                         with gr.Column(min_width=300):
                             self.latent = gr.Image(label="Encoded data", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-latent", buttons=[])
                             gr.Markdown(CAPTIONS["latent"], elem_classes=["caption"])
+                with gr.Column(visible=False) as self.steps_box:
+                    with gr.Row(equal_height=False):
+                        with gr.Column(min_width=300):
+                            self.curve = gr.LinePlot(x="step", y="value", color="series", title="Negative log-likelihood", height=240, elem_id="inspect-curve", color_map=CURVE_COLORS)
+                            self.readout = gr.Markdown("", elem_id="inspect-readout")
+                            self.curve_caption = gr.Markdown(CURVE_CAPTIONS[None], elem_classes=["caption"])
+                        with gr.Column(min_width=300, visible=False) as self.density_col:
+                            self.density = gr.Image(label="The learned density", format="jpeg", type="numpy", interactive=False, show_label=False, elem_id="inspect-density", buttons=[])
+                            gr.Markdown(CAPTIONS["density"], elem_classes=["caption"])
+                    self.reverse = gr.Image(label="From the latent to data", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-reverse", buttons=[])
+                    self.reverse_caption = gr.Markdown(REVERSE_CAPTIONS[None], elem_classes=["caption"])
+                    with gr.Column(visible=False) as self.forward_col:
+                        self.forward = gr.Image(label="From data to the latent", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-forward", buttons=[])
+                        self.forward_caption = gr.Markdown(FORWARD_CAPTIONS[None], elem_classes=["caption"])
             with gr.Column(scale=2, min_width=320):
                 self.learn = gr.Markdown(EMPTY_LEARN, latex_delimiters=LATEX, elem_id="inspect-learn")
                 with gr.Row():
@@ -133,6 +189,8 @@ class InspectTab:
         self.views = [
             self.status, self.gan_box, self.vae_box, self.plane_col, self.plane, self.hist, self.scores, self.modes,
             self.kl, self.vae_note, self.recon_curve, self.kl_curve, self.recon, self.latent, self.learn, self.d_btn, self.g_btn,
+            self.steps_box, self.curve, self.readout, self.curve_caption, self.density_col, self.density,
+            self.reverse, self.reverse_caption, self.forward_col, self.forward, self.forward_caption,
         ]  # fmt: skip
 
     # -- events ----------------------------------------------------------------------------------
@@ -210,32 +268,59 @@ class InspectTab:
         return self.frame(v, name, data, running)
 
     def frame(self, v: dict, name: str, data, running: bool):
-        gan = v["family"] == "gan"
+        """The outputs for one set of views: the boxes the model has are shown and filled, the
+        others hidden and left as they were."""
+        family = v["family"]
         state = "training" if running else "idle"
-        status = f"Inspecting **{name}**: a {v['family'].upper()} on `{data.name}` · step **{v['step']:,}** · {state}"
-        skip = gr.skip()
-        if gan:
+        what = ARTICLES.get(family, f"a {family}")
+        status = f"Inspecting **{name}**: {what} on `{data.name}` · step **{v['step']:,}** · {state}"
+        partial = bool(v.get("phases"))  # D and G steps: the GAN's
+        out = {
+            self.status: status, self.learn: v["learn"],
+            self.gan_box: gr.Column(visible="hist" in v), self.vae_box: gr.Column(visible="diagnostics" in v),
+            self.steps_box: gr.Column(visible="curve" in v),
+            self.d_btn: gr.Button(visible=partial), self.g_btn: gr.Button(visible=partial),
+        }  # fmt: skip
+        if "hist" in v:
             points = v["plane"] is not None
             modes = describe_modes(v["modes"]) or "No known modes for this data: mode coverage is counted on ring8 and grid25."
-            return (
-                status, gr.Column(visible=True), gr.Column(visible=False), gr.Column(visible=points),
-                v["plane"] if points else skip, v["hist"], v["scores"], modes,
-                skip, skip, skip, skip, skip, skip, v["learn"], gr.Button(visible=True), gr.Button(visible=True),
-            )  # fmt: skip
-        return (
-            status, gr.Column(visible=False), gr.Column(visible=True), skip, skip, skip, skip, skip,
-            gr.BarPlot(value=v["kl"], sort=v["kl"]["dimension"].tolist()), describe_collapse(v["diagnostics"], v["step"]),
-            v["recon_curve"], v["kl_curve"], v["recon"], v["latent"], v["learn"],
-            gr.Button(visible=False), gr.Button(visible=False),
-        )  # fmt: skip
+            out.update({self.plane_col: gr.Column(visible=points), self.hist: v["hist"], self.scores: v["scores"], self.modes: modes})
+            if points:
+                out[self.plane] = v["plane"]
+        if "diagnostics" in v:
+            out.update({
+                self.kl: gr.BarPlot(value=v["kl"], sort=v["kl"]["dimension"].tolist()),
+                self.vae_note: describe_collapse(v["diagnostics"], v["step"]),
+                self.recon_curve: v["recon_curve"], self.kl_curve: v["kl_curve"], self.recon: v["recon"], self.latent: v["latent"],
+            })  # fmt: skip
+        if "curve" in v:
+            out.update({
+                self.curve: gr.LinePlot(value=v["curve"], title=v["curve_title"]),
+                self.readout: describe_nll(v["nll"]),
+                self.curve_caption: CURVE_CAPTIONS.get(family, CURVE_CAPTIONS[None]),
+                self.density_col: gr.Column(visible=v["density"] is not None),
+                self.reverse: v["reverse"] if v["reverse"] is not None else gr.skip(),
+                self.reverse_caption: REVERSE_CAPTIONS.get(family, REVERSE_CAPTIONS[None]),
+                self.forward_col: gr.Column(visible=v["forward"] is not None),
+                self.forward_caption: FORWARD_CAPTIONS.get(family, FORWARD_CAPTIONS[None]),
+            })  # fmt: skip
+            if v["density"] is not None:
+                out[self.density] = v["density"]
+            if v["forward"] is not None:
+                out[self.forward] = v["forward"]
+        return self.outputs(out)
+
+    def outputs(self, values: dict) -> tuple:
+        """`values` in the order of self.views; a component not in it is left as it is."""
+        return tuple(values.get(c, gr.skip()) for c in self.views)
 
     def skip(self):
-        return tuple(gr.skip() for _ in self.views)
+        return self.outputs({})
 
     def empty(self):
         status = "No model to inspect yet: press **Train** in the Train tab, or start a lesson above."
-        rest = [gr.skip()] * (len(self.views) - 6)
-        return (status, gr.Column(visible=False), gr.Column(visible=False), *rest, EMPTY_LEARN, gr.skip(), gr.skip())
+        hidden = {box: gr.Column(visible=False) for box in (self.gan_box, self.vae_box, self.steps_box)}
+        return self.outputs({self.status: status, self.learn: EMPTY_LEARN, **hidden})
 
     # -- handlers --------------------------------------------------------------------------------
     def on_tick(self, session: Session, choice: str | None, request: gr.Request):
@@ -264,8 +349,9 @@ class InspectTab:
             if t is None:
                 raise gr.Error("There is no model to step yet: start a lesson, or set one up in the Train tab.")
             try:
-                if phase is not None and t.model.family != "gan":
-                    raise ConfigError("D and G steps are for GANs; a VAE trains in one step: use Whole step")
+                if phase is not None and phase not in t.model.phases:
+                    what = ARTICLES.get(t.model.family, f"a {t.model.family}")
+                    raise ConfigError(f"D and G steps are for GANs; {what} trains in one step: use Whole step")
                 if t.running:
                     t.pause()  # stepping by hand pauses a running training, as in the Train tab
                 t.step(phase)

@@ -260,12 +260,13 @@ class Diffusion(nn.Module):
 
     @torch.no_grad()
     def inference_steps(self, x: torch.Tensor, frames: int = 10, generator=None) -> list[tuple[str, torch.Tensor]]:
-        """The forward noising of data x at about `frames` evenly spaced t, one noise draw."""
+        """The forward noising of data x at `frames` values of t, closer together at small t
+        (where the data's shape dissolves), one noise draw for all."""
         x0 = self._to_net(x)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         T = self.config.timesteps
         out = [("data x₀", x.clone())]
-        for t in torch.linspace(T / frames, T, frames).round().long().tolist():
+        for t in sorted({max(1, round(T * (j / frames) ** 2)) for j in range(1, frames + 1)}):  # dense at small t
             xt = self.q_sample(x0, torch.full((x0.shape[0],), t, device=x0.device), noise)
             out.append((f"x_{t} (ᾱ = {self.abar[t - 1]:.3f})", self._from_net(xt) if not self.images else ((xt + 1) / 2).clamp(0, 1)))
         return out
@@ -275,10 +276,11 @@ class Diffusion(nn.Module):
         return torch.randn(n, *self.config.data_shape, generator=generator, device=self._device())
 
     @torch.no_grad()
-    def _chain(self, z: torch.Tensor, steps: int | None = None, eta: float | None = None, every: int = 0, generator=None):
-        """Run the reverse chain from x_T = z. Yields (t, x_t in diffusion space) every `every`
-        steps and at the end (t = 0). Noise comes from `generator` (default: seeded with 0, so
-        the same z always gives the same samples)."""
+    def _chain(self, z: torch.Tensor, steps: int | None = None, eta: float | None = None, frames: int = 0, generator=None):
+        """Run the reverse chain from x_T = z. Yields (t, x_t in diffusion space) at about
+        `frames` points of the chain and at the end (t = 0). The frames crowd towards t = 0,
+        where the samples take shape (t at T * (1 - j/frames)^2). Noise comes from `generator`
+        (default: seeded with 0, so the same z always gives the same samples)."""
         c = self.config
         steps = c.sample_steps if steps is None else steps
         eta = c.eta if eta is None else eta
@@ -289,6 +291,10 @@ class Diffusion(nn.Module):
         was = net.training
         net.eval()
         ts, abar_t, abar_prev = self.schedule.respaced(steps)
+        show = set()
+        for j in range(1, frames):  # chain positions whose next t is nearest each frame's t
+            target = c.timesteps * (1 - j / frames) ** 2
+            show.add(min(range(len(ts) - 1), key=lambda i: abs(ts[i + 1] - target)))
         x = z.reshape(z.shape[0], *c.data_shape).to(self._device()).float()
         for i, t in enumerate(ts):
             a, a_prev = abar_t[i].item(), abar_prev[i].item()
@@ -302,7 +308,7 @@ class Diffusion(nn.Module):
             x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
             if sigma > 0 and i < len(ts) - 1:
                 x = x + sigma * torch.randn(x.shape, generator=gen, device=x.device)
-            if every and (i + 1) % every == 0 and i < len(ts) - 1:
+            if i in show:
                 yield (ts[i + 1], x)
         net.train(was)
         yield (0, x)
@@ -321,10 +327,10 @@ class Diffusion(nn.Module):
 
     @torch.no_grad()
     def generation_steps(self, z: torch.Tensor, frames: int = 10, steps: int | None = None) -> list[tuple[str, torch.Tensor]]:
-        """Frames of the reverse chain: x_T (pure noise), then about `frames` more to x_0."""
-        n = len(self.schedule.respaced(self.config.sample_steps if steps is None else steps)[0])
+        """Frames of the reverse chain: x_T (pure noise), then about `frames` more to x_0, more
+        of them near the end, where the samples take shape."""
         out = [(f"x_{self.config.timesteps}: pure noise", self._from_net(z.reshape(z.shape[0], *self.config.data_shape).float()))]
-        for t, x in self._chain(z, steps, every=max(1, n // frames)):
+        for t, x in self._chain(z, steps, frames=frames):
             out.append((f"x_{t}" if t else "x₀: samples", self._from_net(x)))
         return out
 

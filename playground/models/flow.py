@@ -24,15 +24,16 @@ transform; the NLL is reported in bits per dimension of 8-bit pixels, as in the 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, check_range, make_adam
+from ._common import ConfigError, check_choice, check_range, make_adam
 
 LOG_2PI = math.log(2 * math.pi)
 MAX_LINEAR_DIM = 64  # above this (images), a fixed permutation mixes the dimensions instead
@@ -44,20 +45,30 @@ class FlowConfig:
     blocks: int = 8  # ActNorm -> invertible linear -> coupling, repeated
     hidden: int = 128  # width of each coupling network
     depth: int = 2  # hidden layers in each coupling network
+    coupling: Literal["affine", "spline"] = "affine"  # RealNVP's x*exp(s)+t, or a monotone
+    # rational-quadratic spline (Durkan et al., 2019): sharper densities from fewer blocks
+    bins: int = 8  # spline coupling: bins of the spline on [-tail, tail]; identity outside
+    tail: float = 4.0  # spline coupling: the interval the spline bends (in ActNorm'd units)
     max_scale: float = 3.0  # |log-scale| of one coupling is at most this (soft, via tanh)
+    ema: float = 0.999  # samples and likelihoods outside training use an average of the weights
+    # (Polyak averaging): it smooths out the last steps' noise, worth ~0.05 nats on 2-D data
     alpha: float = 0.05  # images: RealNVP's logit transform squeezes pixels into [alpha, 1-alpha]
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
 
-    CHOICES: ClassVar[dict] = {}
+    CHOICES: ClassVar[dict] = {"coupling": ("affine", "spline")}
 
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
+        check_choice("coupling", self.coupling, self.CHOICES["coupling"])
+        check_range("bins", self.bins, 2, 64)
+        check_range("tail", self.tail, 0.5, 20.0)
         check_range("blocks", self.blocks, 1, 64)
         check_range("hidden", self.hidden, 4, 4096)
         check_range("depth", self.depth, 1, 6)
         check_range("max_scale", self.max_scale, 0.1, 10.0)
+        check_range("ema", self.ema, 0.0, 0.9999)
         check_range("alpha", self.alpha, 1e-4, 0.2)
         check_range("lr", self.lr, 1e-6, 1.0)
         check_range("beta1", self.beta1, 0.0, 0.999)
@@ -188,6 +199,85 @@ class AffineCoupling(nn.Module):
         return self._join(a, (b - t) * torch.exp(-s))
 
 
+def rq_spline(x, widths, heights, derivs, tail: float, inverse: bool = False, min_size: float = 1e-3):
+    """Monotone rational-quadratic spline on [-tail, tail], identity outside (Durkan et al., 2019,
+    section 3.1 and appendix A; the same algebra as nflows' unconstrained_rational_quadratic_spline).
+
+    x (N,), widths/heights (N, K) and derivs (N, K - 1) unnormalised. Returns (y, log|dy/dx|)."""
+    inside = (x > -tail) & (x < tail)
+    y, log_det = x.clone(), torch.zeros_like(x)
+    if not inside.any():
+        return y, log_det
+    x, widths, heights, derivs = x[inside], widths[inside], heights[inside], derivs[inside]
+    k = widths.shape[-1]
+
+    def knots(raw):  # (n, K) -> bin sizes and knot positions from -tail to tail
+        size = min_size + (1 - min_size * k) * torch.softmax(raw, dim=-1)
+        cum = F.pad(torch.cumsum(size, dim=-1), (1, 0)) * 2 * tail - tail
+        cum = torch.cat([torch.full_like(cum[:, :1], -tail), cum[:, 1:-1], torch.full_like(cum[:, :1], tail)], dim=-1)
+        return cum[:, 1:] - cum[:, :-1], cum
+
+    w, cum_w = knots(widths)
+    h, cum_h = knots(heights)
+    d = F.pad(min_size + F.softplus(derivs), (1, 1), value=1.0)  # slope 1 at the ends: smooth tails
+    knots_in = cum_h if inverse else cum_w
+    idx = (torch.searchsorted(knots_in[:, 1:-1].contiguous(), x.unsqueeze(-1))).clamp(0, k - 1)
+
+    def at(t):
+        return t.gather(-1, idx).squeeze(-1)
+
+    xk, wk, yk, hk = at(cum_w[:, :-1]), at(w), at(cum_h[:, :-1]), at(h)
+    dk, dk1 = at(d[:, :-1]), at(d[:, 1:])
+    delta = hk / wk
+    if inverse:
+        rel = x - yk
+        a = hk * (delta - dk) + rel * (dk1 + dk - 2 * delta)
+        b = hk * dk - rel * (dk1 + dk - 2 * delta)
+        c = -delta * rel
+        theta = (2 * c) / (-b - torch.sqrt((b.pow(2) - 4 * a * c).clamp_min(0)))
+        out = theta * wk + xk
+    else:
+        theta = (x - xk) / wk
+        out = yk + hk * (delta * theta.pow(2) + dk * theta * (1 - theta)) / (delta + (dk + dk1 - 2 * delta) * theta * (1 - theta))
+    tt = theta * (1 - theta)
+    denom = delta + (dk + dk1 - 2 * delta) * tt
+    ld = torch.log(delta.pow(2) * (dk1 * theta.pow(2) + 2 * delta * tt + dk * (1 - theta).pow(2))) - 2 * torch.log(denom)
+    y[inside] = out
+    log_det[inside] = -ld if inverse else ld
+    return y, log_det
+
+
+class SplineCoupling(AffineCoupling):
+    """x_b -> spline(x_b; theta(x_a)) per dimension, a monotone rational-quadratic spline whose
+    knots the net predicts from x_a. Starts near the identity (zero last layer: even bins, slope 1)."""
+
+    def __init__(self, dim: int, hidden: int, depth: int, bins: int, tail: float, flip: bool):
+        super().__init__(dim, hidden, depth, 1.0, flip)
+        self.bins, self.tail = bins, tail
+        n_b = dim - self.n_a
+        last = nn.Linear(hidden, n_b * (3 * bins - 1))
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net[-1] = last
+
+    def _spline(self, a, b, inverse: bool):
+        params = self.net(a).view(a.shape[0], b.shape[1], 3 * self.bins - 1)
+        w, h, d = params.split([self.bins, self.bins, self.bins - 1], dim=-1)
+        k = self.bins
+        y, ld = rq_spline(b.reshape(-1), w.reshape(-1, k), h.reshape(-1, k), d.reshape(-1, k - 1), self.tail, inverse)
+        return y.view_as(b), ld.view_as(b).sum(1)
+
+    def forward(self, x):
+        a, b = self._split(x)
+        y, ld = self._spline(a, b, inverse=False)
+        return self._join(a, y), ld
+
+    def inverse(self, y):
+        a, b = self._split(y)
+        x, _ = self._spline(a, b, inverse=True)
+        return self._join(a, x)
+
+
 class Flow(nn.Module):
     family: ClassVar[str] = "flow"
     phases: ClassVar[tuple[str, ...]] = ()
@@ -213,9 +303,18 @@ class Flow(nn.Module):
             layers += [
                 ActNorm(cfg.dim),
                 InvertibleLinear(cfg.dim, gen) if cfg.dim <= MAX_LINEAR_DIM else Permutation(cfg.dim, gen),
-                AffineCoupling(cfg.dim, cfg.hidden, cfg.depth, cfg.max_scale, flip=k % 2 == 1),
+                AffineCoupling(cfg.dim, cfg.hidden, cfg.depth, cfg.max_scale, flip=k % 2 == 1)
+                if cfg.coupling == "affine"
+                else SplineCoupling(cfg.dim, cfg.hidden, cfg.depth, cfg.bins, cfg.tail, flip=k % 2 == 1),
             ]
         self.layers = nn.ModuleList(layers)
+        self.layers_ema = copy.deepcopy(self.layers).requires_grad_(False)  # the averaged flow
+        self.register_buffer("ema_updates", torch.tensor(0, dtype=torch.long))
+
+    @property
+    def flow(self) -> nn.ModuleList:
+        """The layers in use: the trained ones while training, else the averaged ones."""
+        return self.layers if self.training or self.config.ema == 0 else self.layers_ema
 
     @property
     def latent_dim(self) -> int:
@@ -249,7 +348,7 @@ class Flow(nn.Module):
     def forward_flow(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flow space -> base latent z, and the summed log|det| per example."""
         log_det = torch.zeros(v.shape[0], device=v.device)
-        for layer in self.layers:
+        for layer in self.flow:
             v, ld = layer(v)
             log_det = log_det + ld
         return v, log_det
@@ -282,7 +381,7 @@ class Flow(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """x = f^-1(z), in data space."""
         v = z.flatten(1)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.flow):
             v = layer.inverse(v)
         return self._postprocess(v)
 
@@ -293,9 +392,9 @@ class Flow(nn.Module):
         v = z.flatten(1)
         out = [("base latent z ~ N(0, I)", self._postprocess(v))]
         per = 3
-        n_blocks = len(self.layers) // per
+        n_blocks = len(self.flow) // per
         for k in reversed(range(n_blocks)):
-            for layer in reversed(self.layers[k * per : (k + 1) * per]):
+            for layer in reversed(self.flow[k * per : (k + 1) * per]):
                 v = layer.inverse(v)
             left = k
             title = "samples x = f⁻¹(z)" if left == 0 else f"after block {n_blocks - k} of {n_blocks} (inverse)"
@@ -308,9 +407,9 @@ class Flow(nn.Module):
         v, _ = self._preprocess(x)
         out = [("data x", self._postprocess(v))]
         per = 3
-        n_blocks = len(self.layers) // per
+        n_blocks = len(self.flow) // per
         for k in range(n_blocks):
-            for layer in self.layers[k * per : (k + 1) * per]:
+            for layer in self.flow[k * per : (k + 1) * per]:
                 v, _ = layer(v)
             title = "latent z = f(x)" if k == n_blocks - 1 else f"after block {k + 1} of {n_blocks}"
             out.append((title, self._postprocess(v)))
@@ -319,7 +418,7 @@ class Flow(nn.Module):
     # -- training --------------------------------------------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
-        return {"flow": make_adam(self.parameters(), c.lr, (c.beta1, c.beta2))}
+        return {"flow": make_adam(self.layers.parameters(), c.lr, (c.beta1, c.beta2))}
 
     def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
         """One Adam step on the mean NLL of a batch. Returns nll (nats per example; plus
@@ -332,6 +431,21 @@ class Flow(nn.Module):
         opts["flow"].zero_grad(set_to_none=True)
         loss.backward()
         opts["flow"].step()
+        self._update_ema()
         out = {k: v.detach() for k, v in self.nll_units(loss).items()}
         out.update(log_pz=log_pz.detach(), log_det=log_det.detach())
         return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Average the weights, with a warm-up: decay min(ema, (1 + n) / (10 + n)) after n
+        updates (TensorFlow's num_updates rule), so the first batch's ActNorm statistics are
+        taken over at once rather than over a thousand steps."""
+        if self.config.ema <= 0:
+            return
+        n = int(self.ema_updates)
+        decay = min(self.config.ema, (1 + n) / (10 + n))
+        torch._foreach_lerp_(list(self.layers_ema.parameters()), list(self.layers.parameters()), 1 - decay)
+        for b_ema, b in zip(self.layers_ema.buffers(), self.layers.buffers()):
+            b_ema.copy_(b)
+        self.ema_updates += 1
