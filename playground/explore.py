@@ -237,13 +237,6 @@ def _params(fn) -> set[str]:
     return set(inspect.signature(fn).parameters)
 
 
-def check_steps(model, steps) -> None:
-    """A diffusion model's sampling steps: 1..T (0 = all T), with the range in the message."""
-    T = model.config.timesteps
-    if steps is None or float(steps) != int(float(steps)) or not 0 <= int(float(steps)) <= T:
-        raise ConfigError(f"sampling steps must be a whole number from 1 to {T} (0 = all {T}); got {steps!r}")
-
-
 # -- one user's exploration --------------------------------------------------------------------
 
 N_SLIDERS = 16  # latent sliders the app shows (a VAE shows its 16 most used dimensions)
@@ -336,8 +329,7 @@ class Explorer:
         elif direction == "generate":
             kwargs = {}
             if sample_steps is not None and "sample_steps" in getattr(model, "sample_params", ()):
-                check_steps(model, sample_steps)
-                kwargs["steps"] = int(sample_steps)
+                kwargs["steps"] = model.chain_length(sample_steps)  # validated, with the range
             frames = model.generation_steps(sampling.latents(model, n, int(seed)), **kwargs)
         else:
             raise ConfigError(f"direction must be 'generate' or 'encode'; got {direction!r}")

@@ -155,3 +155,20 @@ def test_train_continues_a_model_whose_hidden_settings_differ(url):
     c = client(url)
     c.predict(handle_file(str(path)), api_name="/load")
     assert step_of(c.predict(**GAN, api_name="/step")[0]) == 2
+
+
+def test_live_settings_reach_the_running_model():
+    """lr, beta, sampling steps and eta change the session's model in place (no new model)."""
+    from playground.session import Session, TrainSettings
+    from ui.train_tab import LIVE_FIELDS, TrainTab
+
+    assert LIVE_FIELDS == ("lr", "beta", "sample_steps", "eta")
+    s = Session()
+    t, _ = s.prepare(TrainSettings(family="diffusion", data="ring8", model={"timesteps": 100, "hidden": 16}))
+    TrainTab.on_live(None, s, 2e-3, 1.0, 40.0, 0.0)  # beta is not a diffusion setting: ignored
+    assert t.model.config.sample_steps == 40 and isinstance(t.model.config.sample_steps, int)
+    assert t.model.config.eta == 0.0 and t.opts["eps"].param_groups[0]["lr"] == 2e-3
+    assert s.prepare(TrainSettings(family="diffusion", data="ring8", model={"timesteps": 100, "hidden": 16, "sample_steps": 40, "eta": 0.0, "lr": 2e-3}))[0] is t
+    with pytest.raises(Exception, match="sample_steps must be"):
+        TrainTab.on_live(None, s, 2e-3, 1.0, 5000.0, 0.0)
+    assert t.model.config.sample_steps == 40  # a bad value leaves the model as it was

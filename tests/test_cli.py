@@ -79,7 +79,7 @@ def test_diffusion_sampling_steps_change_at_sample_time(tmp_path, capsys):
         assert code == 0
         outs[steps] = np.load(tmp_path / f"s{steps}.npy")
     assert not np.allclose(outs[100], outs[10])
-    code, _, err = _run(["sample", ckpt, "--n", "8", "--out", str(tmp_path / "bad.npy"), "--set", "sample_steps=500"], capsys)
+    code, _, err = _run(["sample", ckpt, "--n", "8", "--out", str(tmp_path / "bad.npy"), "--set", "sample_steps=5000"], capsys)
     assert code == 1 and "sample_steps must be" in err
     code, _, err = _run(["sample", ckpt, "--n", "8", "--out", str(tmp_path / "bad.npy"), "--set", "lr=1"], capsys)
     assert code == 1 and "allowed: sample_steps, eta" in err

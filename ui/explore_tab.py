@@ -111,7 +111,7 @@ class ExploreTab:
                         self.process_md = gr.Markdown("", elem_id="process-info")
                         with gr.Row():
                             self.process_dir = gr.Radio([("latent → samples", "generate"), ("data → latent", "encode")], value="generate", label="Direction", elem_id="process-dir")
-                            self.process_steps = gr.Slider(0, 1000, value=0, step=10, label="Sampling steps (0 = all T)", visible=False, elem_id="process-steps")
+                            self.process_steps = gr.Slider(0, 1000, value=0, step=10, label="Sampling steps (0 = all T; at most T)", visible=False, elem_id="process-steps")
                             self.process_btn = gr.Button("Show the steps", elem_id="process-run")
                         self.process_frame = gr.Slider(0, 1, value=0, step=1, label="Step", elem_id="process-frame")
                         self.process_view = gr.Image(label="Step", format="png", type="numpy", interactive=False, elem_id="process-image", elem_classes=["pixelated"], height=380)
@@ -220,12 +220,11 @@ class ExploreTab:
         model = ex.card.model
         note = getattr(model, "process_note", "")
         steps = "sample_steps" in getattr(model, "sample_params", ())
-        T = getattr(model.config, "timesteps", 1000)
         return [
             gr.Tab(visible=ex.has_process),
             note,
             gr.Radio(value="generate", visible=ex.has_inference),
-            gr.Slider(maximum=T, value=model.config.sample_steps if steps else 0, visible=steps),
+            gr.Slider(value=model.config.sample_steps if steps else 0, visible=steps),
         ]
 
     def on_process(self, session: Session, seed, direction, sample_steps):

@@ -158,7 +158,7 @@ class TrainTab:
                     c["timesteps"] = gr.Slider(100, 1000, step=50, label="Diffusion steps T", info="thin 2-D data needs ≥ 250", **field("timesteps"))
                     c["schedule"] = gr.Radio(["linear", "cosine"], label="Noise schedule", **field("schedule"))
                 with gr.Row():
-                    c["sample_steps"] = gr.Slider(0, 1000, step=10, label="Sampling steps (0 = all T; live)", elem_id="sample_steps", **field("sample_steps"))
+                    c["sample_steps"] = gr.Slider(0, 1000, step=10, label="Sampling steps (≤ T, 0 = all; live)", elem_id="sample_steps", **field("sample_steps"))
                     c["eta"] = gr.Slider(0, 1, step=0.1, label="η: 1 = DDPM noise, 0 = DDIM (live)", elem_id="eta", **field("eta"))
                 with gr.Row():
                     c["lr"] = gr.Number(minimum=1e-6, maximum=1.0, label="Learning rate (live)", elem_id="lr", **field("lr"))

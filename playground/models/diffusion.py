@@ -44,7 +44,9 @@ class DiffusionConfig:
     schedule: Literal["linear", "cosine"] = "linear"  # Ho et al.'s 1e-4..0.02, or Nichol & Dhariwal's
     hidden: int = 256  # MLP width, or conv channels
     layers: int = 3  # residual blocks
-    sample_steps: int = 0  # steps of the reverse chain when sampling; 0 = all T. Changeable later
+    sample_steps: int = 250  # steps of the reverse chain when sampling (at most T; 0 = all T),
+    # changeable at sample time. 250 respaced steps sample ring8 as well as all 1,000 (97 vs 95 %
+    # high quality in bench/targets.py's runs) in a quarter of the time
     eta: float = 1.0  # 1 = DDPM's fresh noise at every step, 0 = deterministic DDIM
     ema: float = 0.995  # the sampler is an average of the weights: much cleaner samples
     lr: float = 1e-3
@@ -60,7 +62,7 @@ class DiffusionConfig:
         check_range("timesteps", self.timesteps, 100, 1000)
         check_range("hidden", self.hidden, 8, 2048)
         check_range("layers", self.layers, 1, 8)
-        check_range("sample_steps", self.sample_steps, 0, self.timesteps)
+        check_range("sample_steps", self.sample_steps, 0, 1000)
         check_range("eta", self.eta, 0.0, 1.0)
         check_range("ema", self.ema, 0.0, 0.9999)
         check_range("lr", self.lr, 1e-6, 1.0)
@@ -282,10 +284,8 @@ class Diffusion(nn.Module):
         where the samples take shape (t at T * (1 - j/frames)^2). Noise comes from `generator`
         (default: seeded with 0, so the same z always gives the same samples)."""
         c = self.config
-        steps = c.sample_steps if steps is None else steps
+        steps = self.chain_length(c.sample_steps if steps is None else steps)
         eta = c.eta if eta is None else eta
-        if not 0 <= (steps or 0) <= c.timesteps:
-            raise ConfigError(f"sample_steps must be from 1 to {c.timesteps} (0 = all); got {steps}")
         gen = generator if generator is not None else torch.Generator(z.device).manual_seed(0)
         net = self.net_ema if c.ema > 0 else self.net
         was = net.training
@@ -313,6 +313,13 @@ class Diffusion(nn.Module):
         net.train(was)
         yield (0, x)
 
+    def chain_length(self, steps: int | None) -> int:
+        """The reverse chain's number of steps for a sample_steps value: 0 = all T, at most T."""
+        T = self.config.timesteps
+        if steps is None or float(steps) != int(float(steps)) or not 0 <= int(float(steps)) <= 1000:
+            raise ConfigError(f"sample_steps must be a whole number from 0 to 1000 (0 = all T; at most T = {T} are used); got {steps!r}")
+        return min(int(float(steps)) or T, T)
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor, steps: int | None = None, eta: float | None = None) -> torch.Tensor:
         """Samples from x_T = z with the configured (or given) number of steps and eta."""
@@ -322,8 +329,7 @@ class Diffusion(nn.Module):
     @torch.no_grad()
     def preview(self, z: torch.Tensor) -> torch.Tensor:
         """Quick samples for live frames: at most `preview_steps` steps."""
-        steps = self.config.sample_steps or self.config.timesteps
-        return self.decode(z, min(steps, self.preview_steps))
+        return self.decode(z, min(self.chain_length(self.config.sample_steps), self.preview_steps))
 
     @torch.no_grad()
     def generation_steps(self, z: torch.Tensor, frames: int = 10, steps: int | None = None) -> list[tuple[str, torch.Tensor]]:

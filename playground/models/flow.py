@@ -219,7 +219,9 @@ def rq_spline(x, widths, heights, derivs, tail: float, inverse: bool = False, mi
 
     w, cum_w = knots(widths)
     h, cum_h = knots(heights)
-    d = F.pad(min_size + F.softplus(derivs), (1, 1), value=1.0)  # slope 1 at the ends: smooth tails
+    # interior slopes (raw 0 -> slope 1, so a zero-initialised net starts at the identity), and
+    # slope 1 at the ends, where the spline meets the identity tails
+    d = F.pad(min_size + F.softplus(derivs + math.log(math.expm1(1 - min_size))), (1, 1), value=1.0)
     knots_in = cum_h if inverse else cum_w
     idx = (torch.searchsorted(knots_in[:, 1:-1].contiguous(), x.unsqueeze(-1))).clamp(0, k - 1)
 
