@@ -1,7 +1,8 @@
 """Explore-tab latency: slider input -> new image, p50 and p95 on localhost.
 
 Measured two ways, each side by side with a bare Gradio reference app (one slider, one image,
-a handler that only returns a stored picture of the same size), in one run:
+a handler that only returns a stored picture of the same size) and a second reference with the
+app's event shape (a session state and 24 slider inputs), in one run:
   client    gradio_client calls of the /decode endpoint
   browser   headless Chromium: set the slider, time until the <img> changes (MutationObserver)
 
@@ -74,6 +75,22 @@ def bare_demo(size: int) -> gr.Blocks:
     return demo
 
 
+def bare24_demo(size: int) -> gr.Blocks:
+    """The reference with the app's event shape: a session state and 24 slider inputs (the app's
+    16 latent + 8 direction sliders), still returning a stored picture. Apart from the app, it
+    tells whether the extra inputs or the app itself cost the difference."""
+    rng = np.random.default_rng(0)
+    pics = [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(16)]
+    with gr.Blocks() as demo:
+        state = gr.State({})
+        sliders = [gr.Slider(-3, 3, value=0, step=0.01, elem_id=f"z{i}") for i in range(N_SLIDERS)]
+        img = gr.Image(format="png", type="numpy", elem_id="explore-image", value=pics[0])
+        for k, sl in enumerate(sliders):
+            sl.input(lambda st, v, *rest: pics[int((v + 3) * 100) % 16], [state, *sliders], img,
+                     api_name="decode" if k == 0 else False, trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)  # fmt: skip
+    return demo
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
@@ -129,9 +146,16 @@ def main() -> None:
     bare = bare_demo(size)
     bare.queue().launch(server_port=bare_port, prevent_thread_lock=True, quiet=True)
     bare_url = f"http://127.0.0.1:{bare_port}/"
+    bare24, bare24_port = bare24_demo(size), free_port()
+    bare24.queue().launch(server_port=bare24_port, prevent_thread_lock=True, quiet=True)
+    bare24_url = f"http://127.0.0.1:{bare24_port}/"
 
     results = {"model": args.model, "picture_px": size}
-    results["client"] = {"app": summary(client_latencies_pick(app_url, args.model, args.moves)), "bare": summary(client_latencies(bare_url, args.moves, 1))}
+    results["client"] = {
+        "app": summary(client_latencies_pick(app_url, args.model, args.moves)),
+        "bare": summary(client_latencies(bare_url, args.moves, 1)),
+        "bare24": summary(client_latencies(bare24_url, args.moves, N_SLIDERS)),
+    }
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     from playwright.sync_api import sync_playwright
@@ -150,18 +174,26 @@ def main() -> None:
         page2.goto(bare_url)
         page2.wait_for_selector("#explore-image img")
         bare_ms = browser_latencies(page2, args.moves)
+        page3 = b.new_page()
+        page3.goto(bare24_url)
+        page3.wait_for_selector("#explore-image img")
+        bare24_ms = browser_latencies(page3, args.moves)
         b.close()
-    results["browser"] = {"app": summary(app_ms), "bare": summary(bare_ms)}
+    results["browser"] = {"app": summary(app_ms), "bare": summary(bare_ms), "bare24": summary(bare24_ms)}
     app.close()
     bare.close()
+    bare24.close()
 
     if args.json:
         print(json.dumps(results))
         return
     print(f"model {Path(args.model).name}, picture {size} px, {args.moves} moves each")
     for how in ("client", "browser"):
-        a, r = results[how]["app"], results[how]["bare"]
-        print(f"{how:8} app p50 {a['p50_ms']:6.1f} ms  p95 {a['p95_ms']:6.1f} ms   | bare Gradio p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms")
+        a, r, r24 = results[how]["app"], results[how]["bare"], results[how]["bare24"]
+        print(
+            f"{how:8} app p50 {a['p50_ms']:6.1f} ms  p95 {a['p95_ms']:6.1f} ms   | bare Gradio p50 {r['p50_ms']:6.1f} ms  "
+            f"p95 {r['p95_ms']:6.1f} ms   | bare, 24 sliders + state p50 {r24['p50_ms']:6.1f} ms  p95 {r24['p95_ms']:6.1f} ms"
+        )
 
 
 def client_latencies_pick(url: str, model: str, moves: int) -> list[float]:

@@ -70,7 +70,7 @@ def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCa
 
     with trainer.lock:
         model = copy.deepcopy(trainer.model).eval()
-    return ModelCard(name, model, trainer.data, {"step": trainer.step_count})
+    return ModelCard(name, model, trainer.data, {"step": trainer.step_count, "trainer_step": (id(trainer), trainer.step_count)})
 
 
 def describe_checkpoint(path: Path) -> str:
@@ -256,11 +256,19 @@ class Explorer:
         model = card.model.eval()
         self.order, self.kls = kl_order(card)
         self.sliders = self.order[:N_SLIDERS]
+        shape = model.config.data_shape
+        self.pixel_latent = len(shape) == 3 and card.latent_dim == math.prod(shape) and not hasattr(model, "encode")
+        if self.pixel_latent:  # one latent number per pixel (flows, MADE, diffusion on images):
+            # the sliders move the 4 x 4 pixels at the centre, where the images are, not the corner
+            k, (_, h, w) = int(math.isqrt(N_SLIDERS)), shape
+            r0, c0 = max(0, (h - k) // 2), max(0, (w - k) // 2)
+            self.sliders = [r * w + c for r in range(r0, min(h, r0 + k)) for c in range(c0, min(w, c0 + k))]
         if hasattr(model, "sampler"):  # a generator network to find principal directions in
             self.directions, self.explained = pca_directions(model, N_DIRECTIONS)
         else:
             self.directions, self.explained = torch.zeros(0, card.latent_dim), torch.zeros(0)
         self.frames: list[tuple[str, np.ndarray]] = []  # the last process() shown, for its step slider
+        self.trainer_step = card.meta.get("trainer_step")  # (trainer id, step) of a session model
         self._canvas = None
         if card.is_points:
             from .viz import PointsCanvas, plane_limit
@@ -272,6 +280,13 @@ class Explorer:
         self.scale = 1 if card.is_points else upscale_for_view(side, VIEW_SIDE)
 
     # sliders <-> z
+    def slider_label(self, i: int) -> str:
+        d = self.sliders[i]
+        if self.pixel_latent:
+            w = self.card.model.config.data_shape[-1]
+            return f"noise at pixel ({d // w}, {d % w})"
+        return f"z{d}"
+
     def seed_values(self, seed: int) -> list[float]:
         """Slider positions for the prior sample of this seed (the coordinates the sliders move)."""
         z = sampling.latents(self.card.model, 1, int(seed))[0]
@@ -292,8 +307,8 @@ class Explorer:
     def draw(self, z: torch.Tensor) -> np.ndarray:
         """One latent vector (or a batch) as a picture: points over the data, or images."""
         x = sampling.decode(self.card.model, z.view(-1, self.card.latent_dim))
-        if self._canvas is not None:
-            return self._canvas.draw(x)
+        if self._canvas is not None:  # one explored point as a disc, a batch as dots
+            return self._canvas.draw(x, radius=6 if x.shape[0] == 1 else 0)
         if x.shape[0] == 1:
             return to_uint8(x, self.scale)[0]
         from .viz import image_grid

@@ -204,7 +204,7 @@ def safe_name(name: str) -> str:
 
 def status_text(trainer: Trainer | None, rate: float = 0.0, state: str = "") -> str:
     if trainer is None:
-        return "No model yet. Press **Train** to start (a GAN on `ring8` by default)."
+        return "No model yet. Choose a family and data, then press **Train**."
     last = trainer.last
     parts = [f"**{state or 'ready'}**", f"step **{trainer.step_count:,}**", f"{trainer.elapsed:.1f} s"]
     if rate:

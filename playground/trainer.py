@@ -353,11 +353,19 @@ class Trainer:
     # -- looking at the model ------------------------------------------------------------------
     @torch.no_grad()
     def progress_samples(self) -> torch.Tensor:
-        """The model's samples from the fixed latent batch (comparable from frame to frame)."""
+        """The model's samples from the fixed latent batch (comparable from frame to frame).
+
+        A model whose samples take many passes (a diffusion model's `preview`, a chain of tens of
+        steps) is copied under the lock and sampled outside it, so training does not wait."""
+        slow = hasattr(self.model, "preview")
         with self.lock:
-            self.model.eval()
-            out = getattr(self.model, "preview", self.model.decode)(self.fixed_z)
-            self.model.train()
+            model = copy.deepcopy(self.model) if slow else self.model
+            model.eval()
+            if not slow:
+                out = model.decode(self.fixed_z)
+                model.train()
+        if slow:
+            out = model.preview(self.fixed_z)
         return out.cpu()
 
     # -- the NaN guard -------------------------------------------------------------------------

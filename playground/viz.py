@@ -96,7 +96,8 @@ class PointsCanvas:
         h = self.background.shape[0]
         self._box = (int(x0) + 1, int(h - y1) + 1, int(x1) - 1, int(h - y0) - 1)  # left, top, right, bottom
 
-    def draw(self, points: torch.Tensor, rgb: tuple[int, int, int] = GENERATED_RGB) -> np.ndarray:
+    def draw(self, points: torch.Tensor, rgb: tuple[int, int, int] = GENERATED_RGB, radius: int = 0) -> np.ndarray:
+        """The points as 2 x 2 pixel dots, or as discs of `radius` pixels (one explored point)."""
         img = self.background.copy()
         xy = self._to_pixels(points.detach().float().cpu().numpy().astype(np.float64))
         px = np.round(xy[:, 0]).astype(np.int64)
@@ -104,9 +105,13 @@ class PointsCanvas:
         left, top, right, bottom = self._box
         keep = np.isfinite(xy).all(1) & (px >= left) & (px < right) & (py >= top) & (py < bottom)
         px, py = px[keep], py[keep]
-        for dy in (0, 1):  # 2 x 2 pixel dots
-            for dx in (0, 1):
-                img[py + dy, px + dx] = rgb
+        offsets = [(dx, dy) for dy in (0, 1) for dx in (0, 1)]  # 2 x 2 pixel dots
+        if radius:
+            r = range(-radius, radius + 1)
+            offsets = [(dx, dy) for dy in r for dx in r if dx * dx + dy * dy <= radius * radius]
+        h, w = img.shape[:2]
+        for dx, dy in offsets:
+            img[np.clip(py + dy, 0, h - 1), np.clip(px + dx, 0, w - 1)] = rgb
         return img
 
 

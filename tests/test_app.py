@@ -101,7 +101,7 @@ def test_bad_input_is_refused_and_the_model_survives(url, tmp_path):
     c = client(url)
     s = c.predict(**GAN, api_name="/step")[0]
     assert step_of(s) == 1
-    with pytest.raises(Exception, match="greater than maximum value 1.0"):
+    with pytest.raises(Exception, match="lr must be a number from 1e-06 to 1.0; got 5"):
         c.predict(**{**GAN, "lr": 5.0}, api_name="/step")
     with pytest.raises(Exception, match="less than minimum value 1"):
         c.predict(**{**GAN, "pack": 0}, api_name="/step")
@@ -172,3 +172,17 @@ def test_live_settings_reach_the_running_model():
     with pytest.raises(Exception, match="sample_steps must be"):
         TrainTab.on_live(None, s, 2e-3, 1.0, 5000.0, 0.0)
     assert t.model.config.sample_steps == 40  # a bad value leaves the model as it was
+
+
+def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colours():
+    from playground.session import Session, TrainSettings
+    from ui.train_tab import TrainTab, series_colors
+
+    s = Session()
+    t, _ = s.prepare(TrainSettings(family="diffusion", data="ring8", model={"timesteps": 100, "hidden": 16}))
+    view = {"canvas": None}
+    first = TrainTab.picture(t, view, live=True)
+    assert TrainTab.picture(t, view, live=True) is first  # within 4x its drawing time: reused
+    assert TrainTab.picture(t, view, live=False) is not first  # a step by hand: always fresh
+    assert series_colors(("nll",), floor=True) == {"NLL": "#1f77b4", "entropy floor (best possible)": "#888888"}
+    assert list(series_colors(("d_loss", "g_loss"))) == ["D loss", "G loss"]

@@ -124,7 +124,7 @@ def test_new_families_train_explore_and_show_their_process(app_url, family, over
     status, samples, curve1, _ = c.predict(upload=None, family=family, **over, api_name="/step")
     assert "step **1**" in status and samples is not None
     out = c.predict("__session__", api_name="/explore_pick")
-    assert f"a {family.upper()}" in out[0]
+    assert {"flow": "a flow on", "diffusion": "a diffusion model (DDPM) on", "autoregressive": "an autoregressive model (MADE) on"}[family] in out[0]
     frame, pic, gif = c.predict(0, "generate", 0, api_name="/process")
     assert val(frame) >= 2 and gif is not None
     first = c.predict(0, api_name="/process_frame")
@@ -133,3 +133,14 @@ def test_new_families_train_explore_and_show_their_process(app_url, family, over
         c.predict(upload=None, hidden=32, api_name="/step")  # back to a GAN
         c.predict("__session__", api_name="/explore_pick")
         c.predict(0, "generate", 0, api_name="/process")
+
+
+def test_opening_explore_again_shows_the_session_model_as_trained_since(app_url):
+    c = client(app_url)
+    flow = dict(upload=None, family="flow", data="moons", blocks=2, hidden=16)
+    c.predict(**flow, api_name="/step")
+    first = c.predict("__session__", api_name="/explore_open")
+    assert "1 steps" in first[0] or "1 step" in first[0]
+    c.predict(**flow, api_name="/step")
+    again = c.predict("__session__", api_name="/explore_open")
+    assert "2 steps" in again[0]  # not the snapshot from the first visit

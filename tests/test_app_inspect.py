@@ -113,7 +113,7 @@ def test_diffusion_panels(app_url):
     c = client(app_url)
     c.predict(**DIFFUSION, api_name="/step")
     out = c.predict(SESSION, api_name="/inspect_refresh")  # the timer's first tick after a change
-    assert "a diffusion model on `ring8`" in out[STATUS]
+    assert "a diffusion model (DDPM) on `ring8`" in out[STATUS]
     assert series(out[CURVE]) == {"all t", "low noise (t ≤ T/3)", "middle", "high noise (t > 2T/3)"}
     assert out[READOUT] == "" and skipped(out[DENSITY])  # no likelihood, no density
     assert out[REVERSE]["path"].endswith(".png") and out[FORWARD]["path"].endswith(".png")

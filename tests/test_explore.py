@@ -160,3 +160,16 @@ def test_process_frames_for_made_and_sample_steps_for_diffusion(ring8):
     gan = Explorer(ModelCard("g", build_model("gan", default_config("gan", (2,), hidden=16)), ring8))
     with pytest.raises(Exception, match="one pass"):
         gan.process(0)
+
+
+def test_pixel_latents_slide_the_centre_pixels_and_points_show_as_a_disc(ring8):
+    from playground.data import load_data
+
+    ex = Explorer(_card("autoregressive", load_data("digits", image_size=8), hidden=16))
+    assert ex.pixel_latent and len(ex.sliders) == 16
+    assert ex.sliders[0] == 2 * 8 + 2 and ex.slider_label(0) == "noise at pixel (2, 2)"  # rows 2-5, cols 2-5
+    flow = Explorer(_card("flow", ring8, blocks=2, hidden=16))
+    assert not flow.pixel_latent and flow.slider_label(1) == "z1"
+    one = flow.draw(torch.zeros(2))
+    background = flow._canvas.background
+    assert (one != background).any(axis=2).sum() > 50  # a disc, not a 2 x 2 dot

@@ -73,7 +73,7 @@ def test_save_needs_a_model_and_a_clean_name(tmp_path):
 
 
 def test_status_text():
-    assert "Press **Train**" in status_text(None)
+    assert "press **Train**" in status_text(None)
     s = Session()
     t, _ = s.prepare(TrainSettings(model=dict(SMALL)))
     t.step()

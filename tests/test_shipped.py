@@ -17,6 +17,7 @@ SHIPPED = sorted(ROOT.glob("*.safetensors"))
 def test_the_issue_s_models_are_shipped():
     names = {p.stem for p in SHIPPED}
     assert {"vae-digits-2d", "vae-digits-16d", "vae-shapes", "gan-digits", "gan-ring8"} <= names
+    assert {"flow-moons", "made-digits", "ddpm-ring8"} <= names  # one of each later family
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])

@@ -140,3 +140,14 @@ def test_thread_tuner_keeps_the_faster_setting(monkeypatch):
     assert tuner.current == 1 and calls[:3] == [2, 1, 1]
     # after the hold it measures again, the held setting first
     assert calls[3:5] == [1, 2]
+
+
+def test_slow_previews_are_drawn_from_a_copy_and_leave_training_mode(ring8):
+    from playground.trainer import TrainConfig, make_trainer
+
+    t = make_trainer("diffusion", ring8, {"timesteps": 100, "hidden": 16}, TrainConfig(batch_size=32, n_fixed=20))
+    t.step()
+    a = t.progress_samples()
+    assert a.shape == (20, 2) and t.model.training
+    t.model.eval()
+    torch.testing.assert_close(a, t.model.decode(t.fixed_z, steps=50))  # the 50-step preview chain

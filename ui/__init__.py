@@ -44,7 +44,7 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
                 demo.inspect_tab = InspectTab(session, max_trainings, demo.train_tab)
         ex = demo.explore_tab
         demo.load(ex.on_refresh, None, ex.pick, api_name=False)
-        explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name=False)
+        explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name="explore_open", api_visibility="undocumented")
         it = demo.inspect_tab  # its live refresh ticks only while the Inspect tab is open
         inspect_item.select(it.on_open, [session, it.source], [*it.views, it.timer], api_name=False, concurrency_limit=None)
         for other in (train, explore):

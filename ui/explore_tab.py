@@ -33,7 +33,7 @@ from playground.explore import (
     to_uint8,
     traversal,
 )
-from playground.models import ConfigError
+from playground.models import A_MODEL, ConfigError
 from playground.session import Session
 from playground.viz import figure_array, latent_scatter
 
@@ -89,7 +89,7 @@ class ExploreTab:
                         self.encode_in = gr.Image(label="Encode an image (VAE), then edit it with the sliders", type="filepath", sources=["upload"], height=160, elem_id="explore-encode")
                         self.export_btn = gr.Button("Export PNG", size="sm", elem_id="explore-export")
                         self.export_file = gr.File(label="Export", interactive=False, height=60, elem_id="explore-file")
-                with gr.Tabs():
+                with gr.Tabs() as self.tabs:
                     with gr.Tab("Latent map", id="map") as self.map_tab:
                         gr.Markdown("For models with a 2-D latent: decoded images over the plane (click to jump there) and the data encoded onto it, coloured by label.")
                         with gr.Row():
@@ -129,7 +129,11 @@ class ExploreTab:
     def wire(self):
         S = self.session
         sliders = [*self.z, *self.d]
-        pick_outputs = [self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter, self.process_tab, self.process_md, self.process_dir, self.process_steps]
+        pick_outputs = [
+            self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter,
+            self.process_tab, self.process_md, self.process_dir, self.process_steps,
+            self.tabs, self.encode_in, self.img_a, self.img_b,
+        ]  # fmt: skip
         self.pick_outputs = pick_outputs
         self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
         self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload")
@@ -172,8 +176,12 @@ class ExploreTab:
         return self.show(session, card)
 
     def on_open(self, session: Session, choice: str | None, request: gr.Request):
-        """The tab was opened: show the chosen model right away, once per session."""
-        if getattr(session, "explorer", None) is not None or not choice:
+        """The tab was opened: show the chosen model right away, once per session, and again
+        when it is the Train tab's model and that has trained (or been replaced) since."""
+        ex = getattr(session, "explorer", None)
+        t = session.trainer
+        stale = choice == SESSION_MODEL and t is not None and ex is not None and ex.trainer_step != (id(t), t.step_count)
+        if not choice or (ex is not None and not stale):
             return [gr.skip()] * len(self.pick_outputs)
         return self.on_pick(session, choice, request)
 
@@ -193,8 +201,7 @@ class ExploreTab:
         z_updates = []
         for i in range(N_SLIDERS):
             if i < len(ex.sliders):
-                d = ex.sliders[i]
-                label = f"z{d}" + (f" · KL {ex.kls[i]:.2f}" if card.family == "vae" and card.data is not None else "")
+                label = ex.slider_label(i) + (f" · KL {ex.kls[i]:.2f}" if card.family == "vae" and card.data is not None else "")
                 z_updates.append(gr.Slider(value=values[i], label=label, visible=True))
             else:
                 z_updates.append(gr.Slider(value=0, visible=False))
@@ -212,6 +219,9 @@ class ExploreTab:
         return (
             self.describe(ex), view, gr.Accordion(visible=len(ex.directions) > 0), *z_updates, *d_updates,
             gr.Tab(visible=two_d), map_pic, scatter, *self.process_updates(ex),
+            # open on a tab this model has; the image inputs are for models with an encoder
+            gr.Tabs(selected="map" if two_d else "process" if ex.has_process else "interp"),
+            *[gr.Image(visible=hasattr(card.model, "encode")) for _ in range(3)],
         )  # fmt: skip
 
     @staticmethod
@@ -238,20 +248,23 @@ class ExploreTab:
         ex.frames = frames  # the step slider shows these
         last = len(frames) - 1
         gif = self.write("process.gif", lambda p: p.write_bytes(gif_bytes([pic for _, pic in frames], fps=4, bounce=False)))
-        return gr.Slider(maximum=last, value=last, label=f"Step: {frames[last][0]}"), frames[last][1], gif
+        return gr.Slider(maximum=last, value=last), self.frame_picture(frames, last), gif
 
     def on_process_frame(self, session: Session, index):
         frames = getattr(self.explorer(session), "frames", None)
         if not frames:
             raise gr.Error("Press “Show the steps” first.")
-        i = int(min(max(int(index or 0), 0), len(frames) - 1))
+        return self.frame_picture(frames, int(min(max(int(index or 0), 0), len(frames) - 1)))
+
+    @staticmethod
+    def frame_picture(frames, i: int):
         return gr.Image(value=frames[i][1], label=f"Step {i} of {len(frames) - 1}: {frames[i][0]}")
 
     @staticmethod
     def describe(ex: Explorer) -> str:
         c = ex.card
         data = c.data.name if c.data is not None else c.meta.get("data", {}).get("spec", "unknown data")
-        lines = [f"**{c.name}**: a {c.family.upper()} on `{Path(str(data)).name}`, {c.latent_dim}-D latent, {c.meta.get('step', 0):,} steps."]
+        lines = [f"**{c.name}**: {A_MODEL[c.family]} on `{Path(str(data)).name}`, {c.latent_dim}-D latent, {c.meta.get('step', 0):,} steps."]
         if c.family == "vae":
             shown = min(N_SLIDERS, c.latent_dim)
             note = "ordered by average KL, most used first" if c.data is not None else "in their own order (the data is not at hand to rank them)"

@@ -22,7 +22,7 @@ from playground.explore import ModelCard, card_from_checkpoint
 from playground.diagnostics import (
     BITS, FLOOR, NLL_POINTS, NOISE_SERIES, Inspector, describe_collapse, describe_modes, describe_nll, snapshot,
 )  # fmt: skip
-from playground.models import ConfigError
+from playground.models import A_MODEL, ConfigError
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
@@ -67,7 +67,7 @@ REVERSE_CAPTIONS = {
     "pushed back through the flow: each block (ActNorm, a rotation, an affine coupling) stretches and bends the plane a little; the last panel is the samples.",
     "autoregressive": "**Sampling pixel by pixel**, in raster order: each pixel is drawn from p(x_d | pixels before it), "
     "computed from the pixels already drawn. One image takes D passes of the network.",
-    "diffusion": "**Reverse: denoising.** From pure noise x_T, the predicted noise is removed step by step (the live view runs a short chain of at most 100 steps). "
+    "diffusion": "**Reverse: denoising.** From pure noise x_T, the predicted noise is removed step by step (the live view runs a short chain of at most 50 steps). "
     "Points keep their colour from the first frame; structure appears only in the last steps.",
     None: "**From the latent to data**, step by step, as sampling runs.",
 }
@@ -83,7 +83,7 @@ CURVE_COLORS = {
     NOISE_SERIES["loss"]: "#212121", NOISE_SERIES["loss_low_noise"]: "#2e7d32",
     NOISE_SERIES["loss_mid_noise"]: "#1565c0", NOISE_SERIES["loss_high_noise"]: "#f57c00",
 }  # fmt: skip
-ARTICLES = {"gan": "a GAN", "vae": "a VAE", "flow": "a flow", "autoregressive": "an autoregressive model (MADE)", "diffusion": "a diffusion model"}
+ARTICLES = A_MODEL
 EMPTY_LEARN = "### Learn\nTrain a model in the **Train** tab, or start a lesson above: the objective and the training procedure appear here, term by term."
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 

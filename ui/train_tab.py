@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -15,7 +16,7 @@ import gradio as gr
 from playground.checkpoint import CheckpointError
 from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
 from playground.models import FAMILIES, ConfigError, default_config
-from playground.session import CURVES, Session, TrainSettings, curve_frames, status_text
+from playground.session import CURVES, FLOOR, SERIES_NAMES, Session, TrainSettings, curve_frames, status_text
 from playground.trainer import TrainingDiverged
 from playground.viz import PointsCanvas, plane_limit, samples_picture
 
@@ -28,7 +29,7 @@ UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
 FIELDS = {
     "gan": ("arch", "latent_dim", "hidden", "loss", "d_steps", "pack", "spectral_norm", "r1", "ema", "lr"),
     "vae": ("arch", "latent_dim", "hidden", "likelihood", "beta", "kl_warmup", "lr"),
-    "flow": ("blocks", "hidden", "depth", "lr"),
+    "flow": ("coupling", "blocks", "hidden", "depth", "lr"),
     "autoregressive": ("hidden", "layers", "lr"),
     "diffusion": ("arch", "timesteps", "schedule", "hidden", "layers", "sample_steps", "eta", "ema", "lr"),
 }
@@ -75,6 +76,18 @@ def _int(name, value) -> int:
     if value is None or float(value) != int(float(value)):
         raise ConfigError(f"{name} must be a whole number; got {value!r}")
     return int(float(value))
+
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+
+
+def series_colors(series, floor: bool = False) -> dict[str, str]:
+    """A colour for each curve of a panel, given with every update: a LinePlot otherwise keeps
+    the legend of the first family it showed, and draws nothing for another family's series."""
+    colors = {SERIES_NAMES[k]: c for k, c in zip(series, PALETTE)}
+    if floor and "nll" in series:
+        colors[FLOOR] = "#888888"
+    return colors
 
 
 def defaults_for(family: str, points: bool) -> dict:
@@ -136,9 +149,10 @@ class TrainTab:
                     c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
                 with gr.Row():
                     c["latent_dim"] = gr.Slider(1, 64, step=1, label="Latent dimensions", **field("latent_dim"))
-                    c["hidden"] = gr.Slider(16, 1024, step=16, label="Hidden width", **field("hidden"))
+                    c["hidden"] = gr.Slider(16, 1024, step=4, label="Hidden width", **field("hidden"))
                 with gr.Row():
-                    c["blocks"] = gr.Slider(1, 32, step=1, label="Coupling blocks", info="ActNorm, mixing, affine coupling", **field("blocks"))
+                    c["coupling"] = gr.Radio(["spline", "affine"], label="Coupling", info="affine: RealNVP's x·exp(s)+t; spline: monotone rational-quadratic", **field("coupling"))
+                    c["blocks"] = gr.Slider(1, 32, step=1, label="Coupling blocks", info="ActNorm, mixing, coupling", **field("blocks"))
                     c["depth"] = gr.Slider(1, 6, step=1, label="Layers in each coupling net", **field("depth"))
                     c["layers"] = gr.Slider(1, 8, step=1, label="Hidden layers / blocks", **field("layers"))
                 with gr.Row():
@@ -161,7 +175,7 @@ class TrainTab:
                     c["sample_steps"] = gr.Slider(0, 1000, step=10, label="Sampling steps (≤ T, 0 = all; live)", elem_id="sample_steps", **field("sample_steps"))
                     c["eta"] = gr.Slider(0, 1, step=0.1, label="η: 1 = DDPM noise, 0 = DDIM (live)", elem_id="eta", **field("eta"))
                 with gr.Row():
-                    c["lr"] = gr.Number(minimum=1e-6, maximum=1.0, label="Learning rate (live)", elem_id="lr", **field("lr"))
+                    c["lr"] = gr.Number(label="Learning rate (live)", info="1e-6 to 1", elem_id="lr", **field("lr"))
                     c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
                     c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             with gr.Column(scale=2, min_width=400):
@@ -203,7 +217,7 @@ class TrainTab:
         family_outputs = [c["data"], c["arch"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs]]
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
-        c["upload"].upload(lambda: UPLOAD, None, c["data"], api_name=False)
+        c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
 
         self.train_event = self.train_btn.click(
             with_names(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
@@ -226,6 +240,12 @@ class TrainTab:
 
     def values(self, values: tuple) -> dict:
         return dict(zip(self.names, values))
+
+    @staticmethod
+    def on_upload_data(family, upload):
+        """An upload selects itself as the data, unless it is points for an images-only family
+        (on_family_or_data has switched that to digits and said so)."""
+        return "digits" if family in IMAGES_ONLY and _is_points(UPLOAD, upload) else UPLOAD
 
     def on_family_or_data(self, family, data, upload):
         if family in IMAGES_ONLY and _is_points(data, upload):
@@ -294,16 +314,28 @@ class TrainTab:
         if t is None:
             return self.empty()
         family = t.model.family
-        samples = t.progress_samples()
-        pic = view["canvas"].draw(samples) if view["canvas"] is not None else samples_picture(samples)
         f1, f2 = curve_frames(t, family)
-        (t1, _), (t2, _) = CURVES[family]
+        (t1, s1), (t2, s2) = CURVES[family]
         return (
             status_text(t, rate, state),
-            pic,
-            gr.LinePlot(value=f1, title=t1),
-            gr.LinePlot(value=f2, title=t2),
+            self.picture(t, view, live=state == "training"),
+            gr.LinePlot(value=f1, title=t1, color_map=series_colors(s1, floor=t.data.entropy is not None)),
+            gr.LinePlot(value=f2, title=t2, color_map=series_colors(s2)),
         )
+
+    @staticmethod
+    def picture(t, view: dict, live: bool):
+        """The samples picture. While training runs, it is redrawn at most once per four times its
+        drawing time, so a model whose samples are slow (a diffusion chain) spends at most a
+        quarter of the time drawing; a step by hand is always drawn fresh."""
+        now = time.perf_counter()
+        if live and view.get("pic") is not None and now < view.get("next", 0.0):
+            return view["pic"]
+        samples = t.progress_samples()
+        pic = view["canvas"].draw(samples) if view["canvas"] is not None else samples_picture(samples)
+        took = time.perf_counter() - now
+        view.update(pic=pic, next=now + 4 * took)
+        return pic
 
     def empty(self):
         f1, f2 = curve_frames(None, "gan")

@@ -55,6 +55,10 @@ DEFAULTS = {
 }
 
 
+# How the app and the messages name each family, with its article.
+A_MODEL = {"gan": "a GAN", "vae": "a VAE", "flow": "a flow", "autoregressive": "an autoregressive model (MADE)", "diffusion": "a diffusion model (DDPM)"}
+
+
 def _family(family: str):
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}")
@@ -93,4 +97,4 @@ def build_model(family: str, config):
     return model_cls(config)
 
 
-__all__ = ["FAMILIES", "GAN", "GANConfig", "VAE", "VAEConfig", "Flow", "FlowConfig", "MADE", "ARConfig", "Diffusion", "DiffusionConfig", "ConfigError", "build_model", "default_config", "config_fields"]
+__all__ = ["A_MODEL", "FAMILIES", "GAN", "GANConfig", "VAE", "VAEConfig", "Flow", "FlowConfig", "MADE", "ARConfig", "Diffusion", "DiffusionConfig", "ConfigError", "build_model", "default_config", "config_fields"]

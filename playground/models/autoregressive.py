@@ -75,7 +75,8 @@ class ARConfig:
 class MaskedLinear(nn.Linear):
     def __init__(self, n_in: int, n_out: int, mask: torch.Tensor, bias: bool = True):
         super().__init__(n_in, n_out, bias=bias)
-        self.register_buffer("mask", mask.to(self.weight.dtype))  # (n_out, n_in)
+        # (n_out, n_in); rebuilt from the config, so checkpoints do not carry it (half their size)
+        self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
 
     def forward(self, x):
         return F.linear(x, self.weight * self.mask, self.bias)
@@ -102,7 +103,8 @@ class MADE(nn.Module):
     live_params: ClassVar[tuple[str, ...]] = ("lr",)
     latent_note: ClassVar[str] = (
         "The latent is the noise that decides each pixel in turn (pixel d is on when Φ(z_d) < "
-        "p(x_d | x_<d)): the seed fixes all of it; the sliders move the first pixels' noise."
+        "p(x_d | x_<d)): the seed fixes all of it; the sliders move the noise of the 4 × 4 pixels "
+        "at the centre, and every pixel drawn after them follows."
     )
     process_note: ClassVar[str] = (
         "MADE draws one pixel at a time in raster order, each from p(x_d | the pixels before it): "

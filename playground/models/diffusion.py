@@ -219,7 +219,7 @@ class Diffusion(nn.Module):
         ("Denoising loss |ε − ε_θ(x_t, t)|²", ("loss",)),
         ("Loss by noise level", ("loss_low_noise", "loss_mid_noise", "loss_high_noise")),
     )
-    preview_steps: ClassVar[int] = 100  # the Train tab's live frames use a shorter chain
+    preview_steps: ClassVar[int] = 50  # the Train tab's live frames use a shorter chain
 
     def __init__(self, cfg: DiffusionConfig):
         super().__init__()
