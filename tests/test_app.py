@@ -186,3 +186,20 @@ def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colour
     assert TrainTab.picture(t, view, live=False) is not first  # a step by hand: always fresh
     assert series_colors(("nll",), floor=True) == {"NLL": "#1f77b4", "entropy floor (best possible)": "#888888"}
     assert list(series_colors(("d_loss", "g_loss"))) == ["D loss", "G loss"]
+
+
+def test_plot_series_rebuilds_a_chart_once_new_series_have_been_sent():
+    """Gradio's LinePlot rebuilds on a colour-map change, reading the update before: the map
+    must change on the update after the one that brought new series, and then stay put."""
+    import pandas as pd
+
+    from ui.common import PlotSeries
+
+    def frame(*names):
+        return pd.DataFrame({"step": [1] * len(names), "value": [0.0] * len(names), "series": list(names)})
+
+    p, colors = PlotSeries(), {"a": "#000"}
+    maps = [p.color_map(f, colors) for f in (frame("a"), frame("a"), frame("a"), frame("b"), frame("b"), frame("b"))]
+    changed = [i for i in range(1, 6) if maps[i] != maps[i - 1]]
+    assert changed == [1, 4]  # after the first data, and after the first update with "b"
+    assert all(v == "#000" for k, v in maps[-1].items() if k == "a")

@@ -25,3 +25,35 @@ def session_dir(request: gr.Request | None) -> Path:
     sid = getattr(request, "session_hash", None) or "local"
     safe = "".join(ch for ch in sid if ch.isalnum())[:32] or "local"
     return CHECKPOINT_ROOT / "sessions" / safe
+
+
+class PlotSeries:
+    """Keeps a gr.LinePlot's legend and lines right when the set of series it shows changes
+    (another model family, another panel's content).
+
+    Gradio 6's LinePlot fixes its series (the colour scale's domain) when it rebuilds its chart,
+    which only a change of title, colour map or other settings triggers, and the rebuild reads
+    the data of the update before: series that are new since are neither drawn nor in the
+    legend. So once an update has carried a new set of series, the next update changes the
+    colour map (a spare entry on or off) to make the chart rebuild on data that has them.
+    One per plot per session."""
+
+    SPARE = "\u200b"  # an entry no series is called: it changes the map, colours nothing
+
+    def __init__(self):
+        self.previous: frozenset | None = None  # the series of the last update sent
+        self.built: frozenset | None = None  # the series of the data the last rebuild read
+        self.spare = False
+
+    def color_map(self, frame, colors: dict[str, str]) -> dict[str, str]:
+        series = frozenset(frame["series"].unique()) if frame is not None and len(frame) else frozenset()
+        if self.previous is not None and self.previous != self.built:
+            self.built, self.spare = self.previous, not self.spare
+        self.previous = series
+        return {**colors, **({self.SPARE: "#ffffff"} if self.spare else {})}
+
+
+def plot_series(holder, name: str) -> PlotSeries:
+    """The PlotSeries for plot `name`, kept on a per-session object."""
+    plots = holder.__dict__.setdefault("plot_series", {})
+    return plots.setdefault(name, PlotSeries())

@@ -26,7 +26,7 @@ from playground.models import A_MODEL, ConfigError
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
-from .common import USER_ERRORS
+from .common import USER_ERRORS, plot_series
 from .explore_tab import SESSION_MODEL, model_choices
 
 TICK = 0.5  # seconds between two live updates
@@ -265,9 +265,9 @@ class InspectTab:
         finally:
             insp.lock.release()
         st.shown = shown
-        return self.frame(v, name, data, running)
+        return self.frame(v, name, data, running, st)
 
-    def frame(self, v: dict, name: str, data, running: bool):
+    def frame(self, v: dict, name: str, data, running: bool, st: InspectState | None = None):
         """The outputs for one set of views: the boxes the model has are shown and filled, the
         others hidden and left as they were."""
         family = v["family"]
@@ -295,7 +295,7 @@ class InspectTab:
             })  # fmt: skip
         if "curve" in v:
             out.update({
-                self.curve: gr.LinePlot(value=v["curve"], title=v["curve_title"]),
+                self.curve: gr.LinePlot(value=v["curve"], title=v["curve_title"], color_map=plot_series(st or InspectState(), "curve").color_map(v["curve"], CURVE_COLORS)),
                 self.readout: describe_nll(v["nll"]),
                 self.curve_caption: CURVE_CAPTIONS.get(family, CURVE_CAPTIONS[None]),
                 self.density_col: gr.Column(visible=v["density"] is not None),

@@ -21,7 +21,7 @@ from playground.trainer import TrainingDiverged
 from playground.viz import PointsCanvas, plane_limit, samples_picture
 
 from . import common
-from .common import USER_ERRORS, session_dir
+from .common import USER_ERRORS, plot_series, session_dir
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
 
@@ -319,8 +319,8 @@ class TrainTab:
         return (
             status_text(t, rate, state),
             self.picture(t, view, live=state == "training"),
-            gr.LinePlot(value=f1, title=t1, color_map=series_colors(s1, floor=t.data.entropy is not None)),
-            gr.LinePlot(value=f2, title=t2, color_map=series_colors(s2)),
+            gr.LinePlot(value=f1, title=t1, color_map=plot_series(session, "train1").color_map(f1, series_colors(s1, floor=t.data.entropy is not None))),
+            gr.LinePlot(value=f2, title=t2, color_map=plot_series(session, "train2").color_map(f2, series_colors(s2))),
         )
 
     @staticmethod
