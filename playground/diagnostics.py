@@ -705,7 +705,7 @@ The first term wants $f(x)$ near 0; the second pays for squeezing space to get i
 
 ### The procedure (one step)
 {pre}
-1. {_mark(f"push a batch through {cfg.get('blocks', '?')} blocks (ActNorm → invertible mixing → affine coupling), adding each layer's log|det|", note)}
+1. {_mark(f"push a batch through {cfg.get('blocks', '?')} blocks (ActNorm → invertible mixing → {cfg.get('coupling', 'affine')} coupling), adding each layer's log|det|", note)}
 2. {_mark("score the result under the base Gaussian: log N(z)", note)}
 3. {_mark("one Adam step on the NLL −(log N(z) + log|det|)", note)}
 

@@ -141,7 +141,7 @@ class ExploreTab:
         for s in sliders:
             s.input(
                 self.on_slide, [S, *sliders], self.view, api_name="decode" if s is self.z[0] else False,
-                trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, api_visibility="undocumented",
+                trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, api_visibility="undocumented", queue=False,
             )  # fmt: skip
         self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.view], api_name="explore_seed")
         self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.view], api_name="explore_random")

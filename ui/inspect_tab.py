@@ -64,11 +64,11 @@ CURVE_CAPTIONS = {
 }
 REVERSE_CAPTIONS = {
     "flow": "**From the base Gaussian to data, block by block.** The same latent points z ~ N(0, I), coloured by their angle so you can follow them, "
-    "pushed back through the flow: each block (ActNorm, a rotation, an affine coupling) stretches and bends the plane a little; the last panel is the samples.",
+    "pushed back through the flow: each block (ActNorm, a rotation, a coupling: affine or spline) stretches and bends the plane a little; the last panel is the samples.",
     "autoregressive": "**Sampling pixel by pixel**, in raster order: each pixel is drawn from p(x_d | pixels before it), "
     "computed from the pixels already drawn. One image takes D passes of the network.",
     "diffusion": "**Reverse: denoising.** From pure noise x_T, the predicted noise is removed step by step (the live view runs a short chain of at most 50 steps). "
-    "Points keep their colour from the first frame; structure appears only in the last steps.",
+    "On 2-D data each point keeps its colour from the first frame. The frames crowd towards the end, where the samples take shape.",
     None: "**From the latent to data**, step by step, as sampling runs.",
 }
 FORWARD_CAPTIONS = {
