@@ -786,6 +786,15 @@ class _Blitted:
         self.animated.append(artist)
         return artist
 
+    def paint_heat(self, buf: np.ndarray, heat: np.ndarray) -> None:
+        """A [0, 1] grid (row 0 at the bottom) upsampled into the axes' box through the colour
+        table self.lut: the heatmap under the artists, without a matplotlib redraw."""
+        top, bottom, left, right = self._box()
+        grid = torch.from_numpy(np.ascontiguousarray(heat[::-1], dtype=np.float32))[None, None]  # row 0 = top
+        up = F.interpolate(grid, size=(bottom - top, right - left), mode="bilinear", align_corners=True)[0, 0]
+        idx = (up.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        buf[top:bottom, left:right, :3] = self.lut[idx]
+
     def render(self, paint=None) -> np.ndarray:
         """paint(buffer): writes pixels into the (H, W, 4) canvas before the artists are drawn."""
         if self._background is None:
@@ -861,14 +870,7 @@ class PlaneView(_Blitted):
         self.arrows.set_offsets(arrow_at)
         self.arrows.set_UVC(uv[:, 0], uv[:, 1])
 
-        def paint(buf):
-            top, bottom, left, right = self._box()
-            grid = torch.from_numpy(np.ascontiguousarray(heat[::-1], dtype=np.float32))[None, None]  # row 0 = top
-            up = F.interpolate(grid, size=(bottom - top, right - left), mode="bilinear", align_corners=True)[0, 0]
-            idx = (up.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-            buf[top:bottom, left:right, :3] = self.lut[idx]
-
-        return self.render(paint)
+        return self.render(lambda buf: self.paint_heat(buf, heat))
 
 
 class HistogramView(_Blitted):
@@ -986,14 +988,7 @@ class DensityView(_Blitted):
         heat = density / peak if peak > 0 else np.zeros_like(density)
         self.peak.set_text(f"peak p(x) = {peak:.3g}")
 
-        def paint(buf):
-            top, bottom, left, right = self._box()
-            grid = torch.from_numpy(np.ascontiguousarray(heat[::-1], dtype=np.float32))[None, None]  # row 0 = top
-            up = F.interpolate(grid, size=(bottom - top, right - left), mode="bilinear", align_corners=True)[0, 0]
-            idx = (up.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-            buf[top:bottom, left:right, :3] = self.lut[idx]
-
-        return self.render(paint)
+        return self.render(lambda buf: self.paint_heat(buf, heat))
 
 
 # ---------------------------------------------------------------------------------------------
