@@ -39,6 +39,10 @@ LIVE_FIELDS = ("lr", "beta", "sample_steps", "eta")  # sent to a running trainin
 ARCHS = {"gan": ["mlp", "dcgan"], "vae": ["mlp", "conv"], "diffusion": ["mlp", "conv"]}
 FAMILY_CHOICES = [("GAN", "gan"), ("VAE", "vae"), ("Flow", "flow"), ("Autoregressive", "autoregressive"), ("Diffusion", "diffusion")]
 IMAGES_ONLY = ("autoregressive",)  # families that model images only: picking one switches the data
+ROW_KEYS = (  # the settings in each row of the left column, top to bottom: a row shows if one does
+    ("latent_dim", "hidden"), ("coupling", "blocks", "depth", "layers"), ("loss", "d_steps"), ("pack", "r1"),
+    ("spectral_norm", "ema"), ("likelihood", "kl_warmup"), ("timesteps", "schedule"), ("sample_steps", "eta"),
+)
 REPORT_EVERY = 0.3  # seconds between live updates: every update re-sends all outputs
 
 
@@ -147,31 +151,40 @@ class TrainTab:
                 with gr.Row():
                     c["arch"] = gr.Dropdown(["mlp"], label="Architecture", elem_id="arch", **field("arch"))
                     c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
-                with gr.Row():
+                self.knob_rows: list[gr.Row] = []  # rows of family settings: hidden when none is shown
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[0]))) as row:
+                    self.knob_rows.append(row)
                     c["latent_dim"] = gr.Slider(1, 64, step=1, label="Latent dimensions", **field("latent_dim"))
                     c["hidden"] = gr.Slider(16, 1024, step=4, label="Hidden width", **field("hidden"))
-                with gr.Row():
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[1]))) as row:
+                    self.knob_rows.append(row)
                     c["coupling"] = gr.Radio(["spline", "affine"], label="Coupling", info="affine: RealNVP's x·exp(s)+t; spline: monotone rational-quadratic", **field("coupling"))
                     c["blocks"] = gr.Slider(1, 32, step=1, label="Coupling blocks", info="ActNorm, mixing, coupling", **field("blocks"))
                     c["depth"] = gr.Slider(1, 6, step=1, label="Layers in each coupling net", **field("depth"))
                     c["layers"] = gr.Slider(1, 8, step=1, label="Hidden layers / blocks", **field("layers"))
-                with gr.Row():
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[2]))) as row:
+                    self.knob_rows.append(row)
                     c["loss"] = gr.Radio(["non-saturating", "minimax"], label="Generator loss", info="minimax is V(D,G) as written; it saturates", **field("loss"))
                     c["d_steps"] = gr.Slider(1, 5, step=1, label="D steps per G step (k)", **field("d_steps"))
-                with gr.Row():
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[3]))) as row:
+                    self.knob_rows.append(row)
                     c["pack"] = gr.Slider(1, 8, step=1, label="PacGAN packing", info="D judges m samples at once", **field("pack"))
                     c["r1"] = gr.Number(minimum=0, maximum=1000, label="R1 penalty γ", **field("r1"))
-                with gr.Row():
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[4]))) as row:
+                    self.knob_rows.append(row)
                     c["spectral_norm"] = gr.Checkbox(label="Spectral norm in D", **field("spectral_norm"))
                     c["ema"] = gr.Slider(0, 0.999, step=0.001, label="Weight averaging (EMA) for sampling", **field("ema"))
-                with gr.Row():
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[5]))) as row:
+                    self.knob_rows.append(row)
                     c["likelihood"] = gr.Radio(["bernoulli", "gaussian"], label="Likelihood p(x|z)", **field("likelihood"))
                     c["kl_warmup"] = gr.Number(minimum=0, label="KL warm-up steps", **field("kl_warmup"))
                 c["beta"] = gr.Slider(0, 10, step=0.1, label="β (KL weight; live)", elem_id="beta", **field("beta"))
-                with gr.Row():
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[6]))) as row:
+                    self.knob_rows.append(row)
                     c["timesteps"] = gr.Slider(100, 1000, step=50, label="Diffusion steps T", info="thin 2-D data needs ≥ 250", **field("timesteps"))
                     c["schedule"] = gr.Radio(["linear", "cosine"], label="Noise schedule", **field("schedule"))
-                with gr.Row():
+                with gr.Row(visible=bool(shown & set(ROW_KEYS[7]))) as row:
+                    self.knob_rows.append(row)
                     c["sample_steps"] = gr.Slider(0, 1000, step=10, label="Sampling steps (≤ T, 0 = all; live)", elem_id="sample_steps", **field("sample_steps"))
                     c["eta"] = gr.Slider(0, 1, step=0.1, label="η: 1 = DDPM noise, 0 = DDIM (live)", elem_id="eta", **field("eta"))
                 with gr.Row():
@@ -214,7 +227,7 @@ class TrainTab:
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
         self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
         self.knobs = [k for k in ALL_FIELDS if k != "arch"]  # arch has its own update (its choices)
-        family_outputs = [c["data"], c["arch"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs]]
+        family_outputs = [c["data"], c["arch"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows]
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
@@ -262,7 +275,11 @@ class TrainTab:
             *[gr.update(visible=bool(phases(family))) for _ in self.phase_btns],
         ]
         updates += [gr.update(value=d[k], visible=True) if k in d else gr.update(visible=False) for k in self.knobs]
-        return updates
+        return updates + self.row_updates(family)
+
+    @staticmethod
+    def row_updates(family: str) -> list:
+        return [gr.Row(visible=any(k in FIELDS[family] for k in keys)) for keys in ROW_KEYS]
 
     # The training stream ---------------------------------------------------------------------
     def settings(self, session: Session, values: tuple) -> TrainSettings:
@@ -422,7 +439,7 @@ class TrainTab:
     # -- showing settings made elsewhere (a checkpoint, a lesson) ------------------------------
     def settings_outputs(self) -> list:
         """The components settings_updates() changes, in its order."""
-        return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls]]
+        return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls], *self.knob_rows]
 
     def settings_updates(self, st: TrainSettings) -> list:
         """Updates that make the controls show these settings: values, and which controls the
@@ -440,4 +457,4 @@ class TrainTab:
         if "arch" in shown:
             choices = ["mlp"] if points else ARCHS[family]
             controls[self.loaded_controls.index("arch")] = gr.update(choices=choices, value=values["arch"], visible=True)
-        return [*[gr.update(visible=bool(phases(family))) for _ in self.phase_btns], *controls]
+        return [*[gr.update(visible=bool(phases(family))) for _ in self.phase_btns], *controls, *self.row_updates(family)]
