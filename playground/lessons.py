@@ -21,6 +21,11 @@ settings and counting modes (metrics.model_mode_coverage) every 1,000 steps:
   disentanglement     beta-VAE on shapes, beta 4, 6-D latent, 2 hidden layers: 3 dimensions in use
                       from 500 steps on (about 2, 2 and 1.3 nats), the other 3 under 0.01; their
                       traversals move the sprite up, sideways, and change its size.
+  flow-couplings      flow with affine couplings on checkerboard, 60 s at batch 128 (13,139 steps):
+                      held-out NLL 3.94, 0.47 nats above the entropy; the same flow with spline
+                      couplings in the same 60 s (5,389 steps): 3.64, gap 0.18.
+  diffusion-steps     DDPM on ring8 after 8,000 steps: 8/8 modes and 91 % of samples high quality
+                      with 250 sampling steps, 86 % with 50, 71 % with 25, 9 % with 10, 0 with 5.
 """
 
 from __future__ import annotations
@@ -124,6 +129,43 @@ dimensions as it can: the **KL per dimension** bars show a handful of used dimen
 factor it has found, and the rest unused. When it stops, open the **Explore** tab, pick *The
 model in the Train tab* and look at the **Traversal**: each row moves one latent dimension, and
 in a disentangled model each row changes one thing (position, then size...).""",
+        ),
+        Lesson(
+            key="flow-couplings",
+            title="Flows: affine vs spline",
+            family="flow",
+            data="checkerboard",
+            model={
+                "coupling": "affine", "blocks": 8, "hidden": 128, "depth": 2, "bins": 8, "tail": 4.0,
+                "max_scale": 3.0, "ema": 0.999, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999,
+            },  # fmt: skip
+            seconds=60,
+            text="""**Affine couplings on a checkerboard.** A RealNVP-style flow: each block keeps one
+coordinate and scales and shifts the other by amounts that vary smoothly with the first. The
+**NLL** falls, then levels off well above the grey line, the data's entropy (3.466 nats: no model
+can go lower), and the held-out gap stays near half a nat; the **learned density** shows blurred
+squares that bleed into the empty ones. Sharp edges need many smooth stretches. When it stops,
+set **Coupling** to *spline* in the Train tab and press **Train** (a new model): monotone
+rational-quadratic splines bend each coordinate freely, and in the same minute the gap falls to
+about 0.2 nats with crisp squares.""",
+        ),
+        Lesson(
+            key="diffusion-steps",
+            title="Diffusion: sampling steps",
+            family="diffusion",
+            data="ring8",
+            model={
+                "arch": "mlp", "timesteps": 1000, "schedule": "linear", "hidden": 256, "layers": 3,
+                "sample_steps": 250, "eta": 1.0, "ema": 0.995, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999,
+            },  # fmt: skip
+            seconds=90,
+            text="""**How many sampling steps?** A DDPM on the 8-Gaussian ring (T = 1000 noise levels).
+Watch the **loss by noise level**: removing much noise is easy, the low-noise third, which
+shapes the samples' detail, stays hard; and the **reverse chain**: the ring appears only in the
+last frames. When it stops, change **Sampling steps** (the Train tab's slider, live, or Explore's
+*How a sample is made*): with 250 respaced steps about 90 % of the samples land on a mode, with
+50 about 85 %, with 25 about 70 %, with 10 almost none: each jump is then too big for a network
+that learnt to undo a little noise at a time. Try η = 0 (deterministic DDIM) too.""",
         ),
     )
 }

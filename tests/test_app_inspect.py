@@ -157,3 +157,15 @@ def test_a_lesson_trains_until_stopped(app_url, stop):
     assert "idle" in stopped[STATUS]
     time.sleep(0.5)
     assert step_of(c.predict(SESSION, api_name="/inspect_render")[STATUS]) == step_of(stopped[STATUS])
+
+
+@pytest.mark.parametrize("key,shows", [("flow_couplings", "a flow on `checkerboard`"), ("diffusion_steps", "a diffusion model (DDPM) on `ring8`")])
+def test_the_later_families_lessons_train_their_model(app_url, key, shows):
+    c = client(app_url)
+    job = c.submit(api_name=f"/lesson_{key}")
+    wait_for(lambda: len(job.outputs()) >= 2, what="the lesson's progress")
+    out = c.predict(SESSION, api_name="/inspect_render")
+    assert shows in out[STATUS]
+    c.predict(api_name="/inspect_stop")
+    wait_for(job.done, timeout=30, what="the lesson to end")
+    assert "Stopped" in job.outputs()[-1][0]

@@ -299,7 +299,7 @@ def test_a_loaded_model_without_steps_gets_estimated_terms(ring8):
 
 
 def test_every_lesson_builds_a_valid_model():
-    shapes = {"grid25": (2,), "digits": (1, 28, 28), "shapes": (1, 28, 28)}
+    shapes = {"grid25": (2,), "checkerboard": (2,), "ring8": (2,), "digits": (1, 28, 28), "shapes": (1, 28, 28)}
     for lesson in lessons.LESSONS.values():
         s = lesson.settings()
         default_config(s.family, shapes[s.data], **s.model)  # raises on a bad setting
