@@ -78,7 +78,9 @@ def describe_checkpoint(path: Path) -> str:
     meta, _ = read_checkpoint(path)
     cfg = meta.get("model_config", {})
     spec = meta.get("data", {}).get("spec", "?")
-    return f"{meta['family']} on {Path(spec).name}, {cfg.get('latent_dim', '?')}-D latent, {meta.get('step', 0):,} steps"
+    # families without a latent_dim setting have one latent number per data dimension
+    latent = cfg.get("latent_dim") or math.prod(cfg.get("data_shape") or [0]) or "?"
+    return f"{meta['family']} on {Path(spec).name}, {latent}-D latent, {meta.get('step', 0):,} steps"
 
 
 def list_checkpoints(*folders: Path) -> list[tuple[str, Path]]:

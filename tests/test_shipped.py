@@ -31,3 +31,15 @@ def test_shipped_checkpoint_loads_samples_and_is_documented(path):
     card = card_from_checkpoint(path)
     assert card.data is not None  # its data ships too (or is generated): explorable offline
     Explorer(card)
+
+
+def test_explore_opens_on_the_2d_vae_and_lists_every_family_with_its_latent_size(monkeypatch):
+    import ui.common
+    from playground.explore import list_checkpoints
+    from ui.explore_tab import first_shipped
+
+    monkeypatch.setattr(ui.common, "CHECKPOINT_ROOT", ROOT)
+    assert first_shipped().endswith("vae-digits-2d.safetensors")  # not the first by name
+    labels = [label for label, _ in list_checkpoints(ROOT)]
+    assert any(label.startswith("made-digits (autoregressive on digits, 256-D latent") for label in labels)
+    assert not any("?-D" in label for label in labels)

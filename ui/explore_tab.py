@@ -53,9 +53,13 @@ def model_choices(request: gr.Request | None) -> list[tuple[str, str]]:
     return items
 
 
+FIRST_MODEL = "vae-digits-2d"  # opens Explore: a latent map to click, and every slider matters
+
+
 def first_shipped() -> str | None:
-    found = list_checkpoints(common.CHECKPOINT_ROOT)
-    return str(found[0][1]) if found else None
+    paths = [path for _, path in list_checkpoints(common.CHECKPOINT_ROOT)]
+    preferred = [p for p in paths if p.stem == FIRST_MODEL]
+    return str((preferred + paths)[0]) if paths else None
 
 
 class ExploreTab:
