@@ -148,7 +148,7 @@ class TrainTab:
                 c["family"] = gr.Radio(FAMILY_CHOICES, value="gan", label="Model family", elem_id="family")
                 c["data"] = gr.Dropdown(data_choices(), value="ring8", label="Data", elem_id="data")
                 c["upload"] = gr.File(label="Your data: .zip of images, .npz (x: uint8 N×H×W[×C]), or .csv of x,y", file_types=[".zip", ".npz", ".csv"], type="filepath", visible=False, elem_id="upload")
-                with gr.Row():
+                with gr.Row() as self.arch_row:  # hidden when neither is shown (a flow on points)
                     c["arch"] = gr.Dropdown(["mlp"], label="Architecture", elem_id="arch", **field("arch"))
                     c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
                 self.knob_rows: list[gr.Row] = []  # rows of family settings: hidden when none is shown
@@ -227,7 +227,7 @@ class TrainTab:
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
         self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
         self.knobs = [k for k in ALL_FIELDS if k != "arch"]  # arch has its own update (its choices)
-        family_outputs = [c["data"], c["arch"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows]
+        family_outputs = [c["data"], c["arch"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], self.arch_row, *self.knob_rows]
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
@@ -275,11 +275,13 @@ class TrainTab:
             *[gr.update(visible=bool(phases(family))) for _ in self.phase_btns],
         ]
         updates += [gr.update(value=d[k], visible=True) if k in d else gr.update(visible=False) for k in self.knobs]
-        return updates + self.row_updates(family)
+        return updates + self.row_updates(family, points)
 
     @staticmethod
-    def row_updates(family: str) -> list:
-        return [gr.Row(visible=any(k in FIELDS[family] for k in keys)) for keys in ROW_KEYS]
+    def row_updates(family: str, points: bool) -> list:
+        """Rows of settings show when one of theirs does (the first: architecture, image side)."""
+        first = gr.Row(visible="arch" in FIELDS[family] or not points)
+        return [first, *[gr.Row(visible=any(k in FIELDS[family] for k in keys)) for keys in ROW_KEYS]]
 
     # The training stream ---------------------------------------------------------------------
     def settings(self, session: Session, values: tuple) -> TrainSettings:
@@ -439,7 +441,7 @@ class TrainTab:
     # -- showing settings made elsewhere (a checkpoint, a lesson) ------------------------------
     def settings_outputs(self) -> list:
         """The components settings_updates() changes, in its order."""
-        return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls], *self.knob_rows]
+        return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls], self.arch_row, *self.knob_rows]
 
     def settings_updates(self, st: TrainSettings) -> list:
         """Updates that make the controls show these settings: values, and which controls the
@@ -457,4 +459,4 @@ class TrainTab:
         if "arch" in shown:
             choices = ["mlp"] if points else ARCHS[family]
             controls[self.loaded_controls.index("arch")] = gr.update(choices=choices, value=values["arch"], visible=True)
-        return [*[gr.update(visible=bool(phases(family))) for _ in self.phase_btns], *controls, *self.row_updates(family)]
+        return [*[gr.update(visible=bool(phases(family))) for _ in self.phase_btns], *controls, *self.row_updates(family, points)]
