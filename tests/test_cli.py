@@ -50,9 +50,10 @@ def test_train_vae_on_digits_for_seconds(tmp_path, capsys):
 
 
 def test_flow_on_moons_reports_nll_against_the_entropy_floor(tmp_path, capsys):
-    code, out, _ = _run(["train", "--model", "flow", "--data", "moons", "--steps", "30", "--out", str(tmp_path), "--set", "blocks=2", "hidden=16"], capsys)
+    code, out, _ = _run(["train", "--model", "flow", "--data", "moons", "--n", "3000", "--steps", "30", "--out", str(tmp_path), "--set", "blocks=2", "hidden=16"], capsys)
     assert code == 0
     held = json.loads(out.strip().splitlines()[-1])["held_out"]
+    assert held["n_examples"] == 300  # --n points drawn, a tenth held out
     assert held["entropy_floor"] == pytest.approx(2.390) and held["gap_to_floor"] == pytest.approx(held["nll"] - 2.390)
     code, out, _ = _run(["evaluate", str(tmp_path / "model.safetensors")], capsys)
     assert code == 0 and json.loads(out)["held_out"]["nll"] == pytest.approx(held["nll"], abs=1e-4)
