@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import math
 import textwrap
 import threading
@@ -786,6 +785,14 @@ class _Blitted:
         self.animated.append(artist)
         return artist
 
+    def heat_scale(self, cmap: str, label: str, alpha: float = 1.0) -> None:
+        """The colour table paint_heat() uses (self.lut), and its colour bar beside self.ax."""
+        self.lut = _lut(cmap, alpha)
+        mappable = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, 1), matplotlib.colors.ListedColormap(self.lut / 255))
+        cbar = self.fig.colorbar(mappable, ax=self.ax, fraction=0.046, pad=0.03)
+        cbar.set_label(label, fontsize=8)
+        cbar.ax.tick_params(labelsize=7)
+
     def paint_heat(self, buf: np.ndarray, heat: np.ndarray) -> None:
         """A [0, 1] grid (row 0 at the bottom) upsampled into the axes' box through the colour
         table self.lut: the heatmap under the artists, without a matplotlib redraw."""
@@ -830,11 +837,7 @@ class PlaneView(_Blitted):
         super().__init__(fig)
         ax = self.ax = fig.add_subplot()
         self.lim = lim
-        self.lut = _lut(self.CMAP, self.ALPHA)
-        mappable = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, 1), matplotlib.colors.ListedColormap(self.lut / 255))
-        cbar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
-        cbar.set_label("D(x): 0 = fake, 1 = real", fontsize=8)
-        cbar.ax.tick_params(labelsize=7)
+        self.heat_scale(self.CMAP, "D(x): 0 = fake, 1 = real", self.ALPHA)
         pts = real.detach().float().cpu().numpy() if real is not None else np.zeros((0, 2))
         self.real = self.animate(ax.scatter(pts[:, 0], pts[:, 1], s=3, c="#111111", alpha=0.35, linewidths=0, label="data"))
         self.sheet = self.animate(LineCollection([], colors="#6d4c41", linewidths=0.6, alpha=0.7, label="G's manifold"))
@@ -964,11 +967,7 @@ class DensityView(_Blitted):
         super().__init__(fig)
         ax = self.ax = fig.add_subplot()
         self.lim = lim
-        self.lut = _lut(self.CMAP)
-        mappable = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, 1), matplotlib.colors.ListedColormap(self.lut / 255))
-        cbar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
-        cbar.set_label("p(x) as a share of its peak", fontsize=8)
-        cbar.ax.tick_params(labelsize=7)
+        self.heat_scale(self.CMAP, "p(x) as a share of its peak")
         pts = real.detach().float().cpu().numpy() if real is not None else np.zeros((0, 2))
         self.real = self.animate(ax.scatter(pts[:, 0], pts[:, 1], s=2, c="#d84315", alpha=0.5, linewidths=0, label="data"))
         self.peak = self.animate(ax.text(0.02, 0.98, "", transform=ax.transAxes, fontsize=7, va="top", ha="left", color="#212121"))
@@ -1148,21 +1147,15 @@ class Inspector:
                 z = sampling.latents(model, self.chain_x.shape[0], self.seed + 2).to(dev)
                 title, steps = "latent → data, as sampling runs", None
                 if hasattr(model, "preview_steps"):  # a long chain (diffusion): its live, shorter version
-                    steps = min(model.preview_steps, PREVIEW_STEPS, getattr(model.config, "sample_steps", 0) or model.config.timesteps)
+                    steps = min(model.preview_steps, PREVIEW_STEPS, model.chain_length(model.config.sample_steps))
                     title = f"latent → data, as sampling runs ({steps}-step chain)"
-                frames = _call(model.generation_steps, z, frames=STRIP_FRAMES, steps=steps)
+                frames = model.generation_steps(z, frames=STRIP_FRAMES, steps=steps)
                 out["reverse"] = steps_picture(frames, lim=lim, title=title)
             if hasattr(model, "inference_steps"):
                 gen = torch.Generator(dev).manual_seed(self.seed + 3)
-                frames = _call(model.inference_steps, self.chain_x.to(dev), frames=STRIP_FRAMES, generator=gen)
+                frames = model.inference_steps(self.chain_x.to(dev), frames=STRIP_FRAMES, generator=gen)
                 out["forward"] = steps_picture(frames, lim=lim, title="data → latent, step by step")
         return out
-
-
-def _call(method, *args, **options):
-    """method(*args, **the options it takes): the families' step methods take different ones."""
-    accepted = inspect.signature(method).parameters
-    return method(*args, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
 def describe_collapse(diag: dict, step: int | None = None) -> str:

@@ -233,12 +233,6 @@ def upscale_for_view(side: int, target: int = 256) -> int:
     return max(1, math.ceil(target / side))
 
 
-def _params(fn) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(fn).parameters)
-
-
 # -- one user's exploration --------------------------------------------------------------------
 
 N_SLIDERS = 16  # latent sliders the app shows (a VAE shows its 16 most used dimensions)
@@ -341,13 +335,12 @@ class Explorer:
                 raise ConfigError(f"cannot show data turning into latents: {what}")
             gen = torch.Generator().manual_seed(int(seed))
             x = self.card.data.x[torch.randperm(len(self.card.data), generator=gen)[:n]]
-            kwargs = {"generator": gen} if "generator" in _params(model.inference_steps) else {}
-            frames = model.inference_steps(x, **kwargs)
+            frames = model.inference_steps(x, generator=gen)
         elif direction == "generate":
-            kwargs = {}
+            steps = None  # a diffusion chain's length, validated (the message gives the range)
             if sample_steps is not None and "sample_steps" in getattr(model, "sample_params", ()):
-                kwargs["steps"] = model.chain_length(sample_steps)  # validated, with the range
-            frames = model.generation_steps(sampling.latents(model, n, int(seed)), **kwargs)
+                steps = model.chain_length(sample_steps)
+            frames = model.generation_steps(sampling.latents(model, n, int(seed)), steps=steps)
         else:
             raise ConfigError(f"direction must be 'generate' or 'encode'; got {direction!r}")
         nrow = math.ceil(math.sqrt(n))

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import torch
 from PIL import Image
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground.checkpoint import CheckpointError
 from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
 from playground.models import FAMILIES, ConfigError, default_config
 from playground.session import CURVES, FLOOR, SERIES_NAMES, Session, TrainSettings, curve_frames, status_text

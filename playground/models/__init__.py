@@ -14,9 +14,12 @@ checkpoints and the app rely on:
 and, where a family has them (the app shows what a model offers, never asks its family):
     model.encode(x)                  VAE: the posterior q(z|x)
     model.log_prob(x)                flows, autoregressive: the exact log-likelihood
-    model.generation_steps(z)        flows, autoregressive, diffusion: [(title, samples), ...]
-                                     from the latent to the samples (layer, pixel or noise level)
-    model.inference_steps(x)         flows, diffusion: the same, from data towards the latent
+    model.generation_steps(z, frames=, steps=)    flows, autoregressive, diffusion: [(title,
+                                     samples), ...] from the latent to the samples (layer, pixel
+                                     or noise level); steps: a diffusion chain's length
+    model.inference_steps(x, frames=, generator=) flows, diffusion: the same, from data towards
+                                     the latent (every family takes all the options; a family
+                                     ignores those that do not apply to it)
     model.preview(z)                 a quicker decode for live frames (diffusion: a short chain)
     model.sample_params              settings that may change at sample time (diffusion)
 """

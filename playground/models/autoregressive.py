@@ -195,8 +195,9 @@ class MADE(nn.Module):
         return self._image(x)
 
     @torch.no_grad()
-    def generation_steps(self, z: torch.Tensor, frames: int = 16) -> list[tuple[str, torch.Tensor]]:
-        """Frames of the pixel-by-pixel sampling: about `frames` of them, the last the samples."""
+    def generation_steps(self, z: torch.Tensor, frames: int = 16, steps: int | None = None) -> list[tuple[str, torch.Tensor]]:
+        """Frames of the pixel-by-pixel sampling: about `frames` of them, the last the samples
+        (`steps` is for diffusion chains)."""
         d = self.config.dim
         out = [("no pixels yet", self._image(torch.zeros(z.shape[0], d, device=z.device)))]
         for done, x in self._sample(z, frames):

@@ -128,17 +128,16 @@ class InvertibleLinear(nn.Module):
         self.upper = nn.Parameter(upper.triu(1))
         self.log_s = nn.Parameter(s.abs().log())
 
-    def weight(self) -> torch.Tensor:
-        lower = self.lower.tril(-1) + self.eye
-        upper = self.upper.triu(1) + torch.diag(self.sign * self.log_s.exp())
-        return self.p @ lower @ upper
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """L (unit diagonal) and U (diagonal sign * exp(log_s)) of W = P L U."""
+        return self.lower.tril(-1) + self.eye, self.upper.triu(1) + torch.diag(self.sign * self.log_s.exp())
 
     def forward(self, x):
-        return x @ self.weight().T, self.log_s.sum().expand(x.shape[0])
+        lower, upper = self.factors()
+        return x @ (self.p @ lower @ upper).T, self.log_s.sum().expand(x.shape[0])
 
     def inverse(self, y):
-        lower = self.lower.tril(-1) + self.eye
-        upper = self.upper.triu(1) + torch.diag(self.sign * self.log_s.exp())
+        lower, upper = self.factors()
         # y = P L U x  ->  x = U^-1 L^-1 P^T y, two triangular solves (columns are examples)
         b = self.p.T @ y.T
         b = torch.linalg.solve_triangular(lower, b, upper=False, unitriangular=True)
@@ -388,9 +387,10 @@ class Flow(nn.Module):
         return self._postprocess(v)
 
     @torch.no_grad()
-    def generation_steps(self, z: torch.Tensor, frames: int = 0) -> list[tuple[str, torch.Tensor]]:
+    def generation_steps(self, z: torch.Tensor, frames: int = 0, steps: int | None = None) -> list[tuple[str, torch.Tensor]]:
         """The base latent pushed back through the flow one block at a time: the first frame is
-        z ~ N(0, I), the last the samples (3 layers per block: ActNorm, linear, coupling)."""
+        z ~ N(0, I), the last the samples (3 layers per block: ActNorm, linear, coupling).
+        One frame per block, whatever `frames`; `steps` is for diffusion chains."""
         v = z.flatten(1)
         out = [("base latent z ~ N(0, I)", self._postprocess(v))]
         per = 3
@@ -398,15 +398,15 @@ class Flow(nn.Module):
         for k in reversed(range(n_blocks)):
             for layer in reversed(self.flow[k * per : (k + 1) * per]):
                 v = layer.inverse(v)
-            left = k
-            title = "samples x = f⁻¹(z)" if left == 0 else f"after block {n_blocks - k} of {n_blocks} (inverse)"
+            title = "samples x = f⁻¹(z)" if k == 0 else f"after block {n_blocks - k} of {n_blocks} (inverse)"
             out.append((title, self._postprocess(v)))
         return out
 
     @torch.no_grad()
-    def inference_steps(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        """Data pushed forward through the flow, block by block, to the base latent."""
-        v, _ = self._preprocess(x)
+    def inference_steps(self, x: torch.Tensor, frames: int = 0, generator=None) -> list[tuple[str, torch.Tensor]]:
+        """Data pushed forward through the flow, block by block, to the base latent (one frame
+        per block; `generator` draws images' dequantisation noise)."""
+        v, _ = self._preprocess(x, generator)
         out = [("data x", self._postprocess(v))]
         per = 3
         n_blocks = len(self.flow) // per

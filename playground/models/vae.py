@@ -27,7 +27,6 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ._common import ConfigError, check_choice, check_range, make_adam
 
