@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no internet here, and no tracking
+# uploads go to a folder of the playground's own, so that start-up may prune what a run before
+# this one left there (playground.files)
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "playground-gradio"))
+STALE_UPLOADS = 3600  # seconds: older uploads in that folder are from an earlier run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -27,8 +32,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from playground.files import prune, sweep_partial_saves
     from playground.trainer import configure_threads
     from ui import CSS, build_demo
+    from ui.common import CHECKPOINT_ROOT
+
+    prune(os.environ["GRADIO_TEMP_DIR"], STALE_UPLOADS)
+    sweep_partial_saves(CHECKPOINT_ROOT)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     max_trainings = args.max_trainings or max(1, cores // 2)

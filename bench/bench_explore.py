@@ -9,6 +9,15 @@ the slider event outside the queue (queue=False, as the app wires its sliders), 
     python bench/bench_explore.py [--moves 200] [--model checkpoints/vae-digits-2d.safetensors] [--json]
 
 Target (from the issue): p95 <= 40 ms in the browser on 2 cores; the bare round trip is ~31 ms.
+
+Beside a class that trains (`--trainings N`): the app with N training slots, the browser's slider
+latency and the page's load time measured idle, then with N gradio_client sessions training on
+the defaults (the pool full), with the training threads at their lower priority and, as the
+reference, at the same priority as the server (runs.TRAINING_NICENESS = 0), in one run:
+
+    python bench/bench_explore.py --trainings 8 --moves 100
+
+Target (issue 10): loaded slider p95 within 2x of idle.
 """
 
 from __future__ import annotations
@@ -121,12 +130,97 @@ def browser_latencies(page, moves: int) -> list[float]:
     return out
 
 
+def open_explore(browser, url: str, model: str):
+    """A new page on the Explore tab showing `model`; returns (page, seconds to load)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("#train")
+    load_s = time.perf_counter() - t0
+    page.get_by_role("tab", name="Explore").click()
+    page.click("#explore-model input")
+    page.get_by_role("option", name=Path(model).stem + " ", exact=False).first.click()
+    page.wait_for_selector("#explore-image img")
+    time.sleep(1.0)
+    return page, load_s
+
+
+class Class:
+    """N gradio_client sessions training on the app's defaults until stop()."""
+
+    def __init__(self, url: str, n: int):
+        self.clients = [Client(url, download_files=False, verbose=False) for _ in range(n)]
+        self.jobs = [c.submit(upload=None, api_name="/train") for c in self.clients]
+        end = time.time() + 60
+        while time.time() < end and sum(len(j.outputs()) >= 2 for j in self.jobs) < n:
+            time.sleep(0.1)
+        time.sleep(2.0)  # past the first frames: steady training
+
+    def steps_per_sec(self) -> float:
+        total = 0.0
+        for j in self.jobs:
+            outs = j.outputs()
+            if outs and "steps/s" in outs[-1][0]:
+                total += float(outs[-1][0].split(" steps/s")[0].rsplit("· ", 1)[1].replace(",", ""))
+        return total
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.predict(api_name="/stop")
+        for c in self.clients:
+            c.close()
+        time.sleep(3.0)
+
+
+def beside_trainings(args) -> None:
+    import playground.runs as runs
+    from playwright.sync_api import sync_playwright
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    configure_threads(max(1, cores // args.trainings))  # as app.py does
+    app = build_demo(max_trainings=args.trainings)
+    port = free_port()
+    app.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    url = f"http://127.0.0.1:{port}/"
+    results = {"trainings": args.trainings, "model": args.model}
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS)
+        page, load_s = open_explore(b, url, args.model)
+        results["idle"] = {**summary(browser_latencies(page, args.moves)), "page_load_s": round(load_s, 2)}
+        page.close()
+        for key, nice in (("loaded", runs.TRAINING_NICENESS), ("loaded_same_priority", 0)):
+            saved, runs.TRAINING_NICENESS = runs.TRAINING_NICENESS, nice
+            try:
+                cls = Class(url, args.trainings)
+                page, load_s = open_explore(b, url, args.model)
+                ms = browser_latencies(page, args.moves)
+                results[key] = {**summary(ms), "page_load_s": round(load_s, 2), "training_steps_per_s": round(cls.steps_per_sec())}
+                page.close()
+                cls.stop()
+            finally:
+                runs.TRAINING_NICENESS = saved
+        b.close()
+    app.close()
+    if args.json:
+        print(json.dumps(results))
+        return
+    idle = results["idle"]
+    print(f"model {Path(args.model).name}, {args.trainings} trainings, {args.moves} moves each (browser)")
+    for key in ("idle", "loaded", "loaded_same_priority"):
+        r = results[key]
+        extra = f"  training {r['training_steps_per_s']:,} steps/s in all" if "training_steps_per_s" in r else ""
+        print(f"{key:22} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  ({r['p95_ms'] / idle['p95_ms']:.2f}x idle p95)  page load {r['page_load_s']:.2f} s{extra}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--moves", type=int, default=200)
     p.add_argument("--model", default=str(ROOT / "checkpoints" / "vae-digits-2d.safetensors"))
+    p.add_argument("--trainings", type=int, default=0, help="measure beside this many trainings (see above)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    if args.trainings:
+        return beside_trainings(args)
     configure_threads()
 
     app = build_demo()

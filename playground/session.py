@@ -21,6 +21,8 @@ import pandas as pd
 from .checkpoint import load_trainer, save_checkpoint
 from .data import load_data
 from .models import FAMILIES, ConfigError, default_config
+from .files import remove_upload
+from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
 
 # Which curves each family plots, in two panels: (panel title, series). The model classes say.
@@ -52,57 +54,35 @@ class TrainSettings:
 
 
 
-class Runner:
-    """Runs `trainer.run()` in a thread of its own, so training never waits for the pictures:
-    the app polls `latest` a few times per second and draws while the next steps run.
-    (One thread for the whole run also keeps PyTorch's thread pool warm.)"""
-
-    def __init__(self, trainer: Trainer, report_every: float = 0.1, **run_kwargs):
-        self.trainer = trainer
-        self.latest = trainer.report()
-        self.error: Exception | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(report_every, run_kwargs), daemon=True, name="playground-train")
-        self._thread.start()
-
-    def _work(self, report_every, run_kwargs):
-        try:
-            for report in self.trainer.run(report_every=report_every, **run_kwargs):
-                self.latest = report
-        except Exception as e:  # handed to whoever polls: the UI shows it
-            self.error = e
-        finally:
-            self._done.set()
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds; True when the run has ended."""
-        return self._done.wait(timeout)
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.trainer.stop()
-        self._thread.join(timeout)
-
-
 class Session:
-    """A user's trainer and what belongs to it."""
+    """A user's trainer and what belongs to it.
 
-    def __init__(self, checkpoint_dir: str | Path | None = None, adapt_threads: bool = True):
+    `pool` is the app's TrainingPool, shared by every session (a deep copy keeps it shared).
+    `views` is where the app's tabs keep this user's view state (the model Explore shows, the
+    Inspect tab's figures, plot legends), so that closing the session lets go of all of it.
+
+    Stop and Reset also stop a training that is still waiting in the app's queue: the app calls
+    `request_training()` when Train is pressed (as the request is queued) and `may_train()` when
+    its turn comes; a Stop or Reset in between makes that False."""
+
+    def __init__(self, checkpoint_dir: str | Path | None = None, adapt_threads: bool = True, pool: TrainingPool | None = None):
         self.trainer: Trainer | None = None
         self.runner: Runner | None = None
-        self.explorer = None  # playground.explore.Explorer: the model the Explore tab shows
         self.settings: TrainSettings | None = None
+        self.views: dict = {}
+        self.uploads: set[Path] = set()  # temporary copies of this user's uploads (see adopt)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.adapt_threads = adapt_threads  # off when several sessions train at once (see ThreadTuner)
+        self.pool = pool or TrainingPool(1)
         self.lock = threading.RLock()  # one change of trainer at a time
         self.started = time.time()
+        self.closed = False
+        self._stops = 0  # Stops and Resets so far
+        self._requested_after: int | None = None  # the value of _stops when Train was last pressed
 
     def __deepcopy__(self, memo):
         # gr.State deep-copies its default for every new browser session: give each a fresh one
-        return Session(self.checkpoint_dir, self.adapt_threads)
+        return Session(self.checkpoint_dir, self.adapt_threads, self.pool)
 
     # -- the model -------------------------------------------------------------------------------
     def prepare(self, settings: TrainSettings, *, fresh: bool = False) -> tuple[Trainer, bool]:
@@ -125,24 +105,50 @@ class Session:
             return new, True
 
     def start(self, trainer: Trainer, **run_kwargs) -> Runner:
-        """Train `trainer` in the background until stopped (or run_kwargs' steps/seconds)."""
+        """Train `trainer` in the background until stopped (or run_kwargs' steps/seconds), in a
+        slot of the pool, for as long as the caller keeps touching the runner (see runs.py)."""
         with self.lock:
+            if self.closed:
+                raise ConfigError("this session has ended: reload the page")
             if self.runner is not None and not self.runner.done:
                 raise ConfigError("this session is already training")
-            self.runner = Runner(trainer, **run_kwargs)
+            self.runner = Runner(trainer, self.pool, **run_kwargs)
             return self.runner
+
+    def request_training(self) -> None:
+        """Train was pressed (the request may wait in a queue before it runs)."""
+        self._requested_after = self._stops
+
+    def may_train(self) -> bool:
+        """Whether the last Train request still stands: no Stop or Reset came after it (a call
+        that did not go through the queue, from a test or a script, has no request to void)."""
+        return self._requested_after in (None, self._stops) and not self.closed
 
     def reset(self) -> None:
         with self.lock:
             self.stop()
-            self.trainer, self.settings = None, None
+            self.trainer, self.settings, self.runner = None, None, None
 
     def close(self) -> None:
-        """The browser session ended: stop training and let go of the model."""
-        self.reset()
+        """The browser session ended: stop training and let go of the model, its data, its
+        optimizers, curves and everything the tabs kept for this user."""
+        with self.lock:
+            self.closed = True
+            self.reset()
+            self.views.clear()
+            for path in self.uploads:
+                remove_upload(path)
+            self.uploads.clear()
+
+    def adopt(self, path: str | Path | None) -> None:
+        """`path` is a temporary copy of something this user uploaded: delete it when the
+        session closes."""
+        if path:
+            self.uploads.add(Path(path))
 
     def stop(self) -> None:
-        """End the running training, if any (the model stays)."""
+        """End the running training, if any, and any Train request still waiting (the model stays)."""
+        self._stops += 1
         if self.runner is not None:
             self.runner.stop()
         if self.trainer is not None:

@@ -1,5 +1,7 @@
 """The app's per-user logic without Gradio: continue vs new model, bad settings, curves."""
 
+import time
+
 import pytest
 
 from playground.data import DataError
@@ -91,3 +93,98 @@ def test_app_command_line_defaults_are_safe():
         with pytest.raises(SystemExit) as e:
             app.parse_args(bad)
         assert e.value.code == 2
+
+
+# -- background runs: the pool and the lease (playground/runs.py) ---------------------------------
+
+
+def _trainer(ring8):
+    from playground.trainer import TrainConfig, make_trainer
+
+    return make_trainer("gan", ring8, {"hidden": 16}, TrainConfig(batch_size=32, adapt_threads=False))
+
+
+def test_a_run_nobody_watches_ends_after_its_lease(ring8):
+    from playground.runs import Runner, TrainingPool
+
+    pool = TrainingPool(1)
+    run = Runner(_trainer(ring8), pool, lease=0.3)
+    assert run.wait(5.0), "a run whose watcher never comes back must end by itself"
+    assert run.stopped_by == "lease" and pool.running == 0 and not run.thread.is_alive()
+
+
+def test_a_watched_run_goes_on_and_drawing_does_not_count_against_the_lease(ring8):
+    from playground.runs import Runner, TrainingPool
+
+    run = Runner(_trainer(ring8), TrainingPool(1), lease=0.3)
+    for _ in range(4):
+        run.touch()
+        time.sleep(0.1)
+    with run.busy():  # a slow frame, longer than the lease
+        time.sleep(0.6)
+    assert not run.done and run.trainer.step_count > 0
+    run.stop()
+    assert run.done and run.stopped_by == "stop"
+
+
+def test_the_pool_limit_holds_and_a_waiting_run_can_be_stopped(ring8):
+    from playground.runs import Runner, TrainingPool
+
+    pool = TrainingPool(1)
+    first = Runner(_trainer(ring8), pool, lease=None)
+    second = Runner(_trainer(ring8), pool, lease=None)
+    time.sleep(0.5)
+    assert pool.running == 1 and second.waiting and second.trainer.step_count == 0
+    second.stop()  # Stop on a run that waits: it never trains
+    assert second.done and second.trainer.step_count == 0
+    first.stop()
+    assert pool.running == 0 and pool.threads() == []
+
+
+def test_stop_and_reset_cancel_a_train_request_still_waiting():
+    s = Session()
+    assert s.may_train()  # nothing pressed yet
+    s.request_training()
+    assert s.may_train()
+    s.stop()
+    assert not s.may_train()  # the waiting request is void
+    s.request_training()
+    s.reset()
+    assert not s.may_train()
+    s.request_training()
+    assert s.may_train()
+    s.close()
+    assert not s.may_train() and s.trainer is None and s.views == {}
+
+
+def test_prune_and_the_partial_save_sweep_delete_only_what_is_old(tmp_path):
+    import os
+
+    from playground.files import prune, sweep_partial_saves
+
+    old, new = tmp_path / "exports" / "old", tmp_path / "exports" / "new"
+    for d in (old, new):
+        d.mkdir(parents=True)
+        (d / "a.png").write_bytes(b"x")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert prune(tmp_path / "exports", 3600) == 1 and not old.exists() and new.exists()
+
+    ck = tmp_path / "sessions" / "abc"
+    ck.mkdir(parents=True)
+    stale, fresh, kept = ck / ".my-model.x1y2.tmp", ck / ".my-model.z3.tmp", ck / "my-model.safetensors"
+    for f in (stale, fresh, kept):
+        f.write_bytes(b"x")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert sweep_partial_saves(tmp_path) == 1  # a Save still writing (fresh) is left alone
+    assert not stale.exists() and fresh.exists() and kept.exists()
+
+
+def test_closing_a_session_deletes_the_uploads_it_adopted(tmp_path):
+    up = tmp_path / "gradio" / "3f2a" / "faces.zip"
+    up.parent.mkdir(parents=True)
+    up.write_bytes(b"PK")
+    s = Session()
+    s.adopt(up)
+    s.adopt(None)
+    s.close()
+    assert not up.exists() and not up.parent.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground.runs import TrainingPool
 from playground.session import Session
 
 from .explore_tab import ExploreTab
@@ -31,9 +32,11 @@ denoising chain), or start a one-click lesson."""
 
 def build_demo(max_trainings: int = 1) -> gr.Blocks:
     """The whole app. `max_trainings`: how many sessions may train at once (others queue)."""
+    pool = TrainingPool(max_trainings)  # every session's runs share it: the limit holds in the process
     with gr.Blocks(title="Generative Models Playground", delete_cache=(3600, 3600)) as demo:
         # one thread tuner per process: only when one session trains at a time
-        session = gr.State(Session(adapt_threads=max_trainings == 1), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        session = gr.State(Session(adapt_threads=max_trainings == 1, pool=pool), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        demo.pool = pool
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Train", id="train") as train:
@@ -49,4 +52,22 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
         inspect_item.select(it.on_open, [session, it.source], [*it.views, it.timer], api_name=False, concurrency_limit=None)
         for other in (train, explore):
             other.select(it.on_close, None, it.timer, api_name=False, concurrency_limit=None)
+
+        def on_unload(request: gr.Request):
+            close_session(demo, session, request)
+
+        demo.unload(on_unload)
     return demo
+
+
+def close_session(demo: gr.Blocks, state: gr.State, request: gr.Request) -> None:
+    """A tab closed or a client went away: give back the session's models, data and pictures
+    now. (Gradio itself keeps a closed session's state for an hour, in case it reconnects, and
+    calls the State's delete_callback only for a state that has been written since.)"""
+    held = getattr(demo, "state_holder", None)
+    sid = getattr(request, "session_hash", None)
+    if held is None or sid is None or sid not in held:
+        return
+    values = held[sid]
+    if state._id in values:
+        values[state._id].close()

@@ -53,7 +53,6 @@ class PlotSeries:
         return {**colors, **({self.SPARE: "#ffffff"} if self.spare else {})}
 
 
-def plot_series(holder, name: str) -> PlotSeries:
-    """The PlotSeries for plot `name`, kept on a per-session object."""
-    plots = holder.__dict__.setdefault("plot_series", {})
-    return plots.setdefault(name, PlotSeries())
+def plot_series(views: dict, name: str) -> PlotSeries:
+    """The PlotSeries for plot `name`, kept in a per-session dict (Session.views)."""
+    return views.setdefault("plot_series", {}).setdefault(name, PlotSeries())

@@ -6,9 +6,7 @@ Handlers are thin: widget values -> playground.explore.Explorer -> pictures.
 from __future__ import annotations
 
 import random
-import shutil
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from playground.explore import (
     to_uint8,
     traversal,
 )
+from playground.files import prune
 from playground.models import A_MODEL, ConfigError
 from playground.session import Session
 from playground.viz import figure_array, latent_scatter
@@ -181,7 +180,7 @@ class ExploreTab:
     def on_open(self, session: Session, choice: str | None, request: gr.Request):
         """The tab was opened: show the chosen model right away, once per session, and again
         when it is the Train tab's model and that has trained (or been replaced) since."""
-        ex = getattr(session, "explorer", None)
+        ex = session.views.get("explorer")
         t = session.trainer
         stale = choice == SESSION_MODEL and t is not None and ex is not None and ex.trainer_step != (id(t), t.step_count)
         if not choice or (ex is not None and not stale):
@@ -189,6 +188,7 @@ class ExploreTab:
         return self.on_pick(session, choice, request)
 
     def on_upload(self, session: Session, path: str | None):
+        session.adopt(path)
         if not path:
             raise gr.Error("Choose a .safetensors checkpoint.")
         try:
@@ -199,7 +199,7 @@ class ExploreTab:
 
     def show(self, session: Session, card):
         ex = Explorer(card)
-        session.explorer = ex
+        session.views["explorer"] = ex
         values = [0.0] * len(ex.sliders) if card.family == "vae" else ex.seed_values(0)
         z_updates = []
         for i in range(N_SLIDERS):
@@ -291,7 +291,7 @@ class ExploreTab:
     # -- moving around -----------------------------------------------------------------------
     @staticmethod
     def explorer(session: Session) -> Explorer:
-        ex = getattr(session, "explorer", None)
+        ex = session.views.get("explorer")
         if ex is None:
             raise gr.Error("Pick a model to explore first.")
         return ex
@@ -338,6 +338,7 @@ class ExploreTab:
         return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), ex.draw(z))
 
     def on_encode(self, session: Session, path: str | None):
+        session.adopt(path)
         ex = self.explorer(session)
         if not path:
             return (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.update())
@@ -367,16 +368,15 @@ class ExploreTab:
         pruned after an hour: a long class never fills the disk."""
         folder = Path(tempfile.gettempdir()) / "playground-exports"
         folder.mkdir(exist_ok=True)
-        now = time.time()
-        for old in folder.iterdir():
-            if now - old.stat().st_mtime > EXPORT_TTL:
-                shutil.rmtree(old, ignore_errors=True)
+        prune(folder, EXPORT_TTL)
         path = folder / uuid.uuid4().hex[:12] / name  # a folder each, so the download keeps its name
         path.parent.mkdir()
         save(path)
         return str(path)
 
     def on_interpolate(self, session: Session, seed_a, seed_b, img_a, img_b, mode, steps):
+        session.adopt(img_a)
+        session.adopt(img_b)
         ex = self.explorer(session)
         z0 = self.encode_file(ex, img_a) if img_a else self.seed_base(ex, seed_a or 0)
         z1 = self.encode_file(ex, img_b) if img_b else self.seed_base(ex, seed_b or 0)

@@ -13,7 +13,7 @@ switches it on and off) and only when the model has taken a step since the last 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -27,6 +27,7 @@ from playground.session import Session
 from playground.trainer import TrainingDiverged
 
 from .common import USER_ERRORS, plot_series
+from .streaming import queued, stream
 from .explore_tab import SESSION_MODEL, model_choices
 
 TICK = 0.5  # seconds between two live updates
@@ -97,13 +98,11 @@ class InspectState:
     inspector: Inspector | None = None
     built_for: tuple | None = None  # (model identity, data spec) the inspector was built for
     shown: tuple | None = None  # (model identity, step) of the last pictures sent
+    plots: dict = field(default_factory=dict)  # ui.common.plot_series' legends
 
 
 def state_of(session: Session) -> InspectState:
-    st = getattr(session, "inspect_state", None)
-    if st is None:
-        st = session.inspect_state = InspectState()
-    return st
+    return session.views.setdefault("inspect", InspectState())
 
 
 class InspectTab:
@@ -202,16 +201,19 @@ class InspectTab:
         )  # fmt: skip
         self.refresh_btn.click(self.on_render, [S, self.source], self.views, api_name="inspect_render", concurrency_limit=None)
         self.source.change(self.on_render, [S, self.source], self.views, api_name=False, concurrency_limit=None)
-        self.stop_btn.click(self.on_stop, S, None, api_name="inspect_stop", concurrency_limit=None)
         for phase, btn in ((None, self.step_btn), ("d", self.d_btn), ("g", self.g_btn)):
             btn.click(self.stepper(phase), [S, self.source], self.views, api_name=f"inspect_{phase or 'whole'}_step", concurrency_id="inspect-step", concurrency_limit=4)
         sync = self.train_sync_outputs()
         self.lesson_outputs = [self.lesson_md, self.source, *sync]
+        lesson_events = []
         for key, btn in self.lesson_btns.items():
-            btn.click(
+            event = btn.click(
                 self.lesson_runner(key), S, self.lesson_outputs, api_name=f"lesson_{key.replace('-', '_')}",
-                concurrency_id="train", concurrency_limit=self.max_trainings, show_progress="minimal",
-            ).then(self.on_render, [S, self.source], self.views, api_name=False)  # fmt: skip
+                concurrency_id="train", concurrency_limit=self.max_trainings, show_progress="minimal", validator=queued,
+            )  # fmt: skip
+            event.then(self.on_render, [S, self.source], self.views, api_name=False)
+            lesson_events.append(event)
+        self.stop_btn.click(self.on_stop, S, None, api_name="inspect_stop", cancels=lesson_events, concurrency_limit=None)
 
     # -- which model -----------------------------------------------------------------------------
     def choose(self, st: InspectState, choice: str | None, request: gr.Request | None) -> str:
@@ -295,7 +297,7 @@ class InspectTab:
             })  # fmt: skip
         if "curve" in v:
             out.update({
-                self.curve: gr.LinePlot(value=v["curve"], title=v["curve_title"], color_map=plot_series(st or InspectState(), "curve").color_map(v["curve"], CURVE_COLORS)),
+                self.curve: gr.LinePlot(value=v["curve"], title=v["curve_title"], color_map=plot_series(st.plots if st else {}, "curve").color_map(v["curve"], CURVE_COLORS)),
                 self.readout: describe_nll(v["nll"]),
                 self.curve_caption: CURVE_CAPTIONS.get(family, CURVE_CAPTIONS[None]),
                 self.density_col: gr.Column(visible=v["density"] is not None),
@@ -367,6 +369,9 @@ class InspectTab:
 
         def run_lesson(session: Session):
             """Set up the lesson's model, train it for its budget (Stop ends it), stream progress."""
+            if not session.may_train():  # Stop or Reset was pressed while this waited in the queue
+                yield (f"{lesson.text}\n\n**Stopped** before it began.", *[gr.skip()] * (len(self.lesson_outputs) - 1))
+                return
             settings = lesson.settings()
             try:
                 trainer, _ = session.prepare(settings, fresh=True)
@@ -374,18 +379,16 @@ class InspectTab:
             except USER_ERRORS as e:
                 raise gr.Error(str(e)) from None
             state_of(session).source = SESSION_MODEL
-            yield (self.lesson_text(lesson, trainer, "training"), SESSION_MODEL, *self.train_sync_values(settings))
+            first = (SESSION_MODEL, *self.train_sync_values(settings))
             rest = [gr.skip()] * (len(self.lesson_outputs) - 1)
-            try:
-                while True:
-                    finished = runner.wait(LESSON_EVERY)
-                    if runner.error is not None:
-                        raise gr.Error(str(runner.error)) if isinstance(runner.error, TrainingDiverged) else runner.error
-                    yield (self.lesson_text(lesson, trainer, "done" if finished else "paused" if trainer.paused else "training"), *rest)
-                    if finished:
-                        break
-            finally:
-                runner.stop()  # Stop (either tab), a closed browser tab or a cancelled client end here
+
+            def frame(state, _rate):
+                nonlocal first
+                text = self.lesson_text(lesson, trainer, "done" if state == "stopped" else state)
+                out, first = (text, *(first or rest)), None
+                return out
+
+            yield from stream(runner, LESSON_EVERY, frame)
 
         return run_lesson
 

@@ -21,6 +21,7 @@ from playground.viz import PointsCanvas, plane_limit, samples_picture
 
 from . import common
 from .common import USER_ERRORS, plot_series, session_dir
+from .streaming import queued, stream
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
 
@@ -233,11 +234,11 @@ class TrainTab:
 
         self.train_event = self.train_btn.click(
             with_names(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
-            concurrency_id="train", concurrency_limit=self.max_trainings,
+            concurrency_id="train", concurrency_limit=self.max_trainings, validator=with_names(queued, self.names),
         )  # fmt: skip
         self.pause_btn.click(self.on_pause, S, self.status, api_name="pause", concurrency_limit=None)
         self.resume_btn.click(self.on_resume, S, self.status, api_name="resume", concurrency_limit=None)
-        self.stop_btn.click(self.on_stop, S, None, api_name="stop", concurrency_limit=None)
+        self.stop_btn.click(self.on_stop, S, None, api_name="stop", cancels=[self.train_event], concurrency_limit=None)
         self.reset_btn.click(self.on_reset, S, self.outputs, api_name="reset", cancels=[self.train_event], concurrency_limit=None)
         for btn, phase, name in ((self.step_btn, "step", "step"), (self.d_btn, "d", "d_step"), (self.g_btn, "g", "g_step"), (self.dg_btn, "dg", "dg_step")):
             btn.click(with_names(self.stepper(phase), self.names), settings_inputs, self.outputs, api_name=name, concurrency_id="step", concurrency_limit=4)
@@ -287,7 +288,9 @@ class TrainTab:
         """The widgets' settings, plus the model settings the tab does not show (g_layers,
         layers, beta1...) taken from the session's model when it is on the same data, so that
         a lesson's or a loaded checkpoint's model is continued rather than replaced."""
-        settings = settings_from(self.values(values))
+        v = self.values(values)
+        session.adopt(v.get("upload"))
+        settings = settings_from(v)
         t = session.trainer
         if t is not None and t.model.family == settings.family and t.data_args == settings.data_args():
             hidden = {k: v for k, v in t.model.config.to_dict().items() if k not in FIELDS[settings.family] and k != "data_shape"}
@@ -295,31 +298,23 @@ class TrainTab:
         return settings
 
     def on_train(self, session: Session, *values):
+        if not session.may_train():  # Stop or Reset was pressed while this waited in the queue
+            yield self.frame(session, self.view(session), "stopped", 0.0)
+            return
         try:
             trainer, new = session.prepare(self.settings(session, values))
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         view = self.view(session)
         runner = session.runner
-        if trainer.running and runner is not None and runner.trainer is trainer:
+        if trainer.running and runner is not None and runner.trainer is trainer and not runner.done:
             trainer.resume()  # already training (a lesson, another tab): show that run
         else:
-            runner = session.start(trainer)
-        yield self.frame(session, view, "training", 0.0)
-        try:
-            while True:
-                finished = runner.wait(REPORT_EVERY)
-                if runner.error is not None:
-                    if isinstance(runner.error, TrainingDiverged):
-                        raise gr.Error(str(runner.error))
-                    raise runner.error
-                r = runner.latest
-                state = "stopped" if finished else "paused" if r.paused else "training"
-                yield self.frame(session, view, state, r.steps_per_sec)
-                if finished:
-                    break
-        finally:
-            runner.stop()  # Stop, Reset, a closed tab or a cancelled client all end here
+            try:
+                runner = session.start(trainer)
+            except USER_ERRORS as e:
+                raise gr.Error(str(e)) from None
+        yield from stream(runner, REPORT_EVERY, lambda state, rate: self.frame(session, view, state, rate))
 
     def view(self, session: Session) -> dict:
         t = session.trainer
@@ -337,8 +332,8 @@ class TrainTab:
         return (
             status_text(t, rate, state),
             self.picture(t, view, live=state == "training"),
-            gr.LinePlot(value=f1, title=t1, color_map=plot_series(session, "train1").color_map(f1, series_colors(s1, floor=t.data.entropy is not None))),
-            gr.LinePlot(value=f2, title=t2, color_map=plot_series(session, "train2").color_map(f2, series_colors(s2))),
+            gr.LinePlot(value=f1, title=t1, color_map=plot_series(session.views, "train1").color_map(f1, series_colors(s1, floor=t.data.entropy is not None))),
+            gr.LinePlot(value=f2, title=t2, color_map=plot_series(session.views, "train2").color_map(f2, series_colors(s2))),
         )
 
     @staticmethod
@@ -426,6 +421,7 @@ class TrainTab:
         with, so that Train continues it rather than starting afresh."""
         if not path:
             raise gr.Error("Choose a .safetensors checkpoint file.")
+        session.adopt(path)
         try:
             session.load(path)
         except USER_ERRORS as e:

@@ -1,0 +1,200 @@
+"""Background training runs for the app: a bounded pool, and runs that end when nobody watches.
+
+A `Runner` trains one `Trainer` in a thread of its own, so training never waits for the
+pictures: whoever shows the run polls `latest` a few times per second. Two rules keep a class's
+server healthy whatever its users do:
+
+- **The pool limit always holds.** A run takes a slot of its `TrainingPool` before its first step
+  and gives it back when it ends, so at most `limit` trainings step at once in the process, and a
+  run whose owner vanished cannot keep a slot that a new run then takes as well.
+- **A run lives only while someone watches it.** The watcher (the app's streaming loop) calls
+  `touch()` each time it comes back for a report; a run whose watcher has not come back for
+  `lease` seconds stops by itself. Stop, Reset, a closed tab, a cancelled or dropped client and
+  an expired session all end a run this way or sooner, in any order, even when the app's own
+  clean-up never runs (a streaming generator that the web framework drops without closing).
+
+Training threads run at a lower CPU priority than the rest of the process (`nice` +10 on
+Linux): cheap interactive work, a slider's decode or a page load, goes first when the cores are
+busy, and training soaks up what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+from typing import Iterator
+
+from .trainer import Report, Trainer
+
+TRAINING_NICENESS = 10  # training threads' nice value over the process's (Linux; 0 = off)
+LEASE = 2.0  # seconds a run goes on without its watcher coming back
+
+
+class TrainingPool:
+    """At most `limit` runs train at once in this process; the rest wait for a slot.
+
+    One pool per app (the app builds it; every session's runs share it). `running` counts the
+    runs that hold a slot, `waiting` those queued for one; `threads()` lists the live training
+    threads, for tests and for the teacher's view of the server."""
+
+    def __init__(self, limit: int = 1):
+        if limit < 1:
+            raise ValueError(f"a training pool needs at least one slot; got {limit}")
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._holders: set[int] = set()  # ids of the runs holding a slot
+        self._waiting = 0
+        self._runs: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return len(self._holders)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return self._waiting
+
+    def threads(self) -> list[threading.Thread]:
+        return [r.thread for r in list(self._runs) if r.thread.is_alive()]
+
+    def acquire(self, run: "Runner", give_up: threading.Event, poll: float = 0.05) -> bool:
+        """Wait for a slot for `run`; False when `give_up` is set first."""
+        with self._cond:
+            self._waiting += 1
+            try:
+                while len(self._holders) >= self.limit:
+                    if give_up.is_set():
+                        return False
+                    self._cond.wait(poll)
+                if give_up.is_set():
+                    return False
+                self._holders.add(id(run))
+                return True
+            finally:
+                self._waiting -= 1
+
+    def release(self, run: "Runner") -> None:
+        with self._cond:
+            self._holders.discard(id(run))
+            self._cond.notify_all()
+
+    def _register(self, run: "Runner") -> None:
+        self._runs.add(run)
+
+
+def lower_priority(niceness: int | None = None) -> None:
+    """Lower the CPU priority of the calling thread only (Linux: each thread has its own nice
+    value, and threads it starts later, such as PyTorch's OpenMP workers, inherit it).
+    Default: TRAINING_NICENESS, read at the call (a benchmark turns it off to compare)."""
+    niceness = TRAINING_NICENESS if niceness is None else niceness
+    if niceness <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+
+
+class Runner:
+    """Runs `trainer.run(**run_kwargs)` in a thread of its own, inside a slot of `pool`, for as
+    long as its watcher keeps coming back (see the module's docstring)."""
+
+    def __init__(self, trainer: Trainer, pool: TrainingPool | None = None, *, lease: float | None = LEASE,
+                 report_every: float = 0.1, **run_kwargs):  # fmt: skip
+        self.trainer = trainer
+        self.pool = pool or TrainingPool(1)
+        self.lease = lease
+        self.latest: Report = trainer.report()
+        self.error: Exception | None = None
+        self.waiting = True  # for a slot of the pool; False once training has begun
+        self.stopped_by: str | None = None  # why it ended early: "stop", "lease" (no watcher)
+        self._touched = time.monotonic()
+        self._busy = 0  # watchers drawing a frame right now (they have not gone away)
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self.thread = threading.Thread(target=self._work, args=(report_every, run_kwargs), daemon=True, name="playground-train")
+        self.pool._register(self)
+        self.thread.start()
+
+    # -- the watcher's side ----------------------------------------------------------------------
+    def touch(self) -> None:
+        """The watcher is still there: the run may go on for another `lease` seconds."""
+        self._touched = time.monotonic()
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Around work the watcher does between two visits (drawing a frame), however long it
+        takes: the run does not count it against the lease."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            self.touch()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True when the run has ended."""
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the run (it was waiting or training) and wait for its thread."""
+        self._end("stop")
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+    # -- the thread ------------------------------------------------------------------------------
+    def _abandoned(self) -> bool:
+        return self.lease is not None and not self._busy and time.monotonic() - self._touched > self.lease
+
+    def _end(self, why: str) -> None:
+        if not self._stop.is_set():
+            self.stopped_by = why
+        self._stop.set()
+        self.trainer.stop()
+
+    def _work(self, report_every, run_kwargs):
+        lower_priority()
+        give_up = _Either(self._stop, self._abandoned, lambda: self._end("lease"))
+        try:
+            if not self.pool.acquire(self, give_up):
+                return
+            self.waiting = False
+            try:
+                for report in self.trainer.run(report_every=report_every, **run_kwargs):
+                    self.latest = report
+                    if self._stop.is_set():  # also a stop that came before run() began
+                        self.trainer.stop()
+                    elif self._abandoned():
+                        self._end("lease")
+            finally:
+                self.pool.release(self)
+        except Exception as e:  # handed to whoever polls: the UI shows it
+            self.error = e
+        finally:
+            if not self.latest.done:
+                self.latest = self.trainer.report(done=True)
+            self._done.set()
+
+
+class _Either:
+    """An Event-like flag for TrainingPool.acquire: set when `event` is, or when `check()` is
+    true (then `on_true()` runs once)."""
+
+    def __init__(self, event: threading.Event, check, on_true):
+        self.event, self.check, self.on_true = event, check, on_true
+
+    def is_set(self) -> bool:
+        if self.event.is_set():
+            return True
+        if self.check():
+            self.on_true()
+            return True
+        return False
