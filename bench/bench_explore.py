@@ -11,11 +11,18 @@ the slider event outside the queue (queue=False, as the app wires its sliders), 
 Target (from the issue): p95 <= 40 ms in the browser on 2 cores; the bare round trip is ~31 ms.
 
 Beside a class that trains (`--trainings N`): the app with N training slots, the browser's slider
-latency and the page's load time measured idle, then with N gradio_client sessions training on
-the defaults (the pool full), with the training threads at their lower priority and, as the
-reference, at the same priority as the server (runs.TRAINING_NICENESS = 0), in one run:
+latency and the page's load time measured idle, then with N sessions training on the defaults
+(the pool full; their clients run in a subprocess, as a class's browsers are not in the server's
+process), in one run:
 
     python bench/bench_explore.py --trainings 8 --moves 100
+
+Three loaded runs: as the app runs (runs step in turns, one per core; live frames lean: only
+what changed, curves and pictures refreshed as often as a crowded run changes, pictures encoded
+off the event loop), with every run stepping at once (lean frames), and as the app ran before
+(all at once, every output of every frame re-sent; `ui.train_tab.LEAN_FRAMES = False`). Training
+threads are at nice +10 in all three. Each loaded row also gives the whole class's training
+steps/s, with nobody moving a slider and while the slider moves.
 
 Target (issue 10): loaded slider p95 within 2x of idle.
 """
@@ -28,6 +35,7 @@ import os
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -146,34 +154,44 @@ def open_explore(browser, url: str, model: str):
 
 
 class Class:
-    """N gradio_client sessions training on the app's defaults until stop()."""
+    """N sessions training on the app's defaults until stop(), driven from another process (as a
+    class's browsers are: their clients do not share the server's interpreter lock)."""
 
-    def __init__(self, url: str, n: int):
-        self.clients = [Client(url, download_files=False, verbose=False) for _ in range(n)]
-        self.jobs = [c.submit(upload=None, api_name="/train") for c in self.clients]
-        end = time.time() + 60
-        while time.time() < end and sum(len(j.outputs()) >= 2 for j in self.jobs) < n:
-            time.sleep(0.1)
+    def __init__(self, url: str, n: int, pool):
+        self.pool = pool
+        self.proc = subprocess.Popen([sys.executable, __file__, "--class-of", str(n), "--url", url],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        if self.proc.stdout.readline().strip() != "training":
+            raise RuntimeError("the class's clients did not start training")
         time.sleep(2.0)  # past the first frames: steady training
 
-    def steps_per_sec(self) -> float:
-        total = 0.0
-        for j in self.jobs:
-            outs = j.outputs()
-            if outs and "steps/s" in outs[-1][0]:
-                total += float(outs[-1][0].split(" steps/s")[0].rsplit("· ", 1)[1].replace(",", ""))
-        return total
+    def steps(self) -> int:
+        return sum(r.trainer.step_count for r in self.pool.runners())
 
     def stop(self) -> None:
-        for c in self.clients:
-            c.predict(api_name="/stop")
-        for c in self.clients:
-            c.close()
+        self.proc.stdin.close()  # the clients press Stop and leave
+        self.proc.wait(60)
         time.sleep(3.0)
+
+
+def class_clients(url: str, n: int) -> None:
+    """The class's side (a subprocess): n sessions press Train, then Stop once stdin closes."""
+    clients = [Client(url, download_files=False, verbose=False) for _ in range(n)]
+    jobs = [c.submit(upload=None, api_name="/train") for c in clients]
+    end = time.time() + 60
+    while time.time() < end and sum(len(j.outputs()) >= 2 for j in jobs) < n:
+        time.sleep(0.1)
+    print("training", flush=True)
+    sys.stdin.read()
+    for c in clients:
+        c.predict(api_name="/stop")
+    for c in clients:
+        c.close()
 
 
 def beside_trainings(args) -> None:
     import playground.runs as runs
+    import ui.train_tab as train_tab
     from playwright.sync_api import sync_playwright
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -188,17 +206,26 @@ def beside_trainings(args) -> None:
         page, load_s = open_explore(b, url, args.model)
         results["idle"] = {**summary(browser_latencies(page, args.moves)), "page_load_s": round(load_s, 2)}
         page.close()
-        for key, nice in (("loaded", runs.TRAINING_NICENESS), ("loaded_same_priority", 0)):
-            saved, runs.TRAINING_NICENESS = runs.TRAINING_NICENESS, nice
+        # (key, runs step in turns (one per core), live frames as lean as the app makes them)
+        for key, turns, lean in (("loaded", True, True), ("loaded_all_at_once", False, True), ("before", False, False)):
+            saved = app.pool.turns, train_tab.LEAN_FRAMES
+            app.pool.turns = saved[0] if turns else runs.Turns(args.trainings)
+            train_tab.LEAN_FRAMES = lean
             try:
-                cls = Class(url, args.trainings)
+                cls = Class(url, args.trainings, app.pool)
                 page, load_s = open_explore(b, url, args.model)
+                t0, s0 = time.perf_counter(), cls.steps()
+                time.sleep(5.0)
+                alone = (cls.steps() - s0) / (time.perf_counter() - t0)  # nobody moving a slider
+                t0, s0 = time.perf_counter(), cls.steps()
                 ms = browser_latencies(page, args.moves)
-                results[key] = {**summary(ms), "page_load_s": round(load_s, 2), "training_steps_per_s": round(cls.steps_per_sec())}
+                rate = (cls.steps() - s0) / (time.perf_counter() - t0)
+                results[key] = {**summary(ms), "page_load_s": round(load_s, 2), "training_steps_per_s": round(rate),
+                               "training_steps_per_s_no_slider": round(alone)}  # fmt: skip
                 page.close()
                 cls.stop()
             finally:
-                runs.TRAINING_NICENESS = saved
+                app.pool.turns, train_tab.LEAN_FRAMES = saved
         b.close()
     app.close()
     if args.json:
@@ -206,9 +233,10 @@ def beside_trainings(args) -> None:
         return
     idle = results["idle"]
     print(f"model {Path(args.model).name}, {args.trainings} trainings, {args.moves} moves each (browser)")
-    for key in ("idle", "loaded", "loaded_same_priority"):
+    for key in ("idle", "loaded", "loaded_all_at_once", "before"):
         r = results[key]
-        extra = f"  training {r['training_steps_per_s']:,} steps/s in all" if "training_steps_per_s" in r else ""
+        extra = (f"  training {r['training_steps_per_s_no_slider']:,} steps/s in all, {r['training_steps_per_s']:,} while the slider moves"
+                 if "training_steps_per_s" in r else "")  # fmt: skip
         print(f"{key:22} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  ({r['p95_ms'] / idle['p95_ms']:.2f}x idle p95)  page load {r['page_load_s']:.2f} s{extra}")
 
 
@@ -218,7 +246,11 @@ def main() -> None:
     p.add_argument("--model", default=str(ROOT / "checkpoints" / "vae-digits-2d.safetensors"))
     p.add_argument("--trainings", type=int, default=0, help="measure beside this many trainings (see above)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--class-of", type=int, default=0, help=argparse.SUPPRESS)  # the class's clients (a subprocess)
+    p.add_argument("--url", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.class_of:
+        return class_clients(args.url, args.class_of)
     if args.trainings:
         return beside_trainings(args)
     configure_threads()

@@ -13,13 +13,22 @@ server healthy whatever its users do:
   an expired session all end a run this way or sooner, in any order, even when the app's own
   clean-up never runs (a streaming generator that the web framework drops without closing).
 
-Training threads run at a lower CPU priority than the rest of the process (`nice` +10 on
-Linux): cheap interactive work, a slider's decode or a page load, goes first when the cores are
-busy, and training soaks up what is left.
+Cheap interactive work (a slider's decode, a page load) stays quick while a class trains, in
+two ways:
+
+- **Runs step in turns**, one per core at a time (`Turns`): on 2 cores, eight trainings stepping
+  at once spend their time fighting over the interpreter lock, which makes fewer steps in all
+  than two at a time and leaves every other thread of the server waiting for that lock.
+- **Training threads run at a lower CPU priority** than the rest of the process (`nice` +10 on
+  Linux), for the time they spend outside the lock (PyTorch's kernels).
+
+A crowded pool steps each run more slowly; `TrainingPool.crowding()` says by how much, so that
+whoever shows the runs can refresh them that much less often.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import threading
@@ -33,6 +42,50 @@ TRAINING_NICENESS = 10  # training threads' nice value over the process's (Linux
 LEASE = 2.0  # seconds a run goes on without its watcher coming back
 
 
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class Turns:
+    """At most `n` threads inside at once; the others wait their turn in the order they came
+    (first come, first served: a thread that leaves and comes straight back queues behind
+    those already waiting, so no training starves another)."""
+
+    def __init__(self, n: int):
+        if n < 1:
+            raise ValueError(f"turns need at least one place; got {n}")
+        self.n = n
+        self._cond = threading.Condition()
+        self._inside = 0
+        self._queue: collections.deque[object] = collections.deque()
+
+    @contextlib.contextmanager
+    def turn(self, stop: threading.Event | None = None) -> Iterator[bool]:
+        """Wait for a turn (yields True), or until `stop` is set (yields False, without one)."""
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            while not (self._queue[0] is me and self._inside < self.n):
+                if stop is not None and stop.is_set():
+                    self._queue.remove(me)
+                    self._cond.notify_all()
+                    break
+                self._cond.wait(0.05)
+            else:
+                self._queue.popleft()
+                self._inside += 1
+                me = None
+        if me is not None:  # stopped while waiting
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with self._cond:
+                self._inside -= 1
+                self._cond.notify_all()
+
+
 class TrainingPool:
     """At most `limit` runs train at once in this process; the rest wait for a slot.
 
@@ -40,10 +93,13 @@ class TrainingPool:
     runs that hold a slot, `waiting` those queued for one; `threads()` lists the live training
     threads, for tests and for the teacher's view of the server."""
 
-    def __init__(self, limit: int = 1):
+    def __init__(self, limit: int = 1, stepping: int | None = None):
         if limit < 1:
             raise ValueError(f"a training pool needs at least one slot; got {limit}")
         self.limit = limit
+        # runs step in turns, `stepping` at a time (default: one per core): on 2 cores, eight
+        # trainings stepping at once fight over the interpreter lock and make fewer steps in all
+        self.turns = Turns(stepping or min(limit, usable_cores()))
         self._cond = threading.Condition()
         self._holders: set[int] = set()  # ids of the runs holding a slot
         self._waiting = 0
@@ -59,8 +115,18 @@ class TrainingPool:
         with self._cond:
             return self._waiting
 
+    def crowding(self) -> float:
+        """How many runs share each place to step (1 while there are no more runs than places):
+        each run steps that many times slower, so whoever shows it can refresh that much less
+        often, which keeps what a full pool costs the server's event loop the same."""
+        return max(1.0, self.running / self.turns.n)
+
+    def runners(self) -> list["Runner"]:
+        """The runs of this pool whose threads are alive (waiting or training)."""
+        return [r for r in list(self._runs) if r.thread.is_alive()]
+
     def threads(self) -> list[threading.Thread]:
-        return [r.thread for r in list(self._runs) if r.thread.is_alive()]
+        return [r.thread for r in self.runners()]
 
     def acquire(self, run: "Runner", give_up: threading.Event, poll: float = 0.05) -> bool:
         """Wait for a slot for `run`; False when `give_up` is set first."""
@@ -160,6 +226,12 @@ class Runner:
         self._stop.set()
         self.trainer.stop()
 
+    @contextlib.contextmanager
+    def _step_turn(self) -> Iterator[None]:
+        """Around each step: this run's turn among the pool's."""
+        with self.pool.turns.turn(self._stop):
+            yield  # stopped while waiting: the trainer sees its stop flag and does not step
+
     def _work(self, report_every, run_kwargs):
         lower_priority()
         give_up = _Either(self._stop, self._abandoned, lambda: self._end("lease"))
@@ -168,7 +240,8 @@ class Runner:
                 return
             self.waiting = False
             try:
-                for report in self.trainer.run(report_every=report_every, **run_kwargs):
+                steps = self.trainer.run(report_every=report_every, around_step=self._step_turn, **run_kwargs)
+                for report in steps:
                     self.latest = report
                     if self._stop.is_set():  # also a stop that came before run() began
                         self.trainer.stop()

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator
 
 import torch
 
@@ -271,18 +271,21 @@ class Trainer:
                 self._take_snapshot()
         return self.last
 
-    def run(self, steps: int | None = None, seconds: float | None = None, report_every: float = 0.25) -> Iterator[Report]:
+    def run(self, steps: int | None = None, seconds: float | None = None, report_every: float = 0.25,
+            around_step: Callable[[], ContextManager[object]] | None = None) -> Iterator[Report]:  # fmt: skip
         """Train until `steps` more steps or `seconds` of training time (or stop()), yielding a
         Report every `report_every` seconds and a final one with done=True. While paused it keeps
-        yielding (paused=True) without stepping, so a UI stays live; resume() carries on."""
+        yielding (paused=True) without stepping, so a UI stays live; resume() carries on.
+        Each step runs inside `around_step()` when given (the app's runs take turns there,
+        and step aside for interactive work); time spent waiting in it is not training time."""
         self._stop.clear()
         self.running = True
         try:
-            yield from self._run(steps, seconds, report_every)
+            yield from self._run(steps, seconds, report_every, around_step)
         finally:
             self.running = False
 
-    def _run(self, steps, seconds, report_every) -> Iterator[Report]:
+    def _run(self, steps, seconds, report_every, around_step) -> Iterator[Report]:
         start_step, start_time = self.step_count, self.elapsed
         last_t, last_step = time.perf_counter(), self.step_count
         rate = 0.0
@@ -298,7 +301,13 @@ class Trainer:
                 last_t, last_step = time.perf_counter(), self.step_count
                 yield self.report(0.0, paused=True)
                 continue
-            self.step()
+            if around_step is None:
+                self.step()
+            else:
+                with around_step():
+                    if self._stop.is_set():  # stopped while it waited for its turn
+                        break
+                    self.step()
             if tuner is not None:
                 tuner.update(self.elapsed, self.step_count)
             now = time.perf_counter()

@@ -3,6 +3,7 @@
 import time
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client
 
@@ -34,6 +35,24 @@ def updates(job, n, timeout=60):
     return job.outputs()[:n]
 
 
+def last_status(outs) -> str:
+    """The status as last sent (a frame re-sends only what changed)."""
+    return [o[0] for o in outs if isinstance(o[0], str)][-1]
+
+
+def curve_series(job, timeout=30) -> set[str]:
+    """The series of the first curve, as last sent by a training's stream (its frames carry only
+    what changed: the curves' data alone, a whole LinePlot update, or nothing, and the curves
+    about once a second), waiting for a frame that has them."""
+    end = time.time() + timeout
+    while True:
+        plots = [o[2].get("value", o[2]) for o in job.outputs() if isinstance(o[2], dict)]
+        plots = [p for p in plots if isinstance(p, dict) and p.get("data")]
+        if plots or time.time() > end:
+            return {r[2] for r in plots[-1]["data"]} if plots else set()
+        time.sleep(0.1)
+
+
 def test_train_streams_increasing_steps_then_stops(url):
     c = client(url)
     job = c.submit(**GAN, api_name="/train")
@@ -41,9 +60,8 @@ def test_train_streams_increasing_steps_then_stops(url):
     assert len(outs) == 4
     steps = [step_of(o[0]) for o in outs]
     assert steps == sorted(steps) and steps[-1] > steps[0]
-    status, samples, curve1, curve2 = outs[-1]
-    assert samples is not None  # the picture of generated points
-    assert {"D loss", "G loss"} <= {r[2] for r in curve1["value"]["data"]}
+    assert outs[0][1] is not None  # the picture of generated points
+    assert {"D loss", "G loss"} <= curve_series(job)
     c.predict(api_name="/stop")
     end = time.time() + 20
     while not job.done() and time.time() < end:
@@ -58,12 +76,12 @@ def test_pause_and_resume(url):
     assert "paused" in c.predict(api_name="/pause")
     time.sleep(0.8)
     n = len(job.outputs())
-    paused = updates(job, n + 2)[-2:]
-    assert all("paused" in o[0] for o in paused)
-    assert step_of(paused[0][0]) == step_of(paused[1][0])
+    first = last_status(job.outputs())
+    later = last_status(updates(job, n + 2))  # while paused, frames re-send nothing
+    assert "paused" in first and later == first
     c.predict(api_name="/resume")
-    later = updates(job, n + 6)[-1]
-    assert step_of(later[0]) > step_of(paused[1][0])
+    resumed = last_status(updates(job, n + 6))
+    assert step_of(resumed) > step_of(first)
     c.predict(api_name="/stop")
 
 
@@ -86,7 +104,7 @@ def test_two_sessions_train_their_own_models_at_once(url):
     oa, ob = updates(ja, 3)[-1], updates(jb, 3)[-1]
     assert "D(x)" in oa[0] and "KL" not in oa[0]
     assert "KL" in ob[0] and "D(x)" not in ob[0]
-    assert {"reconstruction", "KL"} <= {r[2] for r in ob[2]["value"]["data"]}
+    assert {"reconstruction", "KL"} <= curve_series(jb)
     # both ran concurrently: each stream kept advancing while the other was live
     assert step_of(updates(ja, 4)[-1][0]) > 0 and step_of(updates(jb, 4)[-1][0]) > 0
     a.predict(api_name="/stop")
@@ -174,18 +192,54 @@ def test_live_settings_reach_the_running_model():
     assert t.model.config.sample_steps == 40  # a bad value leaves the model as it was
 
 
-def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colours():
+@pytest.fixture(scope="module")
+def train_tab():
+    from ui import build_demo
+
+    return build_demo().train_tab
+
+
+def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colours(train_tab):
     from playground.session import Session, TrainSettings
-    from ui.train_tab import TrainTab, series_colors
+    from ui.train_tab import series_colors
 
     s = Session()
     t, _ = s.prepare(TrainSettings(family="diffusion", data="ring8", model={"timesteps": 100, "hidden": 16}))
     view = {"canvas": None}
-    first = TrainTab.picture(t, view, live=True)
-    assert TrainTab.picture(t, view, live=True) is first  # within 4x its drawing time: reused
-    assert TrainTab.picture(t, view, live=False) is not first  # a step by hand: always fresh
+    first = train_tab.picture(t, view, training=True)
+    assert train_tab.picture(t, view, training=True) is first  # within 4x its drawing time: reused
+    assert train_tab.picture(t, view, training=True, live=True) == gr.skip()  # in a stream: not re-sent
+    assert train_tab.picture(t, view, training=False) is not first  # a step by hand: always fresh
     assert series_colors(("nll",), floor=True) == {"NLL": "#1f77b4", "entropy floor (best possible)": "#888888"}
     assert list(series_colors(("d_loss", "g_loss"))) == ["D loss", "G loss"]
+
+
+def test_a_streams_frames_send_only_what_changed(train_tab, monkeypatch):
+    """Each output a stream re-sends costs the server's event loop, which every user's requests
+    wait for: a live frame skips what has not changed, sends its picture as a PNG it encoded
+    itself, and its curves as data alone once the plot has its title and colours."""
+    import pandas as pd
+
+    import ui.train_tab as tt
+    from playground.session import Session, TrainSettings
+
+    s = Session()
+    t, _ = s.prepare(TrainSettings(family="gan", data="ring8", model={"hidden": 16}))
+    t.step()
+    view = train_tab.view(s)
+    monkeypatch.setattr(tt, "CURVES_EVERY", 0.0)  # as often as the steps change
+    status, pic, c1, c2 = train_tab.frame(s, view, "paused", 0.0, live=True)
+    assert "paused" in status and isinstance(pic, str) and pic.endswith(".png") and Path(pic).is_file()
+    assert isinstance(c1, gr.LinePlot) and isinstance(c2, gr.LinePlot)
+    assert train_tab.frame(s, view, "paused", 0.0, live=True) == (gr.skip(),) * 4  # nothing changed
+    t.step()
+    status, pic, c1, c2 = train_tab.frame(s, view, "paused", 0.0, live=True)
+    assert "step **2**" in status and isinstance(pic, str)  # (the plots rebuild once on new series)
+    t.step()
+    status, pic, c1, c2 = train_tab.frame(s, view, "paused", 0.0, live=True)
+    assert "step **3**" in status and isinstance(c1, pd.DataFrame) and isinstance(c2, pd.DataFrame)
+    full = train_tab.frame(s, view, "stopped", 0.0)  # a stream's last frame: everything, as it is
+    assert "stopped" in full[0] and not isinstance(full[1], dict) and isinstance(full[2], gr.LinePlot)
 
 
 def test_plot_series_rebuilds_a_chart_once_new_series_have_been_sent():

@@ -166,3 +166,16 @@ def gradio_upload_folder() -> str:
     from gradio.utils import get_upload_folder
 
     return get_upload_folder()
+
+
+def test_stop_ends_the_stream_with_a_stopped_frame(app):
+    """Stop stops the run and its stream shows so (the stream is not cancelled under it)."""
+    (c,) = clients(app, 1)
+    job = c.submit(**GAN, api_name="/train")
+    wait_for(lambda: streaming(job), 30, "the run to stream")
+    c.predict(api_name="/stop")
+    wait_for(job.done, 10, "the stream to end")
+    assert "stopped" in job.outputs()[-1][0]
+    c.close()
+    settled(app)
+

@@ -141,6 +141,59 @@ def test_the_pool_limit_holds_and_a_waiting_run_can_be_stopped(ring8):
     assert pool.running == 0 and pool.threads() == []
 
 
+def test_turns_let_n_in_at_once_first_come_first_served():
+    import threading
+
+    from playground.runs import Turns
+
+    turns, order, inside, most = Turns(2), [], [0], [0]
+    gate = threading.Event()
+
+    def visit(i):
+        with turns.turn() as mine:
+            assert mine
+            order.append(i)
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            gate.wait(5)
+            inside[0] -= 1
+
+    threads = []
+    for i in range(6):  # they arrive one after another
+        threads.append(threading.Thread(target=visit, args=(i,)))
+        threads[-1].start()
+        time.sleep(0.05)
+    assert order == [0, 1]  # two inside, four waiting in line
+    stop = threading.Event()
+    stop.set()
+    with turns.turn(stop) as mine:  # a run stopped while it waits: no turn, out of the line
+        assert mine is False
+    gate.set()
+    for th in threads:
+        th.join(5)
+    assert sorted(order[2:]) == [2, 3, 4, 5] and order[:2] == [0, 1] and most[0] == 2
+
+
+def test_a_full_pool_shares_its_turns_and_says_how_crowded_it_is(ring8):
+    from playground.runs import Runner, TrainingPool
+
+    pool = TrainingPool(3, stepping=1)
+    assert pool.crowding() == 1.0
+    runs = [Runner(_trainer(ring8), pool, lease=None) for _ in range(3)]
+    _wait(lambda: pool.running == 3 and all(r.trainer.step_count >= 3 for r in runs))  # none starves
+    assert pool.crowding() == 3.0
+    for r in runs:
+        r.stop()
+    assert pool.crowding() == 1.0 and pool.threads() == []
+
+
+def _wait(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
 def test_stop_and_reset_cancel_a_train_request_still_waiting():
     s = Session()
     assert s.may_train()  # nothing pressed yet

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from playground.checkpoint import CheckpointError
 from playground.data import DataError
@@ -25,6 +29,24 @@ def session_dir(request: gr.Request | None) -> Path:
     sid = getattr(request, "session_hash", None) or "local"
     safe = "".join(ch for ch in sid if ch.isalnum())[:32] or "local"
     return CHECKPOINT_ROOT / "sessions" / safe
+
+
+def png_file(picture: np.ndarray, image: gr.Image) -> str:
+    """`picture` as a PNG in `image`'s cache folder, named by its content, written by the
+    calling thread: returned to Gradio as a path, it costs the server's event loop (which every
+    user's requests wait for) nothing to encode. A fast PNG (compress level 1): these pictures
+    are shown, not kept; Save and Export write their own."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    data = buf.getvalue()
+    folder = Path(image.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()[:32]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "samples.png"
+    if not path.exists():
+        tmp = folder / f".samples.{os.getpid()}.{id(buf)}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)  # whole or not at all: another frame may serve the same picture
+    return str(path)
 
 
 class PlotSeries:

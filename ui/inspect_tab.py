@@ -205,15 +205,13 @@ class InspectTab:
             btn.click(self.stepper(phase), [S, self.source], self.views, api_name=f"inspect_{phase or 'whole'}_step", concurrency_id="inspect-step", concurrency_limit=4)
         sync = self.train_sync_outputs()
         self.lesson_outputs = [self.lesson_md, self.source, *sync]
-        lesson_events = []
         for key, btn in self.lesson_btns.items():
             event = btn.click(
                 self.lesson_runner(key), S, self.lesson_outputs, api_name=f"lesson_{key.replace('-', '_')}",
                 concurrency_id="train", concurrency_limit=self.max_trainings, show_progress="minimal", validator=queued,
             )  # fmt: skip
             event.then(self.on_render, [S, self.source], self.views, api_name=False)
-            lesson_events.append(event)
-        self.stop_btn.click(self.on_stop, S, None, api_name="inspect_stop", cancels=lesson_events, concurrency_limit=None)
+        self.stop_btn.click(self.on_stop, S, None, api_name="inspect_stop", concurrency_limit=None)  # the lesson streams "stopped" and ends
 
     # -- which model -----------------------------------------------------------------------------
     def choose(self, st: InspectState, choice: str | None, request: gr.Request | None) -> str:

@@ -27,13 +27,14 @@ def run_state(runner: Runner, finished: bool) -> str:
 
 
 def stream(runner: Runner, every: float, frame: Callable[[str, float], tuple]) -> Iterator[tuple]:
-    """Yield `frame(state, steps_per_sec)` at once, then every `every` seconds until the run
-    ends, then once more; the run is stopped however the loop ends."""
+    """Yield `frame(state, steps_per_sec)` at once, then every `every` seconds (times the
+    pool's crowding: a run that steps four times slower is shown four times less often) until
+    the run ends, then once more; the run is stopped however the loop ends."""
     first = True
     try:
         while True:
             runner.touch()
-            finished = runner.done if first else runner.wait(every)
+            finished = runner.done if first else runner.wait(every * runner.pool.crowding())
             first = False
             if runner.error is not None:
                 if isinstance(runner.error, TrainingDiverged):

@@ -20,7 +20,7 @@ from playground.trainer import TrainingDiverged
 from playground.viz import PointsCanvas, plane_limit, samples_picture
 
 from . import common
-from .common import USER_ERRORS, plot_series, session_dir
+from .common import USER_ERRORS, plot_series, png_file, session_dir
 from .streaming import queued, stream
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
@@ -43,7 +43,10 @@ ROW_KEYS = (  # the settings in each row of the left column, top to bottom: a ro
     ("latent_dim", "hidden"), ("coupling", "blocks", "depth", "layers"), ("loss", "d_steps"), ("pack", "r1"),
     ("spectral_norm", "ema"), ("likelihood", "kl_warmup"), ("timesteps", "schedule"), ("sample_steps", "eta"),
 )
-REPORT_EVERY = 0.3  # seconds between live updates: every update re-sends all outputs
+REPORT_EVERY = 0.3  # seconds between live updates (each sends only the outputs that changed)
+LEAN_FRAMES = True  # False: a stream's frames re-send every output (the benchmark's reference)
+CURVES_EVERY = 1.0  # seconds between the curves' live updates (times the pool's crowding): the
+# server's costliest output, and a run in a crowded pool steps that many times slower
 
 
 def data_choices() -> list[tuple[str, str]]:
@@ -238,7 +241,9 @@ class TrainTab:
         )  # fmt: skip
         self.pause_btn.click(self.on_pause, S, self.status, api_name="pause", concurrency_limit=None)
         self.resume_btn.click(self.on_resume, S, self.status, api_name="resume", concurrency_limit=None)
-        self.stop_btn.click(self.on_stop, S, None, api_name="stop", cancels=[self.train_event], concurrency_limit=None)
+        # Stop does not cancel the stream: the run stops, and the stream shows "stopped" and ends
+        # (a Train still queued is voided by Session.may_train when its turn comes).
+        self.stop_btn.click(self.on_stop, S, None, api_name="stop", concurrency_limit=None)
         self.reset_btn.click(self.on_reset, S, self.outputs, api_name="reset", cancels=[self.train_event], concurrency_limit=None)
         for btn, phase, name in ((self.step_btn, "step", "step"), (self.d_btn, "d", "d_step"), (self.g_btn, "g", "g_step"), (self.dg_btn, "dg", "dg_step")):
             btn.click(with_names(self.stepper(phase), self.names), settings_inputs, self.outputs, api_name=name, concurrency_id="step", concurrency_limit=4)
@@ -314,7 +319,7 @@ class TrainTab:
                 runner = session.start(trainer)
             except USER_ERRORS as e:
                 raise gr.Error(str(e)) from None
-        yield from stream(runner, REPORT_EVERY, lambda state, rate: self.frame(session, view, state, rate))
+        yield from stream(runner, REPORT_EVERY, lambda state, rate: self.frame(session, view, state, rate, live=LEAN_FRAMES and state != "stopped"))
 
     def view(self, session: Session) -> dict:
         t = session.trainer
@@ -322,32 +327,57 @@ class TrainTab:
             return {"canvas": None}
         return {"canvas": PointsCanvas(t.data.x[:2000], plane_limit(t.data.x))}
 
-    def frame(self, session: Session, view: dict, state: str, rate: float):
+    def frame(self, session: Session, view: dict, state: str, rate: float, live: bool = False):
+        """The status, samples picture and two curves. A `live` frame (one of a stream's, before
+        its last) sends only what changed since the stream's previous frame, and the curves at
+        most every CURVES_EVERY seconds (times the pool's crowding): each output sent costs the
+        server's event loop, which a class's slider moves and page loads wait for."""
         t = session.trainer
         if t is None:
             return self.empty()
-        family = t.model.family
-        f1, f2 = curve_frames(t, family)
-        (t1, s1), (t2, s2) = CURVES[family]
-        return (
-            status_text(t, rate, state),
-            self.picture(t, view, live=state == "training"),
-            gr.LinePlot(value=f1, title=t1, color_map=plot_series(session.views, "train1").color_map(f1, series_colors(s1, floor=t.data.entropy is not None))),
-            gr.LinePlot(value=f2, title=t2, color_map=plot_series(session.views, "train2").color_map(f2, series_colors(s2))),
-        )
+        now = time.perf_counter()
+        status = status_text(t, rate, state)
+        out_status = gr.skip() if live and status == view.get("status") else status
+        picture = self.picture(t, view, training=state == "training", live=live)
+        if live and (t.step_count == view.get("curve_step") or now < view.get("curve_next", 0.0)):
+            curves = (gr.skip(), gr.skip())
+        else:
+            curves = self.curves(session, t, view if live else None)
+            view.update(curve_step=t.step_count, curve_next=now + CURVES_EVERY * session.pool.crowding())
+        view["status"] = status
+        return (out_status, picture, *curves)
 
     @staticmethod
-    def picture(t, view: dict, live: bool):
+    def curves(session: Session, t, view: dict | None = None) -> tuple:
+        """The two curves' plots. With a stream's `view`, a plot whose title and colours are
+        those it sent last goes as its data alone (rebuilding the component costs the server
+        more than the data)."""
+        f1, f2 = curve_frames(t, t.model.family)
+        (t1, s1), (t2, s2) = CURVES[t.model.family]
+        c1 = plot_series(session.views, "train1").color_map(f1, series_colors(s1, floor=t.data.entropy is not None))
+        c2 = plot_series(session.views, "train2").color_map(f2, series_colors(s2))
+        props = (t1, c1, t2, c2)
+        if view is not None and view.get("plot_props") == props:
+            return f1, f2
+        if view is not None:
+            view["plot_props"] = props
+        return gr.LinePlot(value=f1, title=t1, color_map=c1), gr.LinePlot(value=f2, title=t2, color_map=c2)
+
+    def picture(self, t, view: dict, training: bool, live: bool = False):
         """The samples picture. While training runs, it is redrawn at most once per four times its
         drawing time, so a model whose samples are slow (a diffusion chain) spends at most a
-        quarter of the time drawing; a step by hand is always drawn fresh."""
+        quarter of the time drawing; a step by hand is always drawn fresh. In a live frame, a
+        picture not redrawn is not sent again (gr.skip())."""
         now = time.perf_counter()
-        if live and view.get("pic") is not None and now < view.get("next", 0.0):
-            return view["pic"]
+        kept = view.get("pic") is not None and (now < view.get("next", 0.0) if training else t.step_count == view.get("pic_step"))
+        if kept and (training or live):
+            return gr.skip() if live else view["pic"]
         samples = t.progress_samples()
         pic = view["canvas"].draw(samples) if view["canvas"] is not None else samples_picture(samples)
+        if live:
+            pic = png_file(pic, self.samples)  # encoded here, not on the server's event loop
         took = time.perf_counter() - now
-        view.update(pic=pic, next=now + 4 * took)
+        view.update(pic=pic, next=now + 4 * took, pic_step=t.step_count)
         return pic
 
     def empty(self):
