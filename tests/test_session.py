@@ -241,3 +241,18 @@ def test_closing_a_session_deletes_the_uploads_it_adopted(tmp_path):
     s.adopt(None)
     s.close()
     assert not up.exists() and not up.parent.exists()
+
+
+def test_closing_sessions_gives_memory_back_once_for_a_class_that_leaves_at_once(monkeypatch):
+    import playground.session as ps
+
+    trims = []
+    monkeypatch.setattr(ps, "_trim", lambda: trims.append(time.monotonic()))
+    monkeypatch.setattr(ps, "_trim_timer", None)
+    for _ in range(5):  # five tabs close within the delay
+        ps.give_back_memory_soon(0.2)
+    _wait(lambda: trims)
+    time.sleep(0.3)
+    assert len(trims) == 1
+    ps.give_back_memory_soon(0.05)  # a later one gets its own
+    _wait(lambda: len(trims) == 2)
