@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Iterator
+from collections.abc import Iterator
 
 from .trainer import Report, Trainer
 
@@ -121,14 +121,14 @@ class TrainingPool:
         often, which keeps what a full pool costs the server's event loop the same."""
         return max(1.0, self.running / self.turns.n)
 
-    def runners(self) -> list["Runner"]:
+    def runners(self) -> list[Runner]:
         """The runs of this pool whose threads are alive (waiting or training)."""
         return [r for r in list(self._runs) if r.thread.is_alive()]
 
     def threads(self) -> list[threading.Thread]:
         return [r.thread for r in self.runners()]
 
-    def acquire(self, run: "Runner", give_up: threading.Event, poll: float = 0.05) -> bool:
+    def acquire(self, run: Runner, give_up: threading.Event, poll: float = 0.05) -> bool:
         """Wait for a slot for `run`; False when `give_up` is set first."""
         with self._cond:
             self._waiting += 1
@@ -144,12 +144,12 @@ class TrainingPool:
             finally:
                 self._waiting -= 1
 
-    def release(self, run: "Runner") -> None:
+    def release(self, run: Runner) -> None:
         with self._cond:
             self._holders.discard(id(run))
             self._cond.notify_all()
 
-    def _register(self, run: "Runner") -> None:
+    def _register(self, run: Runner) -> None:
         self._runs.add(run)
 
 

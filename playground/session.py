@@ -23,8 +23,8 @@ import pandas as pd
 
 from .checkpoint import load_trainer, save_checkpoint
 from .data import load_data
-from .models import FAMILIES, ConfigError, default_config
 from .files import remove_upload
+from .models import FAMILIES, ConfigError, default_config
 from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
 

@@ -9,7 +9,7 @@ through), the run stops at once.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import gradio as gr
 
