@@ -18,9 +18,11 @@ GAN = dict(upload=None, hidden=32)
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
+    import ui
     import ui.common
     from ui import build_demo
 
+    ui.FORGET_AFTER = 0.5  # a closed session's Gradio entry goes soon (5 s in the app)
     ui.common.CHECKPOINT_ROOT = tmp_path_factory.mktemp("class-checkpoints")
     demo = build_demo(max_trainings=1)
     with socket.socket() as s:
@@ -144,6 +146,8 @@ def test_a_session_that_leaves_gives_its_model_back(app):
         return trainer() is None
 
     wait_for(freed, 10, "the closed session's trainer to be freed")
+    # and Gradio's own entry for the session (its copy of the page's config) goes too
+    wait_for(lambda: c.session_hash not in app.state_holder.session_data, 10, "the session's entry to go")
 
 
 def test_a_session_that_leaves_deletes_its_uploads(app, tmp_path):

@@ -6,6 +6,8 @@ browser session has its own models. Nothing heavy happens at import time.
 
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
 
 from playground.runs import TrainingPool
@@ -60,14 +62,32 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
     return demo
 
 
+FORGET_AFTER = 5.0  # seconds between a session closing and Gradio's entry for it being dropped
+
+
 def close_session(demo: gr.Blocks, state: gr.State, request: gr.Request) -> None:
     """A tab closed or a client went away: give back the session's models, data and pictures
     now. (Gradio itself keeps a closed session's state for an hour, in case it reconnects, and
-    calls the State's delete_callback only for a state that has been written since.)"""
+    calls the State's delete_callback only for a state that has been written since.) Gradio
+    also never drops its per-session copy of the page's config (~0.4 MB for this app), so a
+    closed session's entry is forgotten a few seconds later, once its last events have ended."""
     held = getattr(demo, "state_holder", None)
     sid = getattr(request, "session_hash", None)
     if held is None or sid is None or sid not in held:
         return
-    values = held[sid]
+    values = held.session_data[sid]
     if state._id in values:
         values[state._id].close()
+    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid))
+    timer.daemon = True
+    timer.start()
+
+
+def forget_session(held, sid: str) -> None:
+    """Drop a closed session's whole entry from Gradio's state holder. A browser that comes
+    back later gets a fresh session, as it would an hour later (its models were closed)."""
+    with held.lock:
+        entry = held.session_data.get(sid)
+        if entry is not None and entry.is_closed:
+            del held.session_data[sid]
+            held.time_last_used.pop(sid, None)
