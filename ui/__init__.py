@@ -78,16 +78,23 @@ def close_session(demo: gr.Blocks, state: gr.State, request: gr.Request) -> None
     values = held.session_data[sid]
     if state._id in values:
         values[state._id].close()
-    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid))
+    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state._id))
     timer.daemon = True
     timer.start()
 
 
-def forget_session(held, sid: str) -> None:
-    """Drop a closed session's whole entry from Gradio's state holder. A browser that comes
-    back later gets a fresh session, as it would an hour later (its models were closed)."""
+def forget_session(held, sid: str, state_id: int) -> None:
+    """Drop a closed session's whole entry from Gradio's state holder, unless it holds an open
+    Session again (the tab came back and used the app since). A session's every heartbeat
+    stream runs the unload when it drops, and each run re-creates an empty entry first, so an
+    entry is dropped on each of them. A browser that comes back later gets a fresh session, as
+    it would an hour later (its models were closed)."""
     with held.lock:
         entry = held.session_data.get(sid)
-        if entry is not None and entry.is_closed:
-            del held.session_data[sid]
-            held.time_last_used.pop(sid, None)
+        if entry is None:
+            return
+        value = entry.state_data.get(state_id)
+        if value is not None and not value.closed:
+            return
+        del held.session_data[sid]
+        held.time_last_used.pop(sid, None)
