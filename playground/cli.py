@@ -3,8 +3,10 @@
     python -m playground train --model gan --data ring8 --seconds 20 --out runs/ring8
     python -m playground sample runs/ring8/model.safetensors --n 64 --out samples.png
     python -m playground evaluate runs/ring8/model.safetensors
+    python -m playground settings --model gan        # every setting --set takes, with its range
 
-Progress goes to stderr (tqdm); the last line on stdout is a JSON object, so scripts can read it.
+Progress goes to stderr (tqdm); the last line on stdout is a JSON object, so scripts can read it
+(`settings` prints a table instead).
 Bad arguments exit with a usage message and code 2; bad data or checkpoints with a one-line
 message and code 1 (no traceback).
 """
@@ -22,7 +24,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, load_data
 from .metrics import evaluate
-from .models import FAMILIES, ConfigError
+from .models import FAMILIES, ConfigError, settings_for
 from .sampling import set_sample_params
 from .trainer import TrainConfig, TrainingDiverged, configure_threads, make_trainer
 
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, default=1, choices=(1, 3))
     t.add_argument("--n", type=int, default=None, help="points to draw for 2-D toy data (default 10,000), or a cap on items for other data")
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings, e.g. loss=minimax pack=2 latent_dim=8")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings, e.g. loss=minimax pack=2 latent_dim=8 (the list: python -m playground settings --model NAME)")
     t.add_argument("--out", required=True, help="folder for model.safetensors and samples.png")
     t.add_argument("--no-optimizer-state", action="store_true", help="leave the optimizer state out of the checkpoint (smaller files)")
 
@@ -67,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="a .png (grid or scatter) or .npy (raw samples) file")
     s.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="sampling settings, e.g. sample_steps=50 eta=0 for a diffusion model")
+
+    g = sub.add_parser("settings", help="list each family's settings: what --set takes, the default, what is allowed")
+    g.add_argument("--model", choices=sorted(FAMILIES), help="one family (default: all)")
 
     e = sub.add_parser("evaluate", help="print a checkpoint's metrics as JSON")
     e.add_argument("checkpoint")
@@ -94,7 +99,7 @@ def cmd_train(args, parser) -> dict:
     try:
         for report in trainer.run(steps=args.steps, seconds=args.seconds):
             bar.update(report.step - bar.n)
-            bar.set_postfix(_postfix(report.logs), refresh=False)
+            bar.set_postfix(_postfix(report.logs, trainer.model), refresh=False)
     finally:
         bar.close()
     out = Path(args.out)
@@ -111,9 +116,27 @@ def cmd_train(args, parser) -> dict:
     }
 
 
-def _postfix(logs: dict) -> dict:
-    keys = ("d_loss", "g_loss", "d_real", "d_fake", "recon", "kl", "nll", "bits_per_dim", "loss")
+def _postfix(logs: dict, model) -> dict:
+    """The numbers the model's curves plot, for the progress bar."""
+    keys = dict.fromkeys(part for _, parts in model.curves for part in parts)
     return {k: f"{logs[k]:.3g}" for k in keys if k in logs}
+
+
+def settings_table(families: list[str]) -> str:
+    """Each family's settings as `python -m playground settings` prints them."""
+    lines = []
+    for family in families:
+        cls = FAMILIES[family]
+        lines.append(f"{family} ({cls.label}): --set KEY=VALUE with")
+        for name, st in settings_for(family).items():
+            when = ", ".join(w for w, on in (("live", st.live), ("at sample time", st.sample)) if on)
+            extra = f"; may change {when}" if when else ""
+            default = f"default {st.default!r}" + "".join(
+                f" ({over[name]!r} on {kind})" for kind, over in cls.defaults.items() if name in over and over[name] != st.default
+            )
+            lines.append(f"  {name:<14} {st.label}: {st.allowed()}, {default}{extra}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def save_samples(model, data, path: Path, n: int, seed: int) -> None:
@@ -169,6 +192,9 @@ def cmd_evaluate(args, parser) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "settings":  # a table for people, not JSON
+        print(settings_table([args.model] if args.model else list(FAMILIES)))
+        return 0
     configure_threads()
     commands = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}
     try:

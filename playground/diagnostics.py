@@ -59,7 +59,7 @@ from matplotlib.figure import Figure
 
 from . import sampling
 from .metrics import likelihood_metrics, model_mode_coverage
-from .models import A_MODEL, ConfigError
+from .models import ConfigError, a_model
 from .models.vae import kl_divergence
 from .trainer import holdout_split
 from .viz import GENERATED, PointsCanvas, figure_array, image_grid, plane_limit
@@ -98,7 +98,7 @@ def snapshot(trainer) -> tuple[torch.nn.Module, dict, int]:
 
 def _need_gan(model, what: str) -> None:
     if model.family != "gan":
-        raise ConfigError(f"{what} is for GANs; this model is {A_MODEL[model.family]}")
+        raise ConfigError(f"{what} is for GANs; this model is {a_model(model.family)}")
 
 
 def _need_points(model, what: str) -> None:
@@ -253,7 +253,7 @@ def vae_diagnostics(model, x: torch.Tensor) -> dict:
     collapsed     collapse is not None (all or most dimensions unused)
     """
     if model.family != "vae":
-        raise ConfigError(f"KL per dimension is for VAEs; this model is {A_MODEL[model.family]}")
+        raise ConfigError(f"KL per dimension is for VAEs; this model is {a_model(model.family)}")
     with _eval(model):
         mu, logvar = model.encode(x.to(_device(model)))
     kl_per_dim = kl_divergence(mu, logvar).mean(0).cpu().numpy()  # (latent,)

@@ -24,19 +24,10 @@ import pandas as pd
 from .checkpoint import load_trainer, save_checkpoint
 from .data import load_data
 from .files import remove_upload
-from .models import FAMILIES, ConfigError, default_config
+from .models import ConfigError, default_config, family_of
 from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
 
-# Which curves each family plots, in two panels: (panel title, series). The model classes say.
-CURVES = {name: cls.curves for name, (_, cls) in FAMILIES.items()}
-SERIES_NAMES = {
-    "d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
-    "recon": "reconstruction", "kl": "KL", "elbo": "ELBO",
-    "nll": "NLL", "bits_per_dim": "bits/dim", "log_pz": "log N(z)", "log_det": "log |det J|",
-    "loss": "loss", "loss_low_noise": "low noise (t ≤ T/3)", "loss_mid_noise": "middle",
-    "loss_high_noise": "high noise (t > 2T/3)",
-}  # fmt: skip
 FLOOR = "entropy floor (best possible)"
 MAX_CURVE_POINTS = 500  # per series sent to the browser on each update
 
@@ -247,7 +238,7 @@ def status_text(trainer: Trainer | None, rate: float = 0.0, state: str = "") -> 
     if rate:
         parts.append(f"{rate:,.0f} steps/s")
     for _, series in trainer.model.curves:  # the numbers its curves show, latest values
-        parts += [f"{SERIES_NAMES[k]} {last[k]:.3g}" for k in series if isinstance(last.get(k), float)][:3]
+        parts += [f"{trainer.model.series[k]} {last[k]:.3g}" for k in series if isinstance(last.get(k), float)][:3]
     return " · ".join(parts)
 
 
@@ -257,9 +248,10 @@ def curve_frames(trainer: Trainer | None, family: str) -> list[pd.DataFrame]:
     rows = trainer.history.rows if trainer is not None else []
     stride = max(1, math.ceil(len(rows) / MAX_CURVE_POINTS))
     rows = rows[::stride]
-    for _, series in CURVES[family]:
+    cls = family_of(family)
+    for _, series in cls.curves:
         records = [
-            {"step": r["step"], "value": r[s], "series": SERIES_NAMES[s]}
+            {"step": r["step"], "value": r[s], "series": cls.series[s]}
             for r in rows
             for s in series
             if s in r and math.isfinite(r[s])

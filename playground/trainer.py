@@ -209,9 +209,8 @@ class Trainer:
         train_idx, _ = holdout_split(len(data), self.config.holdout)
         self.x = data.x[train_idx].to(self.device).contiguous()
         self.batch_size = min(self.config.batch_size, self.x.shape[0])
-        pack = getattr(model.config, "pack", 1)
-        if self.batch_size < pack:
-            raise ConfigError(f"batch_size ({self.batch_size}) must be at least the PacGAN pack ({pack})")
+        if hasattr(model, "check_batch_size"):  # a family whose steps need a batch of some size
+            model.check_batch_size(self.batch_size)
         self.opts = model.make_optimizers()
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
         n_fixed = self.config.n_fixed or (1000 if data.kind == "points" else 64)

@@ -175,20 +175,19 @@ def test_train_continues_a_model_whose_hidden_settings_differ(url):
     assert step_of(c.predict(**GAN, api_name="/step")[0]) == 2
 
 
-def test_live_settings_reach_the_running_model():
+def test_live_settings_reach_the_running_model(train_tab):
     """lr, beta, sampling steps and eta change the session's model in place (no new model)."""
     from playground.session import Session, TrainSettings
-    from ui.train_tab import LIVE_FIELDS, TrainTab
 
-    assert LIVE_FIELDS == ("lr", "beta", "sample_steps", "eta")
+    assert train_tab.live_fields == ("lr", "beta", "sample_steps", "eta")
     s = Session()
     t, _ = s.prepare(TrainSettings(family="diffusion", data="ring8", model={"timesteps": 100, "hidden": 16}))
-    TrainTab.on_live(None, s, 2e-3, 1.0, 40.0, 0.0)  # beta is not a diffusion setting: ignored
+    train_tab.on_live(s, 2e-3, 1.0, 40.0, 0.0)  # beta is not a diffusion setting: ignored
     assert t.model.config.sample_steps == 40 and isinstance(t.model.config.sample_steps, int)
     assert t.model.config.eta == 0.0 and t.opts["eps"].param_groups[0]["lr"] == 2e-3
     assert s.prepare(TrainSettings(family="diffusion", data="ring8", model={"timesteps": 100, "hidden": 16, "sample_steps": 40, "eta": 0.0, "lr": 2e-3}))[0] is t
     with pytest.raises(Exception, match="sample_steps must be"):
-        TrainTab.on_live(None, s, 2e-3, 1.0, 5000.0, 0.0)
+        train_tab.on_live(s, 2e-3, 1.0, 5000.0, 0.0)
     assert t.model.config.sample_steps == 40  # a bad value leaves the model as it was
 
 
@@ -201,6 +200,7 @@ def train_tab():
 
 def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colours(train_tab):
     from playground.session import Session, TrainSettings
+    from playground.models import GAN, Flow
     from ui.train_tab import series_colors
 
     s = Session()
@@ -210,8 +210,8 @@ def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colour
     assert train_tab.picture(t, view, training=True) is first  # within 4x its drawing time: reused
     assert train_tab.picture(t, view, training=True, live=True) == gr.skip()  # in a stream: not re-sent
     assert train_tab.picture(t, view, training=False) is not first  # a step by hand: always fresh
-    assert series_colors(("nll",), floor=True) == {"NLL": "#1f77b4", "entropy floor (best possible)": "#888888"}
-    assert list(series_colors(("d_loss", "g_loss"))) == ["D loss", "G loss"]
+    assert series_colors(("nll",), Flow.series, floor=True) == {"NLL": "#1f77b4", "entropy floor (best possible)": "#888888"}
+    assert list(series_colors(("d_loss", "g_loss"), GAN.series)) == ["D loss", "G loss"]
 
 
 def test_a_streams_frames_send_only_what_changed(train_tab, monkeypatch):

@@ -128,3 +128,16 @@ def test_python_dash_m_entry_point(tmp_path):
     assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 5
     bad = subprocess.run([sys.executable, "-m", "playground", "evaluate", str(tmp_path / "nope.safetensors")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_settings_lists_what_set_takes_from_the_declarations(capsys):
+    from playground.models import settings_for
+
+    code, out, _ = _run(["settings", "--model", "diffusion"], capsys)
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    assert listed == list(settings_for("diffusion"))  # every declared setting, in order
+    assert "sample_steps" in out and "an integer from 0 to 1000, default 250; may change live, at sample time" in out
+    assert "hidden" in out and "default 256 (1024 on images)" in out  # the images' default beside it
+    code, out, _ = _run(["settings"], capsys)
+    assert code == 0 and all(f"{f} (" in out for f in ("gan", "vae", "flow", "autoregressive", "diffusion"))

@@ -65,7 +65,7 @@ def test_learning_rate_and_beta_change_mid_run(digits):
     t.set(lr=1e-4, beta=2.0)
     assert all(g["lr"] == 1e-4 for o in t.opts.values() for g in o.param_groups)
     assert t.step()["beta"] == 2.0
-    with pytest.raises(ConfigError, match="from 0.0 to 100.0"):
+    with pytest.raises(ConfigError, match="from 0.0 to 20.0"):
         t.set(beta=-1)
     with pytest.raises(ConfigError, match="cannot change while training"):
         t.set(latent_dim=3)

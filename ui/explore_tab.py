@@ -31,7 +31,7 @@ from playground.explore import (
     traversal,
 )
 from playground.files import prune
-from playground.models import A_MODEL, ConfigError
+from playground.models import ConfigError, a_model
 from playground.session import Session
 from playground.viz import figure_array, latent_scatter
 
@@ -267,7 +267,7 @@ class ExploreTab:
     def describe(ex: Explorer) -> str:
         c = ex.card
         data = c.data.name if c.data is not None else c.meta.get("data", {}).get("spec", "unknown data")
-        lines = [f"**{c.name}**: {A_MODEL[c.family]} on `{Path(str(data)).name}`, {c.latent_dim}-D latent, {c.meta.get('step', 0):,} steps."]
+        lines = [f"**{c.name}**: {a_model(c.family)} on `{Path(str(data)).name}`, {c.latent_dim}-D latent, {c.meta.get('step', 0):,} steps."]
         if c.family == "vae":
             shown = min(N_SLIDERS, c.latent_dim)
             note = "ordered by average KL, most used first" if c.data is not None else "in their own order (the data is not at hand to rank them)"

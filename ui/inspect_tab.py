@@ -22,7 +22,7 @@ from playground.explore import ModelCard, card_from_checkpoint
 from playground.diagnostics import (
     BITS, FLOOR, NLL_POINTS, NOISE_SERIES, Inspector, describe_collapse, describe_modes, describe_nll, snapshot,
 )  # fmt: skip
-from playground.models import A_MODEL, ConfigError
+from playground.models import ConfigError, a_model
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
@@ -84,7 +84,6 @@ CURVE_COLORS = {
     NOISE_SERIES["loss"]: "#212121", NOISE_SERIES["loss_low_noise"]: "#2e7d32",
     NOISE_SERIES["loss_mid_noise"]: "#1565c0", NOISE_SERIES["loss_high_noise"]: "#f57c00",
 }  # fmt: skip
-ARTICLES = A_MODEL
 EMPTY_LEARN = "### Learn\nTrain a model in the **Train** tab, or start a lesson above: the objective and the training procedure appear here, term by term."
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 
@@ -272,7 +271,7 @@ class InspectTab:
         others hidden and left as they were."""
         family = v["family"]
         state = "training" if running else "idle"
-        what = ARTICLES.get(family, f"a {family}")
+        what = a_model(family)
         status = f"Inspecting **{name}**: {what} on `{data.name}` · step **{v['step']:,}** · {state}"
         partial = bool(v.get("phases"))  # D and G steps: the GAN's
         out = {
@@ -350,7 +349,7 @@ class InspectTab:
                 raise gr.Error("There is no model to step yet: start a lesson, or set one up in the Train tab.")
             try:
                 if phase is not None and phase not in t.model.phases:
-                    what = ARTICLES.get(t.model.family, f"a {t.model.family}")
+                    what = a_model(t.model.family)
                     raise ConfigError(f"D and G steps are for GANs; {what} trains in one step: use Whole step")
                 if t.running:
                     t.pause()  # stepping by hand pauses a running training, as in the Train tab

@@ -14,8 +14,8 @@ from pathlib import Path
 import gradio as gr
 
 from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
-from playground.models import FAMILIES, ConfigError, default_config
-from playground.session import CURVES, FLOOR, SERIES_NAMES, Session, TrainSettings, curve_frames, status_text
+from playground.models import FAMILIES, ConfigError, Setting, default_config, family_of, settings_for
+from playground.session import FLOOR, Session, TrainSettings, curve_frames, status_text
 from playground.trainer import TrainingDiverged
 from playground.viz import PointsCanvas, plane_limit, samples_picture
 
@@ -24,29 +24,81 @@ from .common import USER_ERRORS, plot_series, png_file, session_dir
 from .streaming import queued, stream
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
-
-# The controls of each family, by config name (the tab shows these; the rest keep their defaults).
-FIELDS = {
-    "gan": ("arch", "latent_dim", "hidden", "loss", "d_steps", "pack", "spectral_norm", "r1", "ema", "lr"),
-    "vae": ("arch", "latent_dim", "hidden", "likelihood", "beta", "kl_warmup", "lr"),
-    "flow": ("coupling", "blocks", "hidden", "depth", "lr"),
-    "autoregressive": ("hidden", "layers", "lr"),
-    "diffusion": ("arch", "timesteps", "schedule", "hidden", "layers", "sample_steps", "eta", "ema", "lr"),
-}
-ALL_FIELDS = sorted({k for fields in FIELDS.values() for k in fields})
-INT_FIELDS = ("latent_dim", "hidden", "d_steps", "pack", "kl_warmup", "blocks", "depth", "layers", "timesteps", "sample_steps")
-LIVE_FIELDS = ("lr", "beta", "sample_steps", "eta")  # sent to a running training as they change
-ARCHS = {"gan": ["mlp", "dcgan"], "vae": ["mlp", "conv"], "diffusion": ["mlp", "conv"]}
-FAMILY_CHOICES = [("GAN", "gan"), ("VAE", "vae"), ("Flow", "flow"), ("Autoregressive", "autoregressive"), ("Diffusion", "diffusion")]
-IMAGES_ONLY = ("autoregressive",)  # families that model images only: picking one switches the data
-ROW_KEYS = (  # the settings in each row of the left column, top to bottom: a row shows if one does
-    ("latent_dim", "hidden"), ("coupling", "blocks", "depth", "layers"), ("loss", "d_steps"), ("pack", "r1"),
-    ("spectral_norm", "ema"), ("likelihood", "kl_warmup"), ("timesteps", "schedule"), ("sample_steps", "eta"),
-)
+DEFAULT_FAMILY, DEFAULT_DATA = "gan", "ring8"  # what the tab shows first
+TRAINING_ROW, ARCH_ROW = "training", "arch"  # rows that also hold the tab's own controls
 REPORT_EVERY = 0.3  # seconds between live updates (each sends only the outputs that changed)
 LEAN_FRAMES = True  # False: a stream's frames re-send every output (the benchmark's reference)
 CURVES_EVERY = 1.0  # seconds between the curves' live updates (times the pool's crowding): the
 # server's costliest output, and a run in a crowded pool steps that many times slower
+
+
+# -- the controls, from the families' declared settings ------------------------------------------
+def shown(family: str) -> dict[str, Setting]:
+    """The settings of a family that the tab shows, by name, in the family's order."""
+    return {k: s for k, s in settings_for(family).items() if s.shown}
+
+
+def controls() -> dict[str, Setting]:
+    """One control per setting name any family shows: the first family's declaration of it
+    builds the control, and each family's own declaration updates it when it is picked. Raises
+    when two families give one name different kinds of control (one component cannot be both)."""
+    out: dict[str, Setting] = {}
+    for family in FAMILIES:
+        for k, s in shown(family).items():
+            if k in out and out[k].widget != s.widget:
+                raise TypeError(f"setting {k!r} is a {out[k].widget} in one family and a {s.widget} in {family}: give it another name")
+            out.setdefault(k, s)
+    return out
+
+
+def rows() -> dict[str, list[str]]:
+    """The tab's rows of settings, top to bottom, by row name: the architecture's first, the
+    training's (lr, batch size, seed) last, the others in the order the families declare them."""
+    out: dict[str, list[str]] = {ARCH_ROW: []}
+    for family in FAMILIES:
+        for k, s in shown(family).items():
+            if not any(k in r for r in out.values()):
+                out.setdefault(s.row or k, []).append(k)
+    out[TRAINING_ROW] = out.pop(TRAINING_ROW, [])
+    return out
+
+
+def live_fields() -> tuple[str, ...]:
+    """The settings sent to a running training as they change (live in some family)."""
+    return tuple(dict.fromkeys(k for f in FAMILIES for k, s in settings_for(f).items() if s.live and s.shown))
+
+
+def images_only(family: str) -> bool:
+    return "points" not in family_of(family).data_kinds
+
+
+def label_of(s: Setting) -> str:
+    """The label, saying when a change reaches a running training ("β (KL weight; live)")."""
+    if not s.live:
+        return s.label
+    return f"{s.label[:-1]}; live)" if s.label.endswith(")") else f"{s.label} (live)"
+
+
+def info_of(s: Setting) -> str:
+    """The line under a control: its help, or a number box's allowed range ("" clears it)."""
+    if s.help:
+        return s.help
+    return f"{s.lo:g} to {s.hi:g}" if s.widget == "number" else ""
+
+
+def control_props(s: Setting, value, points: bool) -> dict:
+    """The properties of a control that show this family's declaration of a setting."""
+    props = dict(label=label_of(s), info=info_of(s), value=value)
+    if s.widget == "slider":
+        props.update(minimum=s.lo, maximum=s.hi, step=s.step)
+    elif s.widget == "radio":
+        props["choices"] = list(s.choices_for(points))
+    return props
+
+
+def make_control(s: Setting, value, points: bool, visible: bool) -> gr.components.Component:
+    kind = {"slider": gr.Slider, "number": gr.Number, "radio": gr.Radio, "checkbox": gr.Checkbox}[s.widget]
+    return kind(elem_id=s.name, visible=visible, **control_props(s, value, points))
 
 
 def data_choices() -> list[tuple[str, str]]:
@@ -69,10 +121,7 @@ def settings_from(v: dict) -> TrainSettings:
         if not v.get("upload"):
             raise DataError("choose a file to upload first (.zip or folder of images, .npz, or a .csv of x,y points)")
         data = v["upload"]
-    model = {k: v[k] for k in FIELDS[family]}
-    for k in INT_FIELDS:
-        if k in model and model[k] is not None:
-            model[k] = _int(k, model[k])
+    model = {k: v[k] for k in shown(family)}
     return TrainSettings(
         family=family, data=data, image_size=_int("image size", v["image_size"]),
         batch_size=_int("batch size", v["batch_size"]), seed=_int("seed", v["seed"]), model=model,
@@ -88,23 +137,25 @@ def _int(name, value) -> int:
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
 
-def series_colors(series, floor: bool = False) -> dict[str, str]:
-    """A colour for each curve of a panel, given with every update: a LinePlot otherwise keeps
-    the legend of the first family it showed, and draws nothing for another family's series."""
-    colors = {SERIES_NAMES[k]: c for k, c in zip(series, PALETTE)}
-    if floor and "nll" in series:
+def series_colors(parts, series: dict[str, str], floor: bool = False) -> dict[str, str]:
+    """A colour for each curve of a panel (`parts`, named in the legend by `series`), given with
+    every update: a LinePlot otherwise keeps the legend of the first family it showed, and draws
+    nothing for another family's series."""
+    colors = {series[k]: c for k, c in zip(parts, PALETTE)}
+    if floor and "nll" in parts:
         colors[FLOOR] = "#888888"
     return colors
 
 
 def defaults_for(family: str, points: bool) -> dict:
-    cfg = default_config(family, (2,) if points and family not in IMAGES_ONLY else (1, 28, 28)).to_dict()
-    return {k: cfg[k] for k in FIELDS[family]}
+    """The values of a family's shown settings for points (when it models them) or images."""
+    cfg = default_config(family, (2,) if points and not images_only(family) else (1, 28, 28)).to_dict()
+    return {k: cfg[k] for k in shown(family)}
 
 
 def phases(family: str) -> tuple[str, ...]:
     """The partial steps a family has (a GAN's D and G steps): the tab shows their buttons."""
-    return FAMILIES[family][1].phases
+    return family_of(family).phases
 
 
 def with_names(fn, names: list[str]):
@@ -140,60 +191,26 @@ class TrainTab:
     # -- layout ----------------------------------------------------------------------------------
     def build(self):
         c: dict[str, gr.components.Component] = {}
-        d = {k: v for fam in ("diffusion", "flow", "autoregressive", "vae", "gan") for k, v in defaults_for(fam, True).items()}
-        shown = set(FIELDS["gan"])  # the first view: a GAN on ring8
-
-        def field(k):  # visible when the first family (a GAN) has it
-            return dict(visible=k in shown, value=d[k])
-
+        self.controls, self.rows = controls(), rows()
+        self.live_fields = live_fields()
+        first = defaults_for(DEFAULT_FAMILY, points=True)
+        fallback = {k: v for f in reversed(FAMILIES) for k, v in defaults_for(f, True).items()}
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
-                c["family"] = gr.Radio(FAMILY_CHOICES, value="gan", label="Model family", elem_id="family")
-                c["data"] = gr.Dropdown(data_choices(), value="ring8", label="Data", elem_id="data")
+                family_choices = [(cls.label, name) for name, cls in FAMILIES.items()]
+                c["family"] = gr.Radio(family_choices, value=DEFAULT_FAMILY, label="Model family", elem_id="family")
+                c["data"] = gr.Dropdown(data_choices(), value=DEFAULT_DATA, label="Data", elem_id="data")
                 c["upload"] = gr.File(label="Your data: .zip of images, .npz (x: uint8 N×H×W[×C]), or .csv of x,y", file_types=[".zip", ".npz", ".csv"], type="filepath", visible=False, elem_id="upload")
-                with gr.Row() as self.arch_row:  # hidden when neither is shown (a flow on points)
-                    c["arch"] = gr.Dropdown(["mlp"], label="Architecture", elem_id="arch", **field("arch"))
-                    c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
-                self.knob_rows: list[gr.Row] = []  # rows of family settings: hidden when none is shown
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[0]))) as row:
-                    self.knob_rows.append(row)
-                    c["latent_dim"] = gr.Slider(1, 64, step=1, label="Latent dimensions", **field("latent_dim"))
-                    c["hidden"] = gr.Slider(16, 1024, step=4, label="Hidden width", **field("hidden"))
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[1]))) as row:
-                    self.knob_rows.append(row)
-                    c["coupling"] = gr.Radio(["spline", "affine"], label="Coupling", info="affine: RealNVP's x·exp(s)+t; spline: monotone rational-quadratic", **field("coupling"))
-                    c["blocks"] = gr.Slider(1, 32, step=1, label="Coupling blocks", info="ActNorm, mixing, coupling", **field("blocks"))
-                    c["depth"] = gr.Slider(1, 6, step=1, label="Layers in each coupling net", **field("depth"))
-                    c["layers"] = gr.Slider(1, 8, step=1, label="Hidden layers / blocks", **field("layers"))
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[2]))) as row:
-                    self.knob_rows.append(row)
-                    c["loss"] = gr.Radio(["non-saturating", "minimax"], label="Generator loss", info="minimax is V(D,G) as written; it saturates", **field("loss"))
-                    c["d_steps"] = gr.Slider(1, 5, step=1, label="D steps per G step (k)", **field("d_steps"))
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[3]))) as row:
-                    self.knob_rows.append(row)
-                    c["pack"] = gr.Slider(1, 8, step=1, label="PacGAN packing", info="D judges m samples at once", **field("pack"))
-                    c["r1"] = gr.Number(minimum=0, maximum=1000, label="R1 penalty γ", **field("r1"))
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[4]))) as row:
-                    self.knob_rows.append(row)
-                    c["spectral_norm"] = gr.Checkbox(label="Spectral norm in D", **field("spectral_norm"))
-                    c["ema"] = gr.Slider(0, 0.999, step=0.001, label="Weight averaging (EMA) for sampling", **field("ema"))
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[5]))) as row:
-                    self.knob_rows.append(row)
-                    c["likelihood"] = gr.Radio(["bernoulli", "gaussian"], label="Likelihood p(x|z)", **field("likelihood"))
-                    c["kl_warmup"] = gr.Number(minimum=0, label="KL warm-up steps", **field("kl_warmup"))
-                c["beta"] = gr.Slider(0, 10, step=0.1, label="β (KL weight; live)", elem_id="beta", **field("beta"))
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[6]))) as row:
-                    self.knob_rows.append(row)
-                    c["timesteps"] = gr.Slider(100, 1000, step=50, label="Diffusion steps T", info="thin 2-D data needs ≥ 250", **field("timesteps"))
-                    c["schedule"] = gr.Radio(["linear", "cosine"], label="Noise schedule", **field("schedule"))
-                with gr.Row(visible=bool(shown & set(ROW_KEYS[7]))) as row:
-                    self.knob_rows.append(row)
-                    c["sample_steps"] = gr.Slider(0, 1000, step=10, label="Sampling steps (≤ T, 0 = all; live)", elem_id="sample_steps", **field("sample_steps"))
-                    c["eta"] = gr.Slider(0, 1, step=0.1, label="η: 1 = DDPM noise, 0 = DDIM (live)", elem_id="eta", **field("eta"))
-                with gr.Row():
-                    c["lr"] = gr.Number(label="Learning rate (live)", info="1e-6 to 1", elem_id="lr", **field("lr"))
-                    c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
-                    c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                self.knob_rows: dict[str, gr.Row] = {}  # rows of settings: hidden when none is shown
+                for row, names in self.rows.items():
+                    with gr.Row(visible=row == TRAINING_ROW or any(k in first for k in names)) as self.knob_rows[row]:
+                        for k in names:
+                            c[k] = make_control(self.controls[k], first.get(k, fallback[k]), points=True, visible=k in first)
+                        if row == ARCH_ROW:
+                            c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
+                        if row == TRAINING_ROW:
+                            c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
+                            c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             with gr.Column(scale=2, min_width=400):
                 with gr.Row():
                     self.train_btn = gr.Button("▶ Train", variant="primary", elem_id="train")
@@ -210,7 +227,7 @@ class TrainTab:
                 with gr.Row():
                     self.samples = gr.Image(label="Samples", format="png", type="numpy", interactive=False, elem_id="samples", elem_classes=["pixelated"], height=420)
                     with gr.Column():
-                        (t1, _), (t2, _) = CURVES["gan"]
+                        (t1, _), (t2, _) = family_of(DEFAULT_FAMILY).curves
                         self.curve1 = gr.LinePlot(x="step", y="value", color="series", title=t1, height=200, elem_id="curve1")
                         self.curve2 = gr.LinePlot(x="step", y="value", color="series", title=t2, height=200, elem_id="curve2")
                 with gr.Accordion("Save or load a checkpoint", open=False):
@@ -229,8 +246,8 @@ class TrainTab:
         self.names = list(c)
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
         self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
-        self.knobs = [k for k in ALL_FIELDS if k != "arch"]  # arch has its own update (its choices)
-        family_outputs = [c["data"], c["arch"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], self.arch_row, *self.knob_rows]
+        self.knobs = list(self.controls)
+        family_outputs = [c["data"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
@@ -247,10 +264,10 @@ class TrainTab:
         self.reset_btn.click(self.on_reset, S, self.outputs, api_name="reset", cancels=[self.train_event], concurrency_limit=None)
         for btn, phase, name in ((self.step_btn, "step", "step"), (self.d_btn, "d", "d_step"), (self.g_btn, "g", "g_step"), (self.dg_btn, "dg", "dg_step")):
             btn.click(with_names(self.stepper(phase), self.names), settings_inputs, self.outputs, api_name=name, concurrency_id="step", concurrency_limit=4)
-        for k in LIVE_FIELDS:
-            c[k].input(self.on_live, [S, *[c[f] for f in LIVE_FIELDS]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+        for k in self.live_fields:
+            c[k].input(self.on_live, [S, *[c[f] for f in self.live_fields]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         self.save_btn.click(self.on_save, [S, self.ckpt_name, self.share], [self.download, self.status], api_name="save")
-        self.loaded_controls = ["family", "data", "arch", "image_size", "batch_size", "seed", *self.knobs]
+        self.loaded_controls = ["family", "data", "image_size", "batch_size", "seed", *self.knobs]
         self.load_file.upload(
             self.on_load, [S, self.load_file],
             [*self.outputs, *self.settings_outputs()], api_name="load",
@@ -263,30 +280,41 @@ class TrainTab:
     def on_upload_data(family, upload):
         """An upload selects itself as the data, unless it is points for an images-only family
         (on_family_or_data has switched that to digits and said so)."""
-        return "digits" if family in IMAGES_ONLY and _is_points(UPLOAD, upload) else UPLOAD
+        return "digits" if images_only(family) and _is_points(UPLOAD, upload) else UPLOAD
 
     def on_family_or_data(self, family, data, upload):
-        if family in IMAGES_ONLY and _is_points(data, upload):
+        if images_only(family) and _is_points(data, upload):
             data = "digits"  # this family models images only: show it on the shipped digits
-            gr.Info(f"{dict((v, k) for k, v in FAMILY_CHOICES)[family]} models are for images: switched the data to digits.")
+            gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
-        d = defaults_for(family, points)
-        arch_choices = ARCHS.get(family, ["mlp"]) if not points else ["mlp"]
-        updates = [
-            gr.Dropdown(value=data),
-            gr.Dropdown(choices=arch_choices, value=d.get("arch", "mlp") if d.get("arch") in arch_choices else "mlp", visible="arch" in d),
-            gr.Dropdown(visible=not points),
-            gr.File(visible=data == UPLOAD),
-            *[gr.update(visible=bool(phases(family))) for _ in self.phase_btns],
-        ]
-        updates += [gr.update(value=d[k], visible=True) if k in d else gr.update(visible=False) for k in self.knobs]
+        updates = [gr.Dropdown(value=data), gr.Dropdown(visible=not points), gr.File(visible=data == UPLOAD)]
+        updates += [gr.update(visible=bool(phases(family))) for _ in self.phase_btns]
+        return updates + self.control_updates(family, points, defaults_for(family, points))
+
+    def control_updates(self, family: str, points: bool, values: dict) -> list:
+        """Updates that show a family's controls with these values (its declarations' labels,
+        ranges and choices; the other families' controls hidden), then its rows."""
+        mine = shown(family)
+        updates = []
+        for k in self.knobs:
+            if k not in mine:
+                updates.append(gr.update(visible=False))
+                continue
+            value = values.get(k, mine[k].default)
+            choices = mine[k].choices_for(points)
+            if choices and value not in choices:
+                value = choices[0]  # the data's kind allows fewer (an MLP on points)
+            updates.append(gr.update(visible=True, **control_props(mine[k], value, points)))
         return updates + self.row_updates(family, points)
 
-    @staticmethod
-    def row_updates(family: str, points: bool) -> list:
-        """Rows of settings show when one of theirs does (the first: architecture, image side)."""
-        first = gr.Row(visible="arch" in FIELDS[family] or not points)
-        return [first, *[gr.Row(visible=any(k in FIELDS[family] for k in keys)) for keys in ROW_KEYS]]
+    def row_updates(self, family: str, points: bool) -> list:
+        """Rows of settings show when one of theirs does (the first also holds the image side,
+        the last the batch size and seed)."""
+        mine = shown(family)
+        visible = {row: any(k in mine for k in names) for row, names in self.rows.items()}
+        visible[ARCH_ROW] = visible[ARCH_ROW] or not points
+        visible[TRAINING_ROW] = True
+        return [gr.Row(visible=visible[row]) for row in self.rows]
 
     # The training stream ---------------------------------------------------------------------
     def settings(self, session: Session, values: tuple) -> TrainSettings:
@@ -298,7 +326,7 @@ class TrainTab:
         settings = settings_from(v)
         t = session.trainer
         if t is not None and t.model.family == settings.family and t.data_args == settings.data_args():
-            hidden = {k: v for k, v in t.model.config.to_dict().items() if k not in FIELDS[settings.family] and k != "data_shape"}
+            hidden = {k: v for k, v in t.model.config.to_dict().items() if k not in shown(settings.family) and k != "data_shape"}
             settings.model = {**hidden, **settings.model}
         return settings
 
@@ -353,9 +381,9 @@ class TrainTab:
         those it sent last goes as its data alone (rebuilding the component costs the server
         more than the data)."""
         f1, f2 = curve_frames(t, t.model.family)
-        (t1, s1), (t2, s2) = CURVES[t.model.family]
-        c1 = plot_series(session.views, "train1").color_map(f1, series_colors(s1, floor=t.data.entropy is not None))
-        c2 = plot_series(session.views, "train2").color_map(f2, series_colors(s2))
+        (t1, s1), (t2, s2) = t.model.curves
+        c1 = plot_series(session.views, "train1").color_map(f1, series_colors(s1, t.model.series, floor=t.data.entropy is not None))
+        c2 = plot_series(session.views, "train2").color_map(f2, series_colors(s2, t.model.series))
         props = (t1, c1, t2, c2)
         if view is not None and view.get("plot_props") == props:
             return f1, f2
@@ -381,7 +409,7 @@ class TrainTab:
         return pic
 
     def empty(self):
-        f1, f2 = curve_frames(None, "gan")
+        f1, f2 = curve_frames(None, DEFAULT_FAMILY)
         return status_text(None), None, f1, f2
 
     def on_pause(self, session: Session):
@@ -429,8 +457,9 @@ class TrainTab:
         t = session.trainer
         if t is None:
             return
-        values = {k: (int(x) if k in INT_FIELDS else float(x)) for k, x in zip(LIVE_FIELDS, live) if x is not None}
+        values = dict(zip(self.live_fields, live))
         try:
+            values = {k: settings_for(t.model.family)[k].check(x) for k, x in values.items() if x is not None and k in settings_for(t.model.family)}
             t.set(**{k: x for k, x in values.items() if k in t.model.live_params})
             if session.settings is not None:
                 session.settings.model.update({k: x for k, x in values.items() if k in session.settings.model})
@@ -466,22 +495,16 @@ class TrainTab:
     # -- showing settings made elsewhere (a checkpoint, a lesson) ------------------------------
     def settings_outputs(self) -> list:
         """The components settings_updates() changes, in its order."""
-        return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls], self.arch_row, *self.knob_rows]
+        return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls], *self.knob_rows.values()]
 
     def settings_updates(self, st: TrainSettings) -> list:
         """Updates that make the controls show these settings: values, and which controls the
         family has."""
-        family = st.family
         builtin = st.data in BUILTIN_POINTS + BUILTIN_IMAGES
         points = st.data in BUILTIN_POINTS or (not builtin and Path(str(st.data)).suffix.lower() == ".csv")
-        values = {
-            "family": family, "data": st.data if builtin else UPLOAD, "image_size": st.image_size,
-            "batch_size": st.batch_size, "seed": st.seed, **st.model,
-        }  # fmt: skip
-        shown = {"family", "data", "batch_size", "seed", *FIELDS[family]}
-        controls = [gr.update(value=values.get(k), visible=True) if k in shown else gr.update(visible=False) for k in self.loaded_controls]
-        controls[self.loaded_controls.index("image_size")] = gr.update(value=st.image_size, visible=not points)
-        if "arch" in shown:
-            choices = ["mlp"] if points else ARCHS[family]
-            controls[self.loaded_controls.index("arch")] = gr.update(choices=choices, value=values["arch"], visible=True)
-        return [*[gr.update(visible=bool(phases(family))) for _ in self.phase_btns], *controls, *self.row_updates(family, points)]
+        own = [
+            gr.update(value=st.family), gr.update(value=st.data if builtin else UPLOAD),
+            gr.update(value=st.image_size, visible=not points), gr.update(value=st.batch_size), gr.update(value=st.seed),
+        ]  # fmt: skip
+        values = {**defaults_for(st.family, points), **st.model}
+        return [*[gr.update(visible=bool(phases(st.family))) for _ in self.phase_btns], *own, *self.control_updates(st.family, points, values)]

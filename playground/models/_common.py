@@ -1,6 +1,24 @@
-"""Small pieces every model family shares: config validation and the optimizer factory."""
+"""Small pieces every model family shares: declared settings, their validation, and the
+optimizer factory.
+
+A family's config is a dataclass whose fields are declared with `setting()`: the default and
+every fact about the setting that anything outside the family needs, in one place::
+
+    hidden: int = setting(256, "Hidden width", lo=4, hi=2048, step=4, row="size")
+
+From that declaration come the config's validation (`validate`), the CLI's `--set` help, and
+the Train tab's control (a slider when there is a `step`, a number box otherwise, a radio for
+a `Literal` choice, a checkbox for a bool) and its row. Nothing else lists a family's settings.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -9,19 +27,127 @@ class ConfigError(ValueError):
     """A model or training setting is out of range; the message says what is allowed."""
 
 
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+@dataclass(frozen=True)
+class Setting:
+    """Everything known about one setting of a family's config (see `setting()`)."""
+
+    name: str
+    kind: type  # int, float, bool or str
+    default: object
+    label: str  # how the app names it
+    lo: float | None = None  # the allowed range (numbers)
+    hi: float | None = None
+    choices: tuple = ()  # the allowed values (from the field's Literal annotation)
+    step: float | None = None  # the Train tab's slider step; None: a number box
+    live: bool = False  # may change while a training runs
+    sample: bool = False  # may change at sample time, after training
+    help: str = ""  # one line shown under the control
+    shown: bool = True  # on the Train tab (every setting is reachable from the CLI and the API)
+    row: str = ""  # the Train tab's row it sits in (settings of one row sit side by side)
+    points: tuple | None = None  # the choices that work on 2-D points, when fewer than all
+
+    @property
+    def widget(self) -> str:
+        """"radio", "checkbox", "slider" or "number"."""
+        if self.choices:
+            return "radio"
+        if self.kind is bool:
+            return "checkbox"
+        return "slider" if self.step is not None else "number"
+
+    def choices_for(self, points: bool) -> tuple:
+        return self.points if points and self.points is not None else self.choices
+
+    def allowed(self) -> str:
+        """What values are allowed, in words (for messages and the CLI's help)."""
+        if self.choices:
+            return "one of " + ", ".join(map(repr, self.choices))
+        if self.kind is bool:
+            return "true or false"
+        what = "an integer" if self.kind is int else "a number"
+        return f"{what} from {self.lo} to {self.hi}"
+
+    def check(self, value):
+        """The value, converted to this setting's kind (3.0 -> 3 for an integer); a ConfigError
+        that says what is allowed when it is not."""
+        if self.choices:
+            if value not in self.choices:
+                raise ConfigError(f"{self.name} must be {self.allowed()}; got {value!r}")
+            return value
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.name} must be true or false; got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{self.name} must be {self.allowed()}; got {value!r}")
+        if self.kind is int:
+            if not float(value).is_integer():
+                raise ConfigError(f"{self.name} must be a whole number; got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        if not (self.lo <= value <= self.hi):
+            raise ConfigError(f"{self.name} must be {self.allowed()}; got {value!r}")
+        return value
+
+
+_FACTS = {f.name for f in dataclasses.fields(Setting)} - {"name", "kind", "default", "label", "choices"}
+
+
+def setting(default, label: str, **facts):
+    """A config field with its facts (see `Setting`): `lo` and `hi` for numbers, `step` for a
+    slider, `live`, `sample`, `help`, `shown`, `row`, `points`. Kind and choices come from the
+    field's annotation."""
+    unknown = set(facts) - _FACTS
+    if unknown:
+        raise TypeError(f"setting() got unknown facts {sorted(unknown)}; known: {sorted(_FACTS)}")
+    return dataclasses.field(default=default, metadata={"setting": dict(label=label, **facts)})
+
+
+def _kind(hint) -> tuple[type, tuple]:
+    if typing.get_origin(hint) is Literal:
+        return str, typing.get_args(hint)
+    if hint in (int, float, bool, str):
+        return hint, ()
+    raise TypeError(f"a setting must be an int, float, bool or Literal[...]; got {hint!r}")
+
+
+@functools.cache
+def settings_of(config_cls: type) -> dict[str, Setting]:
+    """The declared settings of a config class, in field order (fields without `setting()`,
+    such as data_shape, are not settings)."""
+    hints = typing.get_type_hints(config_cls)
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        if "setting" not in f.metadata:
+            continue
+        kind, choices = _kind(hints[f.name])
+        facts = dict(f.metadata["setting"])
+        if kind in (int, float) and (facts.get("lo") is None or facts.get("hi") is None):
+            raise TypeError(f"{config_cls.__name__}.{f.name}: a number setting needs lo and hi")
+        out[f.name] = Setting(name=f.name, kind=kind, default=f.default, choices=choices, **facts)
+    return types.MappingProxyType(out)
+
+
+def validate(config) -> None:
+    """Check every declared setting of a config instance, converting values in place (an
+    integer setting given 3.0 becomes 3); the first bad one raises a ConfigError."""
+    for name, s in settings_of(type(config)).items():
+        setattr(config, name, s.check(getattr(config, name)))
+
+
+def live_settings(config_cls: type) -> tuple[str, ...]:
+    return tuple(n for n, s in settings_of(config_cls).items() if s.live)
+
+
+def sample_settings(config_cls: type) -> tuple[str, ...]:
+    return tuple(n for n, s in settings_of(config_cls).items() if s.sample)
 
 
 def check_range(name: str, value, lo, hi) -> None:
+    """For settings that are not a config's (a training's batch size, seed...)."""
     kind = int if isinstance(lo, int) and isinstance(hi, int) else float
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        ok = ok and float(value).is_integer()
-    if not ok or not (lo <= value <= hi):
-        what = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{name} must be {what} from {lo} to {hi}; got {value!r}")
+    Setting(name=name, kind=kind, default=None, label=name, lo=lo, hi=hi).check(value)
 
 
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:

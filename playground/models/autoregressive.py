@@ -31,22 +31,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, check_range, make_adam
+from ._common import ConfigError, live_settings, make_adam, setting, validate
 from .vae import BernoulliNLL
 
 
 @dataclass
 class ARConfig:
     data_shape: tuple[int, ...] = (1, 28, 28)  # images only
-    hidden: int = 500  # MADE's binarized-MNIST setting: one hidden layer of 500 units
-    layers: int = 1
-    direct: bool = True  # a masked direct input -> output connection (MADE section 3.4 notes it helps)
-    threshold: float = 0.5  # pixels above it are 1
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-
-    CHOICES: ClassVar[dict] = {}
+    hidden: int = setting(500, "Hidden width", lo=4, hi=2048, step=4, row="size")  # MADE's binarized-MNIST setting: one hidden layer of 500 units
+    layers: int = setting(1, "Hidden layers", lo=1, hi=4, step=1, row="depth")
+    # a masked direct input -> output connection (MADE section 3.4 notes it helps)
+    direct: bool = setting(True, "Direct input → output connection", shown=False)
+    threshold: float = setting(0.5, "Binarisation threshold", lo=0.0, hi=1.0, shown=False)  # pixels above it are 1
+    lr: float = setting(1e-3, "Learning rate", lo=1e-6, hi=1.0, live=True, help="1e-6 to 1", row="training")
+    beta1: float = setting(0.9, "Adam β1", lo=0.0, hi=0.999, shown=False)
+    beta2: float = setting(0.999, "Adam β2", lo=0.0, hi=0.9999, shown=False)
 
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
@@ -55,12 +54,7 @@ class ARConfig:
                 "the autoregressive model (MADE) is for images (binarized pixels); for 2-D points "
                 "choose a flow, a diffusion model, a GAN or a VAE"
             )
-        check_range("hidden", self.hidden, 4, 4096)
-        check_range("layers", self.layers, 1, 4)
-        check_range("threshold", self.threshold, 0.0, 1.0)
-        check_range("lr", self.lr, 1e-6, 1.0)
-        check_range("beta1", self.beta1, 0.0, 0.999)
-        check_range("beta2", self.beta2, 0.0, 0.9999)
+        validate(self)
         if math.prod(self.data_shape) > 64 * 64:
             raise ConfigError(f"MADE is for small images (at most 64x64 pixels in all); got {self.data_shape}")
 
@@ -99,8 +93,14 @@ def made_masks(dim: int, hidden: int, layers: int) -> tuple[list[torch.Tensor], 
 
 class MADE(nn.Module):
     family: ClassVar[str] = "autoregressive"
+    label: ClassVar[str] = "Autoregressive"
+    a_model: ClassVar[str] = "an autoregressive model (MADE)"
+    Config: ClassVar[type] = ARConfig
+    defaults: ClassVar[dict] = {"images": {}}
+    data_kinds: ClassVar[tuple[str, ...]] = ("images",)  # binarized pixels only
     phases: ClassVar[tuple[str, ...]] = ()
-    live_params: ClassVar[tuple[str, ...]] = ("lr",)
+    live_params: ClassVar[tuple[str, ...]] = live_settings(ARConfig)
+    sample_params: ClassVar[tuple[str, ...]] = ()
     latent_note: ClassVar[str] = (
         "The latent is the noise that decides each pixel in turn (pixel d is on when Φ(z_d) < "
         "p(x_d | x_<d)): the seed fixes all of it; the sliders move the noise of the 4 × 4 pixels "
@@ -114,6 +114,7 @@ class MADE(nn.Module):
         ("Bits per dimension", ("bits_per_dim",)),
         ("Negative log-likelihood (nats per image)", ("nll",)),
     )
+    series: ClassVar[dict] = {"bits_per_dim": "bits/dim", "nll": "NLL"}
 
     def __init__(self, cfg: ARConfig):
         super().__init__()
@@ -208,12 +209,18 @@ class MADE(nn.Module):
         c = self.config
         return {"ar": make_adam(self.parameters(), c.lr, (c.beta1, c.beta2))}
 
+    def loss_parts(self, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor]:
+        """The mean exact NLL of a batch (the loss; nats per image) and its bits_per_dim;
+        `generator` is unused (nothing is sampled)."""
+        loss = self.nll(x).mean()
+        return {"loss": loss, **self.nll_units(loss)}
+
     def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
-        """One Adam step on the mean exact NLL. Returns nll (nats per image) and bits_per_dim."""
+        """One Adam step on loss_parts' loss, the mean exact NLL; returns the parts."""
         if phase is not None:
             raise ConfigError(f"an autoregressive model trains in one step; phase {phase!r} is for GANs")
-        loss = self.nll(next_batch()).mean()
+        parts = self.loss_parts(next_batch(), generator)
         opts["ar"].zero_grad(set_to_none=True)
-        loss.backward()
+        parts["loss"].backward()
         opts["ar"].step()
-        return {k: v.detach() for k, v in self.nll_units(loss).items()}
+        return {k: v.detach() for k, v in parts.items()}

@@ -33,41 +33,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, check_choice, check_range, make_adam
+from ._common import ConfigError, live_settings, make_adam, sample_settings, setting, validate
 
 
 @dataclass
 class DiffusionConfig:
     data_shape: tuple[int, ...] = (2,)  # (2,) for points, (C, H, W) for images
-    arch: Literal["mlp", "conv"] = "mlp"
-    timesteps: int = 1000  # T; thin 2-D data (ring8: sigma 0.01) needs >= 250
-    schedule: Literal["linear", "cosine"] = "linear"  # Ho et al.'s 1e-4..0.02, or Nichol & Dhariwal's
-    hidden: int = 256  # MLP width, or conv channels
-    layers: int = 3  # residual blocks
-    sample_steps: int = 250  # steps of the reverse chain when sampling (at most T; 0 = all T),
-    # changeable at sample time. 250 respaced steps sample ring8 as well as all 1,000 (97 vs 95 %
-    # high quality in bench/targets.py's runs) in a quarter of the time
-    eta: float = 1.0  # 1 = DDPM's fresh noise at every step, 0 = deterministic DDIM
-    ema: float = 0.995  # the sampler is an average of the weights: much cleaner samples
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-
-    CHOICES: ClassVar[dict] = {"arch": ("mlp", "conv"), "schedule": ("linear", "cosine")}
+    arch: Literal["mlp", "conv"] = setting("mlp", "Architecture", row="arch", points=("mlp",))
+    hidden: int = setting(256, "Hidden width", lo=8, hi=2048, step=4, help="MLP width, or conv channels", row="size")
+    layers: int = setting(3, "Residual blocks", lo=1, hi=8, step=1, row="depth")
+    # T; thin 2-D data (ring8: sigma 0.01) needs >= 250
+    timesteps: int = setting(1000, "Diffusion steps T", lo=100, hi=1000, step=50, help="thin 2-D data needs ≥ 250", row="schedule")
+    # Ho et al.'s 1e-4..0.02, or Nichol & Dhariwal's
+    schedule: Literal["linear", "cosine"] = setting("linear", "Noise schedule", row="schedule")
+    # steps of the reverse chain when sampling (at most T; 0 = all T), changeable at sample time.
+    # 250 respaced steps sample ring8 as well as all 1,000 (97 vs 95 % high quality in
+    # bench/targets.py's runs) in a quarter of the time
+    sample_steps: int = setting(250, "Sampling steps (≤ T, 0 = all)", lo=0, hi=1000, step=10, live=True, sample=True, row="sampling")
+    eta: float = setting(1.0, "η: 1 = DDPM noise, 0 = DDIM", lo=0.0, hi=1.0, step=0.1, live=True, sample=True, row="sampling")
+    # the sampler is an average of the weights: much cleaner samples
+    ema: float = setting(0.995, "Weight averaging (EMA) for sampling", lo=0.0, hi=0.9999, step=0.0001, row="averaging")
+    lr: float = setting(1e-3, "Learning rate", lo=1e-6, hi=1.0, live=True, help="1e-6 to 1", row="training")
+    beta1: float = setting(0.9, "Adam β1", lo=0.0, hi=0.999, shown=False)
+    beta2: float = setting(0.999, "Adam β2", lo=0.0, hi=0.9999, shown=False)
 
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
-        check_choice("arch", self.arch, self.CHOICES["arch"])
-        check_choice("schedule", self.schedule, self.CHOICES["schedule"])
-        check_range("timesteps", self.timesteps, 100, 1000)
-        check_range("hidden", self.hidden, 8, 2048)
-        check_range("layers", self.layers, 1, 8)
-        check_range("sample_steps", self.sample_steps, 0, 1000)
-        check_range("eta", self.eta, 0.0, 1.0)
-        check_range("ema", self.ema, 0.0, 0.9999)
-        check_range("lr", self.lr, 1e-6, 1.0)
-        check_range("beta1", self.beta1, 0.0, 0.999)
-        check_range("beta2", self.beta2, 0.0, 0.9999)
+        validate(self)
         if self.arch == "conv" and len(self.data_shape) != 3:
             raise ConfigError("arch 'conv' is for images; use arch 'mlp' for 2-D points")
 
@@ -203,9 +195,14 @@ class ConvDenoiser(nn.Module):
 
 class Diffusion(nn.Module):
     family: ClassVar[str] = "diffusion"
+    label: ClassVar[str] = "Diffusion"
+    a_model: ClassVar[str] = "a diffusion model (DDPM)"
+    Config: ClassVar[type] = DiffusionConfig
+    defaults: ClassVar[dict] = {"points": {}, "images": dict(hidden=1024, layers=3, lr=5e-4)}
+    data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ()
-    live_params: ClassVar[tuple[str, ...]] = ("lr", "sample_steps", "eta")
-    sample_params: ClassVar[tuple[str, ...]] = ("sample_steps", "eta")  # may change at sample time
+    live_params: ClassVar[tuple[str, ...]] = live_settings(DiffusionConfig)
+    sample_params: ClassVar[tuple[str, ...]] = sample_settings(DiffusionConfig)  # may change at sample time
     latent_note: ClassVar[str] = (
         "The latent is the starting noise x_T; the reverse chain denoises it into a sample (with "
         "η = 0 the chain is deterministic, so nearby x_T give nearby samples)."
@@ -219,6 +216,9 @@ class Diffusion(nn.Module):
         ("Denoising loss |ε − ε_θ(x_t, t)|²", ("loss",)),
         ("Loss by noise level", ("loss_low_noise", "loss_mid_noise", "loss_high_noise")),
     )
+    series: ClassVar[dict] = {
+        "loss": "loss", "loss_low_noise": "low noise (t ≤ T/3)", "loss_mid_noise": "middle", "loss_high_noise": "high noise (t > 2T/3)",
+    }  # fmt: skip
     preview_steps: ClassVar[int] = 50  # the Train tab's live frames use a shorter chain
 
     def __init__(self, cfg: DiffusionConfig):
@@ -345,29 +345,34 @@ class Diffusion(nn.Module):
         c = self.config
         return {"eps": make_adam(self.net.parameters(), c.lr, (c.beta1, c.beta2))}
 
-    def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
-        """Algorithm 1 of Ho et al.: t ~ U{1..T}, eps ~ N(0, I), one Adam step on
-        |eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t)|^2. Returns the loss and the
-        loss over the low, middle and high thirds of t."""
-        if phase is not None:
-            raise ConfigError(f"a diffusion model trains in one step; phase {phase!r} is for GANs")
-        x0 = self._to_net(next_batch())
+    def loss_parts(self, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor]:
+        """Ho et al.'s simple loss on a batch: t ~ U{1..T}, eps ~ N(0, I),
+        |eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t)|^2 averaged (the loss), and
+        the same over the low, middle and high thirds of t (detached: they are for the curves)."""
+        x0 = self._to_net(x)
         b, T = x0.shape[0], self.config.timesteps
         t = torch.randint(1, T + 1, (b,), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         per_example = (self.net(self.q_sample(x0, t, noise), t) - noise).pow(2).flatten(1).mean(1)
         loss = per_example.mean()
-        opts["eps"].zero_grad(set_to_none=True)
-        loss.backward()
-        opts["eps"].step()
-        self._update_ema()
-        out = {"loss": loss.detach()}
+        out = {"loss": loss}
         with torch.no_grad():
             third = (t - 1) * 3 // T  # 0, 1, 2
             for k, name in enumerate(("loss_low_noise", "loss_mid_noise", "loss_high_noise")):
                 sel = third == k
                 out[name] = per_example[sel].mean() if sel.any() else loss.detach()
         return out
+
+    def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
+        """Algorithm 1 of Ho et al.: one Adam step on loss_parts' loss; returns the parts."""
+        if phase is not None:
+            raise ConfigError(f"a diffusion model trains in one step; phase {phase!r} is for GANs")
+        parts = self.loss_parts(next_batch(), generator)
+        opts["eps"].zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        opts["eps"].step()
+        self._update_ema()
+        return {k: v.detach() for k, v in parts.items()}
 
     @torch.no_grad()
     def _update_ema(self) -> None:

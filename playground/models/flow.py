@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, check_choice, check_range, make_adam
+from ._common import ConfigError, live_settings, make_adam, setting, validate
 
 LOG_2PI = math.log(2 * math.pi)
 MAX_LINEAR_DIM = 64  # above this (images), a fixed permutation mixes the dimensions instead
@@ -42,37 +42,28 @@ MAX_LINEAR_DIM = 64  # above this (images), a fixed permutation mixes the dimens
 @dataclass
 class FlowConfig:
     data_shape: tuple[int, ...] = (2,)  # (2,) for points, (C, H, W) for images (flattened)
-    blocks: int = 8  # ActNorm -> invertible linear -> coupling, repeated
-    hidden: int = 128  # width of each coupling network
-    depth: int = 2  # hidden layers in each coupling network
-    coupling: Literal["affine", "spline"] = "affine"  # RealNVP's x*exp(s)+t, or a monotone
-    # rational-quadratic spline (Durkan et al., 2019): sharper densities from fewer blocks
-    bins: int = 8  # spline coupling: bins of the spline on [-tail, tail]; identity outside
-    tail: float = 4.0  # spline coupling: the interval the spline bends (in ActNorm'd units)
-    max_scale: float = 3.0  # |log-scale| of one coupling is at most this (soft, via tanh)
-    ema: float = 0.999  # samples and likelihoods outside training use an average of the weights
-    # (Polyak averaging): it smooths out the last steps' noise, worth ~0.05 nats on 2-D data
-    alpha: float = 0.05  # images: RealNVP's logit transform squeezes pixels into [alpha, 1-alpha]
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-
-    CHOICES: ClassVar[dict] = {"coupling": ("affine", "spline")}
+    # RealNVP's x*exp(s)+t, or a monotone rational-quadratic spline (Durkan et al., 2019): sharper
+    # densities from fewer blocks
+    coupling: Literal["spline", "affine"] = setting(
+        "affine", "Coupling", help="affine: RealNVP's x·exp(s)+t; spline: monotone rational-quadratic", row="depth"
+    )
+    blocks: int = setting(8, "Coupling blocks", lo=1, hi=64, step=1, help="ActNorm, mixing, coupling", row="depth")
+    depth: int = setting(2, "Layers in each coupling net", lo=1, hi=6, step=1, row="depth")
+    hidden: int = setting(128, "Hidden width", lo=4, hi=2048, step=4, row="size")  # of each coupling network
+    bins: int = setting(8, "Spline bins", lo=2, hi=64, step=1, shown=False)  # spline coupling: bins on [-tail, tail]; identity outside
+    tail: float = setting(4.0, "Spline interval", lo=0.5, hi=20.0, shown=False)  # spline coupling: where the spline bends (in ActNorm'd units)
+    max_scale: float = setting(3.0, "Largest log-scale", lo=0.1, hi=10.0, shown=False)  # |log-scale| of one coupling is at most this (soft, via tanh)
+    # samples and likelihoods outside training use an average of the weights (Polyak averaging):
+    # it smooths out the last steps' noise, worth ~0.05 nats on 2-D data
+    ema: float = setting(0.999, "Weight averaging (EMA)", lo=0.0, hi=0.9999, step=0.0001, shown=False)
+    alpha: float = setting(0.05, "Logit squeeze α", lo=1e-4, hi=0.2, shown=False)  # images: RealNVP's logit transform squeezes pixels into [alpha, 1-alpha]
+    lr: float = setting(1e-3, "Learning rate", lo=1e-6, hi=1.0, live=True, help="1e-6 to 1", row="training")
+    beta1: float = setting(0.9, "Adam β1", lo=0.0, hi=0.999, shown=False)
+    beta2: float = setting(0.999, "Adam β2", lo=0.0, hi=0.9999, shown=False)
 
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
-        check_choice("coupling", self.coupling, self.CHOICES["coupling"])
-        check_range("bins", self.bins, 2, 64)
-        check_range("tail", self.tail, 0.5, 20.0)
-        check_range("blocks", self.blocks, 1, 64)
-        check_range("hidden", self.hidden, 4, 4096)
-        check_range("depth", self.depth, 1, 6)
-        check_range("max_scale", self.max_scale, 0.1, 10.0)
-        check_range("ema", self.ema, 0.0, 0.9999)
-        check_range("alpha", self.alpha, 1e-4, 0.2)
-        check_range("lr", self.lr, 1e-6, 1.0)
-        check_range("beta1", self.beta1, 0.0, 0.999)
-        check_range("beta2", self.beta2, 0.0, 0.9999)
+        validate(self)
         if math.prod(self.data_shape) < 2:
             raise ConfigError("a coupling flow needs data with at least 2 dimensions")
 
@@ -281,8 +272,17 @@ class SplineCoupling(AffineCoupling):
 
 class Flow(nn.Module):
     family: ClassVar[str] = "flow"
+    label: ClassVar[str] = "Flow"
+    a_model: ClassVar[str] = "a flow"
+    Config: ClassVar[type] = FlowConfig
+    # points: spline couplings with 16 bins, which reach checkerboard's sharp edges (affine: 0.36
+    # nats short of its entropy after 16 blocks; spline, 8 bins: 0.09-0.125 over 3 seeds; 16 bins
+    # on 50,000 points: 0.070-0.072, bench/targets.py)
+    defaults: ClassVar[dict] = {"points": dict(coupling="spline", bins=16), "images": dict(blocks=6, hidden=512, depth=2, lr=5e-4)}
+    data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ()
-    live_params: ClassVar[tuple[str, ...]] = ("lr",)
+    live_params: ClassVar[tuple[str, ...]] = live_settings(FlowConfig)
+    sample_params: ClassVar[tuple[str, ...]] = ()
     latent_note: ClassVar[str] = "Sliders set the base latent z ~ N(0, I); the flow maps it to data exactly, x = f⁻¹(z), and back."
     process_note: ClassVar[str] = (
         "A flow is a stack of invertible blocks. **latent → samples** runs them backwards from "
@@ -293,6 +293,7 @@ class Flow(nn.Module):
         ("Negative log-likelihood", ("nll",)),
         ("The two terms of log p(x)", ("log_pz", "log_det")),
     )
+    series: ClassVar[dict] = {"nll": "NLL", "log_pz": "log N(z)", "log_det": "log |det J|"}
 
     def __init__(self, cfg: FlowConfig):
         super().__init__()
@@ -422,21 +423,24 @@ class Flow(nn.Module):
         c = self.config
         return {"flow": make_adam(self.layers.parameters(), c.lr, (c.beta1, c.beta2))}
 
-    def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
-        """One Adam step on the mean NLL of a batch. Returns nll (nats per example; plus
-        bits_per_dim for images) and its two terms, the mean log N(z) and log|det|."""
-        if phase is not None:
-            raise ConfigError(f"a flow trains in one step; phase {phase!r} is for GANs")
-        parts = self.log_prob_parts(next_batch(), generator)
+    def loss_parts(self, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor]:
+        """The mean NLL of a batch (the loss; nats per example, plus bits_per_dim for images) and
+        its two terms, the mean log N(z) and log|det|."""
+        parts = self.log_prob_parts(x, generator)
         log_pz, log_det = parts["log_pz"].mean(), parts["log_det"].mean()
         loss = -(log_pz + log_det)
+        return {"loss": loss, **self.nll_units(loss), "log_pz": log_pz, "log_det": log_det}
+
+    def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
+        """One Adam step on loss_parts' loss, the mean NLL of a batch; returns the parts."""
+        if phase is not None:
+            raise ConfigError(f"a flow trains in one step; phase {phase!r} is for GANs")
+        parts = self.loss_parts(next_batch(), generator)
         opts["flow"].zero_grad(set_to_none=True)
-        loss.backward()
+        parts["loss"].backward()
         opts["flow"].step()
         self._update_ema()
-        out = {k: v.detach() for k, v in self.nll_units(loss).items()}
-        out.update(log_pz=log_pz.detach(), log_det=log_det.detach())
-        return out
+        return {k: v.detach() for k, v in parts.items()}
 
     @torch.no_grad()
     def _update_ema(self) -> None:

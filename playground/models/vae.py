@@ -28,7 +28,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn as nn
 
-from ._common import ConfigError, check_choice, check_range, make_adam
+from ._common import ConfigError, live_settings, make_adam, setting, validate
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -36,35 +36,24 @@ LOG_2PI = math.log(2 * math.pi)
 @dataclass
 class VAEConfig:
     data_shape: tuple[int, ...] = (1, 28, 28)  # (2,) for points, (C, H, W) for images
-    arch: Literal["mlp", "conv"] = "mlp"
-    latent_dim: int = 20  # pytorch/examples' 784-400-20, so the two loops compare directly
-    hidden: int = 400  # MLP hidden width (pytorch/examples)
-    layers: int = 1  # MLP hidden layers in encoder and decoder (pytorch/examples: 1)
-    channels: int = 32  # conv base width: 32 and 64 feature maps
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"  # bernoulli for images in [0, 1]
-    # (pixels as probabilities, the classic choice); gaussian with a learned per-dimension sigma
-    # for points, or for images when you want a proper density on [0, 1].
-    beta: float = 1.0  # weight of the KL term; 1 = the ELBO
-    kl_warmup: int = 0  # steps over which beta ramps up from 0 (0 = off)
-    lr: float = 1e-3  # pytorch/examples' Adam setting
-    beta1: float = 0.9
-    beta2: float = 0.999
-
-    CHOICES: ClassVar[dict] = {"arch": ("mlp", "conv"), "likelihood": ("bernoulli", "gaussian")}
+    arch: Literal["mlp", "conv"] = setting("mlp", "Architecture", row="arch", points=("mlp",))
+    # pytorch/examples' 784-400-20, so the two loops compare directly
+    latent_dim: int = setting(20, "Latent dimensions", lo=1, hi=64, step=1, row="size")
+    hidden: int = setting(400, "Hidden width", lo=4, hi=2048, step=4, row="size")  # MLP width (pytorch/examples)
+    layers: int = setting(1, "Hidden layers", lo=1, hi=6, step=1, shown=False)  # MLP hidden layers in encoder and decoder (pytorch/examples: 1)
+    channels: int = setting(32, "Conv base width", lo=4, hi=256, step=4, shown=False)  # conv: 32 and 64 feature maps
+    # bernoulli for images in [0, 1] (pixels as probabilities, the classic choice); gaussian with
+    # a learned per-dimension sigma for points, or for images when you want a proper density.
+    likelihood: Literal["bernoulli", "gaussian"] = setting("bernoulli", "Likelihood p(x|z)", row="likelihood", points=("gaussian",))
+    kl_warmup: int = setting(0, "KL warm-up steps", lo=0, hi=10_000_000, help="β ramps up from 0 over them (0 = off)", row="likelihood")
+    beta: float = setting(1.0, "β (KL weight)", lo=0.0, hi=20.0, step=0.1, live=True, row="beta")  # 1 = the ELBO
+    lr: float = setting(1e-3, "Learning rate", lo=1e-6, hi=1.0, live=True, help="1e-6 to 1", row="training")  # pytorch/examples' Adam setting
+    beta1: float = setting(0.9, "Adam β1", lo=0.0, hi=0.999, shown=False)
+    beta2: float = setting(0.999, "Adam β2", lo=0.0, hi=0.9999, shown=False)
 
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
-        check_choice("arch", self.arch, self.CHOICES["arch"])
-        check_choice("likelihood", self.likelihood, self.CHOICES["likelihood"])
-        check_range("latent_dim", self.latent_dim, 1, 64)
-        check_range("hidden", self.hidden, 4, 4096)
-        check_range("layers", self.layers, 1, 6)
-        check_range("channels", self.channels, 4, 256)
-        check_range("beta", self.beta, 0.0, 100.0)
-        check_range("kl_warmup", self.kl_warmup, 0, 10_000_000)
-        check_range("lr", self.lr, 1e-6, 1.0)
-        check_range("beta1", self.beta1, 0.0, 0.999)
-        check_range("beta2", self.beta2, 0.0, 0.9999)
+        validate(self)
         if self.arch == "conv":
             if len(self.data_shape) != 3:
                 raise ConfigError("arch 'conv' is for images; use arch 'mlp' for 2-D points")
@@ -190,9 +179,16 @@ def log_likelihood(x: torch.Tensor, out: torch.Tensor, likelihood: str, log_sigm
 
 class VAE(nn.Module):
     family: ClassVar[str] = "vae"
+    label: ClassVar[str] = "VAE"
+    a_model: ClassVar[str] = "a VAE"
+    Config: ClassVar[type] = VAEConfig
+    defaults: ClassVar[dict] = {"points": dict(likelihood="gaussian", latent_dim=2, hidden=128, layers=2), "images": {}}
+    data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ()
-    live_params: ClassVar[tuple[str, ...]] = ("lr", "beta")  # may change while training runs
+    live_params: ClassVar[tuple[str, ...]] = live_settings(VAEConfig)  # may change while training runs
+    sample_params: ClassVar[tuple[str, ...]] = ()
     curves: ClassVar[tuple] = (("Nats per image", ("recon", "kl")), ("ELBO (nats per image)", ("elbo",)))
+    series: ClassVar[dict] = {"recon": "reconstruction", "kl": "KL", "elbo": "ELBO"}
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
