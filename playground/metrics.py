@@ -113,7 +113,8 @@ def likelihood_metrics(model, x: torch.Tensor, *, entropy: float | None = None, 
         xb = x[start : start + batch_size].to(device)
         total -= model.log_prob(xb, gen).sum().item()  # gen: a flow's dequantisation noise
     nll = total / n
-    out = {k: float(v) for k, v in model.nll_units(torch.tensor(nll)).items()}
+    units = getattr(model, "nll_units", lambda v: {"nll": v})  # bits/dim for images, where it has them
+    out = {k: float(v) for k, v in units(torch.tensor(nll)).items()}
     out["n_examples"] = n
     if entropy is not None:
         out.update(entropy_floor=entropy, gap_to_floor=nll - entropy)

@@ -257,3 +257,33 @@ def test_plot_series_rebuilds_a_chart_once_new_series_have_been_sent():
     changed = [i for i in range(1, 6) if maps[i] != maps[i - 1]]
     assert changed == [1, 4]  # after the first data, and after the first update with "b"
     assert all(v == "#000" for k, v in maps[-1].items() if k == "a")
+
+
+def test_a_family_shows_its_own_declared_controls(train_tab):
+    """Picking a family or data shows the family's controls as its config declares them (label,
+    range, choices), hides the others', and makes a choice that has one option on the data."""
+    from playground.models import settings_for
+
+    def shown(family, data):
+        out = train_tab.on_family_or_data(family, data, None)
+        knobs = dict(zip(train_tab.knobs, out[6 : 6 + len(train_tab.knobs)]))
+        rows = dict(zip(train_tab.rows, out[6 + len(train_tab.knobs) :]))
+        return {k: u for k, u in knobs.items() if u.get("visible")}, knobs, rows
+
+    vis, knobs, rows = shown("gan", "ring8")
+    assert "arch" not in vis and knobs["arch"]["value"] == "mlp"  # an MLP is the one choice on points
+    assert not rows["arch"]["visible"] and rows["training"]["visible"]
+    assert set(vis) == {k for k, s in settings_for("gan").items() if s.shown} - {"arch"}
+    vis, _, rows = shown("gan", "digits")
+    assert vis["arch"]["choices"] == ["mlp", "dcgan"] and rows["arch"]["visible"]
+    assert vis["latent_dim"]["value"] == 32  # the images' default
+    vis, knobs, _ = shown("diffusion", "digits")
+    hidden = settings_for("diffusion")["hidden"]
+    assert (vis["hidden"]["maximum"], vis["hidden"]["minimum"], vis["hidden"]["info"]) == (hidden.hi, hidden.lo, hidden.help)
+    assert "latent_dim" not in vis and "beta" not in vis
+    vis, knobs, _ = shown("vae", "moons")
+    assert "likelihood" not in vis and knobs["likelihood"]["value"] == "gaussian"
+    assert vis["hidden"]["info"] == ""  # another family's help is cleared
+    assert vis["beta"]["label"] == "β (KL weight; live)"
+    vis, _, _ = shown("vae", "digits")
+    assert vis["likelihood"]["choices"] == ["bernoulli", "gaussian"]

@@ -86,6 +86,12 @@ def info_of(s: Setting) -> str:
     return f"{s.lo:g} to {s.hi:g}" if s.widget == "number" else ""
 
 
+def visible_on(family: str, points: bool) -> dict[str, Setting]:
+    """The family's controls the tab shows for this kind of data: a choice that has one option
+    on it (an MLP on points) is made, not offered."""
+    return {k: s for k, s in shown(family).items() if len(s.choices_for(points)) != 1}
+
+
 def control_props(s: Setting, value, points: bool) -> dict:
     """The properties of a control that show this family's declaration of a setting."""
     props = dict(label=label_of(s), info=info_of(s), value=value)
@@ -96,9 +102,11 @@ def control_props(s: Setting, value, points: bool) -> dict:
     return props
 
 
-def make_control(s: Setting, value, points: bool, visible: bool) -> gr.components.Component:
+def make_control(s: Setting, value, visible: bool) -> gr.components.Component:
+    """The control of a setting, offering every choice it has (so that the API takes any of
+    them; the tab narrows them to what the data allows as it shows a family)."""
     kind = {"slider": gr.Slider, "number": gr.Number, "radio": gr.Radio, "checkbox": gr.Checkbox}[s.widget]
-    return kind(elem_id=s.name, visible=visible, **control_props(s, value, points))
+    return kind(elem_id=s.name, visible=visible, **control_props(s, value, points=False))
 
 
 def data_choices() -> list[tuple[str, str]]:
@@ -194,6 +202,7 @@ class TrainTab:
         self.controls, self.rows = controls(), rows()
         self.live_fields = live_fields()
         first = defaults_for(DEFAULT_FAMILY, points=True)
+        first_shown = visible_on(DEFAULT_FAMILY, points=True)
         fallback = {k: v for f in reversed(FAMILIES) for k, v in defaults_for(f, True).items()}
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
@@ -203,9 +212,9 @@ class TrainTab:
                 c["upload"] = gr.File(label="Your data: .zip of images, .npz (x: uint8 N×H×W[×C]), or .csv of x,y", file_types=[".zip", ".npz", ".csv"], type="filepath", visible=False, elem_id="upload")
                 self.knob_rows: dict[str, gr.Row] = {}  # rows of settings: hidden when none is shown
                 for row, names in self.rows.items():
-                    with gr.Row(visible=row == TRAINING_ROW or any(k in first for k in names)) as self.knob_rows[row]:
+                    with gr.Row(visible=row == TRAINING_ROW or any(k in first_shown for k in names)) as self.knob_rows[row]:
                         for k in names:
-                            c[k] = make_control(self.controls[k], first.get(k, fallback[k]), points=True, visible=k in first)
+                            c[k] = make_control(self.controls[k], first.get(k, fallback[k]), visible=k in first_shown)
                         if row == ARCH_ROW:
                             c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
                         if row == TRAINING_ROW:
@@ -287,14 +296,14 @@ class TrainTab:
             data = "digits"  # this family models images only: show it on the shipped digits
             gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
-        updates = [gr.Dropdown(value=data), gr.Dropdown(visible=not points), gr.File(visible=data == UPLOAD)]
+        updates = [gr.update(value=data), gr.update(visible=not points), gr.update(visible=data == UPLOAD)]
         updates += [gr.update(visible=bool(phases(family))) for _ in self.phase_btns]
         return updates + self.control_updates(family, points, defaults_for(family, points))
 
     def control_updates(self, family: str, points: bool, values: dict) -> list:
         """Updates that show a family's controls with these values (its declarations' labels,
         ranges and choices; the other families' controls hidden), then its rows."""
-        mine = shown(family)
+        mine, offered = shown(family), visible_on(family, points)
         updates = []
         for k in self.knobs:
             if k not in mine:
@@ -304,17 +313,20 @@ class TrainTab:
             choices = mine[k].choices_for(points)
             if choices and value not in choices:
                 value = choices[0]  # the data's kind allows fewer (an MLP on points)
-            updates.append(gr.update(visible=True, **control_props(mine[k], value, points)))
+            if k in offered:
+                updates.append(gr.update(visible=True, **control_props(mine[k], value, points)))
+            else:
+                updates.append(gr.update(visible=False, value=value))
         return updates + self.row_updates(family, points)
 
     def row_updates(self, family: str, points: bool) -> list:
         """Rows of settings show when one of theirs does (the first also holds the image side,
         the last the batch size and seed)."""
-        mine = shown(family)
-        visible = {row: any(k in mine for k in names) for row, names in self.rows.items()}
+        offered = visible_on(family, points)
+        visible = {row: any(k in offered for k in names) for row, names in self.rows.items()}
         visible[ARCH_ROW] = visible[ARCH_ROW] or not points
         visible[TRAINING_ROW] = True
-        return [gr.Row(visible=visible[row]) for row in self.rows]
+        return [gr.update(visible=visible[row]) for row in self.rows]
 
     # The training stream ---------------------------------------------------------------------
     def settings(self, session: Session, values: tuple) -> TrainSettings:

@@ -59,6 +59,8 @@ class ModelFamily(Protocol):
 OPTIONAL = {
     "encode": "VAE: the posterior q(z|x) as (mu, logvar)",
     "log_prob": "flows, autoregressive: the exact log-likelihood of data",
+    "nll_units": "(nll) -> {'nll': ..., 'bits_per_dim': ...}: an NLL in the units its data is compared in",
+    "check_batch_size": "(n): raise a ConfigError when its steps cannot use batches of n (PacGAN)",
     "generation_steps": "(z, frames=, steps=) -> [(title, samples)]: from latent to samples",
     "inference_steps": "(x, frames=, generator=) -> [(title, samples)]: from data to latent",
     "preview": "a quicker decode for live frames (diffusion: a shorter chain)",
