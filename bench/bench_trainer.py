@@ -53,7 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from playground.data import Dataset, load_data  # noqa: E402
 from playground.models import default_config, vae as vae_module  # noqa: E402
 from playground.models.vae import BernoulliNLL  # noqa: E402
-from playground.trainer import TrainConfig, configure_threads, holdout_split, make_trainer  # noqa: E402
+from playground.data import holdout_split  # noqa: E402
+from playground.trainer import TrainConfig, configure_threads, make_trainer  # noqa: E402
 
 BATCH = 128
 SECTIONS = ("adam", "env", "recon", "bf16", "peak", "compile")

@@ -710,3 +710,11 @@ def load_data(
         single = " One image is not a dataset: put images in a folder or a .zip." if suffix in IMAGE_EXTENSIONS else ""
         raise DataError(f"unsupported file type {suffix or '(none)'!r} for {path.name}. Use {FILE_TYPES}.{single}")
     return loaders[suffix](a, path)
+
+
+def holdout_split(n: int, holdout: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, held-out indices): a fixed shuffle, the same for every seed and run, so
+    `evaluate` finds the exact examples that training never saw."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(20140101))
+    n_test = int(n * holdout)
+    return perm[n_test:].sort().values, perm[:n_test].sort().values

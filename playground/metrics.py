@@ -17,7 +17,7 @@ import math
 import torch
 
 from . import sampling
-from .trainer import holdout_split
+from .data import holdout_split
 from .models.vae import LOG_2PI, log_likelihood
 
 MODE_PROTOCOL = (

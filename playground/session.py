@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .checkpoint import load_trainer, save_checkpoint
+from .curves import long_frame, with_level
 from .data import load_data
 from .files import remove_upload
 from .models import ConfigError, default_config, family_of
@@ -29,7 +29,6 @@ from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
 
 FLOOR = "entropy floor (best possible)"
-MAX_CURVE_POINTS = 500  # per series sent to the browser on each update
 
 
 _TRIM = threading.Lock()
@@ -244,22 +243,15 @@ def status_text(trainer: Trainer | None, rate: float = 0.0, state: str = "") -> 
 
 def curve_frames(trainer: Trainer | None, family: str) -> list[pd.DataFrame]:
     """Long-format frames (step, value, series) for the family's two curve panels."""
-    frames = []
-    rows = trainer.history.rows if trainer is not None else []
-    stride = max(1, math.ceil(len(rows) / MAX_CURVE_POINTS))
-    rows = rows[::stride]
     cls = family_of(family)
-    for _, series in cls.curves:
-        records = [
-            {"step": r["step"], "value": r[s], "series": cls.series[s]}
-            for r in rows
-            for s in series
-            if s in r and math.isfinite(r[s])
-        ]
-        entropy = trainer.data.entropy if trainer is not None else None
-        if entropy is not None and "nll" in series and records:  # the floor the NLL curve aims at
-            records += [{"step": r["step"], "value": entropy, "series": FLOOR} for r in (rows[0], rows[-1])]
-        frames.append(pd.DataFrame(records, columns=["step", "value", "series"]))
+    rows = trainer.history.rows if trainer is not None else []
+    entropy = trainer.data.entropy if trainer is not None else None
+    frames = []
+    for _, parts in cls.curves:
+        df = long_frame(rows, {k: cls.series[k] for k in parts})
+        if entropy is not None and "nll" in parts:  # the floor the NLL curve aims at
+            df = with_level(df, entropy, FLOOR)
+        frames.append(df)
     return frames
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, ContextManager, Iterator
 
 import torch
 
+from .data import holdout_split
 from .models import ConfigError, build_model, default_config
 from .models._common import check_range
 
@@ -67,14 +68,6 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but PyTorch sees no GPU; use --device cpu or auto")
     return torch.device(device)
-
-
-def holdout_split(n: int, holdout: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train indices, held-out indices): a fixed shuffle, the same for every seed and run, so
-    `evaluate` finds the exact examples that training never saw."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(20140101))
-    n_test = int(n * holdout)
-    return perm[n_test:].sort().values, perm[:n_test].sort().values
 
 
 def configure_threads(n: int | None = None) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from playground import diagnostics as ins
+from playground import inspection as ins
 from playground import lessons
 from playground.data import load_data
 from playground.models import ConfigError, build_model, default_config
@@ -269,9 +269,9 @@ def test_inspector_views_for_a_2d_gan_leave_the_model_alone(grid25):
     assert not model.training
     # histograms over time: one column per new step, none for a redraw of the same step
     insp.views(model, step=step, last=last, rows=t.history.rows)
-    assert np.count_nonzero(insp._hist.history[0].sum(0)) == 1
+    assert np.count_nonzero(insp.cache["hist"].history[0].sum(0)) == 1
     insp.views(model, step=step + 1, last=last, rows=t.history.rows)
-    assert np.count_nonzero(insp._hist.history[0].sum(0)) == 2
+    assert np.count_nonzero(insp.cache["hist"].history[0].sum(0)) == 2
 
 
 def test_inspector_views_for_an_image_gan_and_for_vaes(digits):

@@ -4,9 +4,10 @@ import time
 
 import pytest
 
+from playground.curves import MAX_CURVE_POINTS
 from playground.data import DataError
 from playground.models import ConfigError
-from playground.session import MAX_CURVE_POINTS, Session, TrainSettings, curve_frames, safe_name, status_text
+from playground.session import Session, TrainSettings, curve_frames, safe_name, status_text
 
 SMALL = {"hidden": 32}
 

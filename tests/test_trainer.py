@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from playground.models import ConfigError
-from playground.trainer import History, TrainConfig, TrainingDiverged, holdout_split, make_trainer
+from playground.data import holdout_split
+from playground.trainer import History, TrainConfig, TrainingDiverged, make_trainer
 
 
 def _trainer(data, family="gan", seed=0, **over):

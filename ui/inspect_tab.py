@@ -6,7 +6,7 @@ autoregressive) its NLL and, on 2-D data, its density; a model that samples step
 autoregressive, diffusion) the strips of those steps. Which panels show follows what the
 Inspector returns for the model, not its family's name.
 
-Handlers are thin: the session's model -> playground.diagnostics.Inspector -> pictures, frames, text.
+Handlers are thin: the session's model -> playground.inspection.Inspector -> pictures, frames, text.
 A gr.Timer refreshes the views twice a second, only while this tab is open (ui/__init__.py
 switches it on and off) and only when the model has taken a step since the last picture.
 """
@@ -19,7 +19,7 @@ import gradio as gr
 
 from playground import lessons
 from playground.explore import ModelCard, card_from_checkpoint
-from playground.diagnostics import (
+from playground.inspection import (
     BITS, FLOOR, NLL_POINTS, NOISE_SERIES, Inspector, describe_collapse, describe_modes, describe_nll, snapshot,
 )  # fmt: skip
 from playground.models import ConfigError, a_model

@@ -233,14 +233,41 @@ class GAN(nn.Module):
         return self.G_ema if self.config.ema > 0 else self.G
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z) in data space, in eval mode (batch norm uses running statistics)."""
-        g = self.sampler
+    def generate(self, z: torch.Tensor, *, averaged: bool = True) -> torch.Tensor:
+        """G(z) in data space, in eval mode (batch norm uses running statistics): from the
+        averaged generator samples come from, or (averaged=False) from the one being trained,
+        the one D judges and the gradient moves."""
+        g = self.sampler if averaged else self.G
         was = g.training
         g.eval()
         out = self._from_net(g(z))
         g.train(was)
         return out
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Samples: G(z) from the averaged generator."""
+        return self.generate(z)
+
+    def generator_push(self, x: torch.Tensor) -> torch.Tensor:
+        """Where the generator's training pushes each data-space point x = G(z): the gradient,
+        with respect to x, of the per-sample objective G ascends, (N, *data_shape).
+
+        non-saturating: d/dx log D(x)          minimax: d/dx -log(1 - D(x))
+        Both point up the gradient of D's logit; they differ in length: the minimax one vanishes
+        where D(x) is near 0, which is why it saturates. (With PacGAN packing, each point is
+        judged alongside copies of itself and the gradient is divided by the pack size.)"""
+        x = x.detach().float().clone().requires_grad_(True)
+        m = self.config.pack
+        was = self.D.training
+        self.D.eval()
+        try:
+            with torch.enable_grad():
+                logits = self.D(self._pack(self._to_net(x).repeat_interleave(m, 0)))
+                objective = F.softplus(logits) if self.config.loss == "minimax" else -F.softplus(-logits)
+                (grad,) = torch.autograd.grad(objective.sum(), x)
+        finally:
+            self.D.train(was)
+        return grad / m
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -231,8 +231,10 @@ class VAE(nn.Module):
         c = self.config
         return c.beta if c.kl_warmup == 0 else c.beta * min(1.0, step / c.kl_warmup)
 
-    def loss_parts(self, x, generator=None) -> dict[str, torch.Tensor]:
-        """Per-image named parts of the negative ELBO on a batch (no beta applied)."""
+    def loss_parts(self, x, generator=None, step: int | None = None) -> dict[str, torch.Tensor]:
+        """Per-image named parts of the negative ELBO on a batch: recon, kl, elbo, kl_per_dim,
+        and the loss training descends, recon + beta * kl, with its beta (at `step` when given,
+        for the KL warm-up; the configured beta otherwise)."""
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
         log_px = log_likelihood(x, self.decoder(z), self.config.likelihood, self.log_sigma)
@@ -240,7 +242,8 @@ class VAE(nn.Module):
         recon = -log_px.mean()
         kl_per_dim = kl_dims.mean(0)  # (latent,)
         kl = kl_per_dim.sum()
-        return {"recon": recon, "kl": kl, "elbo": -(recon + kl), "kl_per_dim": kl_per_dim}
+        beta = self.config.beta if step is None else self.beta_at(step)
+        return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "elbo": -(recon + kl), "kl_per_dim": kl_per_dim, "beta": torch.tensor(beta)}
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -254,12 +257,8 @@ class VAE(nn.Module):
         """
         if phase is not None:
             raise ConfigError(f"a VAE trains in one step; phase {phase!r} is for GANs")
-        parts = self.loss_parts(next_batch(), generator)
-        beta = self.beta_at(step)
-        loss = parts["recon"] + beta * parts["kl"]
+        parts = self.loss_parts(next_batch(), generator, step)
         opts["vae"].zero_grad(set_to_none=True)
-        loss.backward()
+        parts["loss"].backward()
         opts["vae"].step()
-        out = {k: v.detach() for k, v in parts.items()}
-        out.update(loss=loss.detach(), beta=torch.tensor(beta))
-        return out
+        return {k: v.detach() for k, v in parts.items()}
