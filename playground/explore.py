@@ -50,6 +50,11 @@ class ModelCard:
     def is_points(self) -> bool:
         return len(self.model.config.data_shape) == 1
 
+    @property
+    def encodes(self) -> bool:
+        """It has an encoder (a VAE): images go into its latent space, dimensions have a KL."""
+        return hasattr(self.model, "encode")
+
 
 def card_from_checkpoint(path: str | Path, name: str | None = None, *, max_items: int = 2000) -> ModelCard:
     """Load a checkpoint (validated, never unpickled) and, when possible, its data."""
@@ -104,7 +109,7 @@ def list_checkpoints(*folders: Path) -> list[tuple[str, Path]]:
 def kl_order(card: ModelCard, n: int = 1000) -> tuple[list[int], list[float]]:
     """VAE latent dimensions sorted by average KL(q(z_u|x) || p(z_u)) on the data, most used
     first, with those KLs. Without data, the natural order and zeros."""
-    if card.family != "vae" or card.data is None:
+    if not card.encodes or card.data is None:
         return list(range(card.latent_dim)), [0.0] * card.latent_dim
     x = card.data.x[:n]
     mu, logvar = card.model.encode(x)
@@ -122,7 +127,7 @@ def pca_directions(model, k: int = 8, n: int = 1024, seed: int = 0) -> tuple[tor
     """
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.latent_dim, generator=gen)
-    h = _first_layer(model.sampler)(z).flatten(1)  # (n, features)
+    h = model.features(z)  # (n, features)
     h = h - h.mean(0)
     k = min(k, model.latent_dim, h.shape[1])
     # randomized SVD (Halko et al. 2011) of the top k axes: a DCGAN's first layer has thousands
@@ -137,14 +142,6 @@ def pca_directions(model, k: int = 8, n: int = 1024, seed: int = 0) -> tuple[tor
     u = torch.linalg.lstsq(coords, z - z.mean(0)).solution  # (k, latent)
     u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-8)
     return u, (s[:k].pow(2) / total).clone()
-
-
-def _first_layer(g: torch.nn.Module):
-    """G's first block up to its first nonlinearity (MLP: Linear+ReLU; DCGAN: the projection)."""
-    if hasattr(g, "project"):
-        return g.project
-    layers = list(g.net.children())
-    return torch.nn.Sequential(*layers[:2])
 
 
 # -- pictures ----------------------------------------------------------------------------------
@@ -259,7 +256,7 @@ class Explorer:
             k, (_, h, w) = int(math.isqrt(N_SLIDERS)), shape
             r0, c0 = max(0, (h - k) // 2), max(0, (w - k) // 2)
             self.sliders = [r * w + c for r in range(r0, min(h, r0 + k)) for c in range(c0, min(w, c0 + k))]
-        if hasattr(model, "sampler"):  # a generator network to find principal directions in
+        if hasattr(model, "features"):  # a generator network to find principal directions in
             self.directions, self.explained = pca_directions(model, N_DIRECTIONS)
         else:
             self.directions, self.explained = torch.zeros(0, card.latent_dim), torch.zeros(0)

@@ -154,5 +154,7 @@ def test_the_three_tabs_show_it(toy_url):
     assert "a Gaussian mixture" in info and "3-D latent" in info and view is not None
     moved = c.predict(*([2.0, 1.0, -1.0] + [0.0] * 21), api_name="/decode")
     assert moved is not None
-    out = c.predict("__session__", api_name="/inspect_render")
-    assert "a Gaussian mixture" in json.dumps(out)
+    out = json.dumps(c.predict("__session__", api_name="/inspect_render"))
+    assert "a Gaussian mixture" in out
+    assert "Mixture: its objective" in out and "| NLL |" in out  # the Learn panel, from its loss parts
+    assert "The training objective" in out  # its curve, captioned as any family's

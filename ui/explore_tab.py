@@ -200,11 +200,11 @@ class ExploreTab:
     def show(self, session: Session, card):
         ex = Explorer(card)
         session.views["explorer"] = ex
-        values = [0.0] * len(ex.sliders) if card.family == "vae" else ex.seed_values(0)
+        values = [0.0] * len(ex.sliders) if card.encodes else ex.seed_values(0)
         z_updates = []
         for i in range(N_SLIDERS):
             if i < len(ex.sliders):
-                label = ex.slider_label(i) + (f" · KL {ex.kls[i]:.2f}" if card.family == "vae" and card.data is not None else "")
+                label = ex.slider_label(i) + (f" · KL {ex.kls[i]:.2f}" if card.encodes and card.data is not None else "")
                 z_updates.append(gr.Slider(value=values[i], label=label, visible=True))
             else:
                 z_updates.append(gr.Slider(value=0, visible=False))
@@ -268,7 +268,7 @@ class ExploreTab:
         c = ex.card
         data = c.data.name if c.data is not None else c.meta.get("data", {}).get("spec", "unknown data")
         lines = [f"**{c.name}**: {a_model(c.family)} on `{Path(str(data)).name}`, {c.latent_dim}-D latent, {c.meta.get('step', 0):,} steps."]
-        if c.family == "vae":
+        if c.encodes:
             shown = min(N_SLIDERS, c.latent_dim)
             note = "ordered by average KL, most used first" if c.data is not None else "in their own order (the data is not at hand to rank them)"
             lines.append(f"Sliders set the {shown} latent coordinates {note}; the rest stay at 0.")
@@ -281,7 +281,7 @@ class ExploreTab:
     @staticmethod
     def scatter_picture(ex: Explorer):
         c = ex.card
-        if c.family != "vae" or c.data is None:
+        if not c.encodes or c.data is None:
             return None
         with torch.no_grad():
             mu = sampling.encode(c.model, c.data.x[:2000])
@@ -348,8 +348,8 @@ class ExploreTab:
 
     @staticmethod
     def encode_file(ex: Explorer, path: str) -> torch.Tensor:
-        if ex.card.family != "vae":
-            raise gr.Error("Only a VAE can encode an image; a GAN has no encoder. Pick a VAE.")
+        if not ex.card.encodes:
+            raise gr.Error(f"Only a VAE can encode an image (a model with an encoder); this one is {a_model(ex.card.family)}. Pick a VAE.")
         if ex.card.is_points:
             raise gr.Error("This VAE models 2-D points, not images.")
         try:
@@ -389,7 +389,7 @@ class ExploreTab:
         ex = self.explorer(session)
         z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
         rows = int(rows)
-        if ex.card.family == "gan":
+        if len(ex.directions):  # principal directions (a GAN's GANSpace axes)
             dirs = ex.directions[:rows]
             absolute = False
         else:

@@ -20,15 +20,26 @@ import gradio as gr
 from playground import lessons
 from playground.explore import ModelCard, card_from_checkpoint
 from playground.inspection import (
-    BITS, FLOOR, NLL_POINTS, NOISE_SERIES, Inspector, describe_collapse, describe_modes, describe_nll, snapshot,
+    BITS,
+    FLOOR,
+    NLL_POINTS,
+    NOISE_SERIES,
+    Inspector,
+    describe_collapse,
+    describe_modes,
+    describe_nll,
+    snapshot,
 )  # fmt: skip
+from playground.inspection import (
+    CAPTIONS as STEP_CAPTIONS,
+)
 from playground.models import ConfigError, a_model
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
 from .common import USER_ERRORS, plot_series
-from .streaming import queued, stream
 from .explore_tab import SESSION_MODEL, model_choices
+from .streaming import queued, stream
 
 TICK = 0.5  # seconds between two live updates
 LESSON_EVERY = 0.5  # seconds between two updates of a running lesson's progress line
@@ -51,33 +62,6 @@ CAPTIONS = {
     "Separate clusters mean the code tells the classes apart; one blob at the centre is posterior collapse.",
     "density": "**The learned density**: exp log p(x) over the plane, exact for a flow, with real points on top. "
     "Dark where the model puts its probability; it should hug the data and leave the gaps empty.",
-}
-# The step-by-step strips and the curve say different things for each family; a family not
-# listed gets the generic text.
-CURVE_CAPTIONS = {
-    "flow": "**Negative log-likelihood** on each training batch. On 2-D data the grey line is the data's entropy: "
-    "no model can go below it, and the gap to it is what the model has still to learn (the KL from the data to the model).",
-    "autoregressive": "**Bits per dimension**: the NLL of a binarised image over its D pixels, in bits. "
-    "1 bit per pixel is a coin flip for every pixel; the lower, the surer the model is of each pixel given the ones before.",
-    "diffusion": "**Denoising loss** ‖ε − ε_θ(x_t, t)‖² over all t, and by noise level. High noise is easy (x_t is almost ε); "
-    "the low-noise third is the hard part, and the one that shapes the samples' detail.",
-    None: "**The training objective** over steps.",
-}
-REVERSE_CAPTIONS = {
-    "flow": "**From the base Gaussian to data, block by block.** The same latent points z ~ N(0, I), coloured by their angle so you can follow them, "
-    "pushed back through the flow: each block (ActNorm, a rotation, a coupling: affine or spline) stretches and bends the plane a little; the last panel is the samples.",
-    "autoregressive": "**Sampling pixel by pixel**, in raster order: each pixel is drawn from p(x_d | pixels before it), "
-    "computed from the pixels already drawn. One image takes D passes of the network.",
-    "diffusion": "**Reverse: denoising.** From pure noise x_T, the predicted noise is removed step by step (the live view runs a short chain of at most 50 steps). "
-    "On 2-D data each point keeps its colour from the first frame. The frames crowd towards the end, where the samples take shape.",
-    None: "**From the latent to data**, step by step, as sampling runs.",
-}
-FORWARD_CAPTIONS = {
-    "flow": "**From data to the base Gaussian**, the direction training scores: real points pushed through f block by block, "
-    "coloured by where they start. When the flow fits, the last panel looks like N(0, I).",
-    "diffusion": "**Forward: noising.** Real data with more and more Gaussian noise, straight from the closed form q(x_t | x₀); "
-    "by x_T nothing of the data is left. Training teaches the network to undo one such step at any t.",
-    None: "**From data to the latent**, step by step.",
 }
 CURVE_COLORS = {
     NLL_POINTS: "#1565c0", BITS: "#1565c0", FLOOR: "#9e9e9e",
@@ -167,15 +151,15 @@ class InspectTab:
                         with gr.Column(min_width=300):
                             self.curve = gr.LinePlot(x="step", y="value", color="series", title="Negative log-likelihood", height=240, elem_id="inspect-curve", color_map=CURVE_COLORS)
                             self.readout = gr.Markdown("", elem_id="inspect-readout")
-                            self.curve_caption = gr.Markdown(CURVE_CAPTIONS[None], elem_classes=["caption"])
+                            self.curve_caption = gr.Markdown(STEP_CAPTIONS["curve"], elem_classes=["caption"])
                         with gr.Column(min_width=300, visible=False) as self.density_col:
                             self.density = gr.Image(label="The learned density", format="jpeg", type="numpy", interactive=False, show_label=False, elem_id="inspect-density", buttons=[])
                             gr.Markdown(CAPTIONS["density"], elem_classes=["caption"])
                     self.reverse = gr.Image(label="From the latent to data", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-reverse", buttons=[])
-                    self.reverse_caption = gr.Markdown(REVERSE_CAPTIONS[None], elem_classes=["caption"])
+                    self.reverse_caption = gr.Markdown(STEP_CAPTIONS["reverse"], elem_classes=["caption"])
                     with gr.Column(visible=False) as self.forward_col:
                         self.forward = gr.Image(label="From data to the latent", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-forward", buttons=[])
-                        self.forward_caption = gr.Markdown(FORWARD_CAPTIONS[None], elem_classes=["caption"])
+                        self.forward_caption = gr.Markdown(STEP_CAPTIONS["forward"], elem_classes=["caption"])
             with gr.Column(scale=2, min_width=320):
                 self.learn = gr.Markdown(EMPTY_LEARN, latex_delimiters=LATEX, elem_id="inspect-learn")
                 with gr.Row():
@@ -296,12 +280,12 @@ class InspectTab:
             out.update({
                 self.curve: gr.LinePlot(value=v["curve"], title=v["curve_title"], color_map=plot_series(st.plots if st else {}, "curve").color_map(v["curve"], CURVE_COLORS)),
                 self.readout: describe_nll(v["nll"]),
-                self.curve_caption: CURVE_CAPTIONS.get(family, CURVE_CAPTIONS[None]),
+                self.curve_caption: v["captions"]["curve"],
                 self.density_col: gr.Column(visible=v["density"] is not None),
                 self.reverse: v["reverse"] if v["reverse"] is not None else gr.skip(),
-                self.reverse_caption: REVERSE_CAPTIONS.get(family, REVERSE_CAPTIONS[None]),
+                self.reverse_caption: v["captions"]["reverse"],
                 self.forward_col: gr.Column(visible=v["forward"] is not None),
-                self.forward_caption: FORWARD_CAPTIONS.get(family, FORWARD_CAPTIONS[None]),
+                self.forward_caption: v["captions"]["forward"],
             })  # fmt: skip
             if v["density"] is not None:
                 out[self.density] = v["density"]

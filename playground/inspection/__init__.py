@@ -35,16 +35,47 @@ from .common import FamilyViews, device_of, eval_mode, held_out_slice, mark, sna
 from .diffusion import NOISE_SERIES, noise_level_curves
 from .figures import DensityView, HistogramView, LatentView, PlaneView, steps_picture
 from .gan import (
-    d_heatmap, d_score_histograms, d_scores, describe_modes, generate, generator_arrows, generator_manifold,
-    histograms, latent_grid, mode_readout, score_curves,
+    d_heatmap,
+    d_score_histograms,
+    d_scores,
+    describe_modes,
+    generate,
+    generator_arrows,
+    generator_manifold,
+    histograms,
+    latent_grid,
+    mode_readout,
+    score_curves,
 )  # fmt: skip
-from .steps import BITS, FLOOR, N_HELD_OUT, N_HELD_OUT_IMAGES, NLL_POINTS, density_grid, describe_nll, held_out_nll, nll_curve
+from .steps import (
+    BITS,
+    FLOOR,
+    N_HELD_OUT,
+    N_HELD_OUT_IMAGES,
+    NLL_POINTS,
+    density_grid,
+    describe_nll,
+    held_out_nll,
+    nll_curve,
+)
 from .vae import (
-    describe_collapse, kl_frame, latent_codes, pca_basis, reconstruction_picture, reconstructions, vae_curves,
+    describe_collapse,
+    kl_frame,
+    latent_codes,
+    pca_basis,
+    reconstruction_picture,
+    reconstructions,
+    vae_curves,
     vae_diagnostics,
 )  # fmt: skip
 
 DIFFUSION_TERMS = diffusion.TERMS
+# What the curve and the strips say, for a family whose views do not say it better
+CAPTIONS = {
+    "curve": "**The training objective** over steps.",
+    "reverse": "**From the latent to data**, step by step, as sampling runs.",
+    "forward": "**From data to the latent**, step by step.",
+}
 N_REAL = 256  # real examples for D's histograms and the VAE's diagnostics
 N_EXAMPLES = max(N_REAL, vae.N_CODES, steps.N_CHAIN_POINTS)  # the fixed, shuffled examples views use
 
@@ -148,7 +179,7 @@ class Inspector:
         fv = views_of(model.family)
         if model.family != self._family:  # another model on the same data: fresh figures
             self.cache, self._family = {}, model.family
-        out = {"family": model.family, "step": step, "phases": tuple(model.phases)}
+        out = {"family": model.family, "step": step, "phases": tuple(model.phases), "captions": {**CAPTIONS, **fv.captions}}
         terms = objective_terms(last or {}, model.family, rows) if last else None
         estimated = terms is None or any(terms[k] is None for k in fv.needed)
         if estimated:
@@ -165,7 +196,7 @@ class Inspector:
 
 
 __all__ = [
-    "BITS", "DIFFUSION_TERMS", "FLOOR", "NLL_POINTS", "NOISE_SERIES", "N_HELD_OUT", "VIEWS", "DensityView", "FamilyViews",
+    "BITS", "CAPTIONS", "DIFFUSION_TERMS", "FLOOR", "NLL_POINTS", "NOISE_SERIES", "N_HELD_OUT", "VIEWS", "DensityView", "FamilyViews",
     "HistogramView", "Inspector", "LatentView", "PlaneView", "d_heatmap", "d_score_histograms", "d_scores", "density_grid",
     "describe_collapse", "describe_modes", "describe_nll", "estimate_terms", "generate", "generator_arrows",
     "generator_manifold", "held_out_nll", "held_out_slice", "histograms", "kl_frame", "latent_codes", "latent_grid",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -73,10 +73,12 @@ class FamilyViews:
               estimated on a fresh batch instead
     learn     (terms, config dict, running, where, entropy) -> the Learn panel's markdown
     panels    (inspector, model, rows, step, running, push) -> {view: picture or frame}
-    optional  terms a family logs only sometimes (a flow's bits/dim, on images)"""
+    optional  terms a family logs only sometimes (a flow's bits/dim, on images)
+    captions  what its "curve", "reverse" and "forward" views show, in a sentence or two"""
 
     terms: tuple[str, ...]
     needed: tuple[str, ...]
     learn: Callable[..., str]
     panels: Callable[..., dict]
     optional: tuple[str, ...] = ()
+    captions: dict[str, str] = field(default_factory=dict)

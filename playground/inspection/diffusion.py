@@ -53,4 +53,14 @@ def curve(insp, model, rows: list[dict]) -> tuple[pd.DataFrame, str]:
     return noise_level_curves(rows), "Denoising loss, by noise level"
 
 
-VIEWS = FamilyViews(terms=TERMS, needed=TERMS[:1], learn=learn, panels=step_panels(curve))
+VIEWS = FamilyViews(
+    terms=TERMS, needed=TERMS[:1], learn=learn, panels=step_panels(curve),
+    captions={
+        "curve": "**Denoising loss** ‖ε − ε_θ(x_t, t)‖² over all t, and by noise level. High noise is easy (x_t is almost ε); "
+        "the low-noise third is the hard part, and the one that shapes the samples' detail.",
+        "reverse": "**Reverse: denoising.** From pure noise x_T, the predicted noise is removed step by step (the live view runs a short chain of at most 50 steps). "
+        "On 2-D data each point keeps its colour from the first frame. The frames crowd towards the end, where the samples take shape.",
+        "forward": "**Forward: noising.** Real data with more and more Gaussian noise, straight from the closed form q(x_t | x₀); "
+        "by x_T nothing of the data is left. Training teaches the network to undo one such step at any t.",
+    },
+)

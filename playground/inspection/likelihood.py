@@ -85,5 +85,23 @@ Sampling takes $D$ passes, one pixel at a time: pixel $d$ is drawn from $p(x_d \
 """
 
 
-FLOW = FamilyViews(terms=FLOW_TERMS, needed=FLOW_TERMS[:3], learn=learn_flow, panels=step_panels(), optional=("bits_per_dim",))
-AUTOREGRESSIVE = FamilyViews(terms=AR_TERMS, needed=AR_TERMS, learn=learn_autoregressive, panels=step_panels())
+FLOW = FamilyViews(
+    terms=FLOW_TERMS, needed=FLOW_TERMS[:3], learn=learn_flow, panels=step_panels(), optional=("bits_per_dim",),
+    captions={
+        "curve": "**Negative log-likelihood** on each training batch. On 2-D data the grey line is the data's entropy: "
+        "no model can go below it, and the gap to it is what the model has still to learn (the KL from the data to the model).",
+        "reverse": "**From the base Gaussian to data, block by block.** The same latent points z ~ N(0, I), coloured by their angle so you can follow them, "
+        "pushed back through the flow: each block (ActNorm, a rotation, a coupling: affine or spline) stretches and bends the plane a little; the last panel is the samples.",
+        "forward": "**From data to the base Gaussian**, the direction training scores: real points pushed through f block by block, "
+        "coloured by where they start. When the flow fits, the last panel looks like N(0, I).",
+    },
+)
+AUTOREGRESSIVE = FamilyViews(
+    terms=AR_TERMS, needed=AR_TERMS, learn=learn_autoregressive, panels=step_panels(),
+    captions={
+        "curve": "**Bits per dimension**: the NLL of a binarised image over its D pixels, in bits. "
+        "1 bit per pixel is a coin flip for every pixel; the lower, the surer the model is of each pixel given the ones before.",
+        "reverse": "**Sampling pixel by pixel**, in raster order: each pixel is drawn from p(x_d | pixels before it), "
+        "computed from the pixels already drawn. One image takes D passes of the network.",
+    },
+)

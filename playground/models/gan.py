@@ -248,6 +248,18 @@ class GAN(nn.Module):
         """Samples: G(z) from the averaged generator."""
         return self.generate(z)
 
+    @torch.no_grad()
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """The averaged generator's first block up to its first nonlinearity (MLP: Linear+ReLU;
+        DCGAN: the projection), flattened: the activations GANSpace finds directions in."""
+        g = self.sampler
+        first = g.project if hasattr(g, "project") else nn.Sequential(*list(g.net.children())[:2])
+        was = g.training
+        g.eval()
+        out = first(z).flatten(1)
+        g.train(was)
+        return out
+
     def generator_push(self, x: torch.Tensor) -> torch.Tensor:
         """Where the generator's training pushes each data-space point x = G(z): the gradient,
         with respect to x, of the per-sample objective G ascends, (N, *data_shape).
