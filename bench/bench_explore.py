@@ -190,9 +190,10 @@ def class_clients(url: str, n: int) -> None:
 
 
 def beside_trainings(args) -> None:
+    from playwright.sync_api import sync_playwright
+
     import playground.runs as runs
     import ui.train_tab as train_tab
-    from playwright.sync_api import sync_playwright
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     configure_threads(max(1, cores // args.trainings))  # as app.py does

@@ -39,10 +39,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -50,11 +50,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, no install
 
-from playground.data import Dataset, load_data  # noqa: E402
-from playground.models import default_config, vae as vae_module  # noqa: E402
-from playground.models.vae import BernoulliNLL  # noqa: E402
-from playground.data import holdout_split  # noqa: E402
-from playground.trainer import TrainConfig, configure_threads, make_trainer  # noqa: E402
+from playground.data import (
+    Dataset,
+    holdout_split,
+    load_data,
+)
+from playground.models import default_config
+from playground.models import vae as vae_module
+from playground.models.vae import BernoulliNLL
+from playground.trainer import TrainConfig, configure_threads, make_trainer
 
 BATCH = 128
 SECTIONS = ("adam", "env", "recon", "bf16", "peak", "compile")
@@ -632,7 +636,8 @@ def explore_compile(args, threads, x, ring_x) -> dict:
 def machine() -> dict:
     cpu = platform.processor() or "unknown"
     try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return {

@@ -28,9 +28,10 @@ import math
 import numbers
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -425,7 +426,7 @@ def _load_csv(a: _Args, path: Path) -> Dataset:
                 if len(rows) > MAX_POINTS:
                     raise DataError(f"{path.name} is too large: more than {MAX_POINTS:,} points, the limit.")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path.name} is not a text CSV file ({e.reason}). Save it as UTF-8 text, one x,y per line.")
+        raise DataError(f"{path.name} is not a text CSV file ({e.reason}). Save it as UTF-8 text, one x,y per line.") from e
     except csv.Error as e:
         raise DataError(f"{path.name} is not a valid CSV file ({e}). Write one x,y per line.") from e
     except OSError as e:
@@ -514,7 +515,7 @@ def _load_zip(a: _Args, path: Path) -> Dataset:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{path.name} is not a readable zip file ({e}). Re-create it with a standard zip tool.")
+        raise DataError(f"{path.name} is not a readable zip file ({e}). Re-create it with a standard zip tool.") from e
     with zf:
         infos = zf.infolist()
         if len(infos) > ZIP_MAX_ENTRIES:
@@ -602,12 +603,11 @@ def _load_npz(a: _Args, path: Path) -> Dataset:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3, 4) or min(x.shape) == 0:
         raise DataError(f"{path.name}: x has shape {x.shape}. Expected {expected}.")
-    if y is not None:
-        if y.shape != (len(x),) or y.dtype.kind not in "iu" or (len(y) and y.min() < 0):
-            raise DataError(
-                f"{path.name}: y has shape {y.shape} and dtype {y.dtype}; expected non-negative integers, "
-                f"one per image: shape ({len(x)},)."
-            )
+    if y is not None and (y.shape != (len(x),) or y.dtype.kind not in "iu" or (len(y) and y.min() < 0)):
+        raise DataError(
+            f"{path.name}: y has shape {y.shape} and dtype {y.dtype}; expected non-negative integers, "
+            f"one per image: shape ({len(x)},)."
+        )
     keep = _pick(a, len(x), path.name)
     images = torch.from_numpy(np.ascontiguousarray(x[keep][..., :3])).permute(0, 3, 1, 2)  # (N, C, H, W); drop alpha
     label_names = None if y is None else [str(k) for k in range(int(y.max()) + 1)]

@@ -25,7 +25,7 @@ from PIL import Image
 
 from . import sampling
 from .checkpoint import CheckpointError, load_model, read_checkpoint
-from .data import Dataset, DataError, load_data
+from .data import DataError, Dataset, load_data
 from .models import ConfigError
 
 

@@ -104,7 +104,7 @@ R1 differentiates D twice). Other remedies to try in the Train tab: spectral nor
             model={
                 "arch": "mlp", "latent_dim": 20, "hidden": 400, "layers": 1, "likelihood": "bernoulli",
                 "beta": 8.0, "kl_warmup": 0, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999,
-            },  # fmt: skip
+            },
             seconds=60,
             text="""**Posterior collapse.** A VAE on the handwritten digits whose KL term weighs 8 times
 what the ELBO says (β = 8). Every nat the code carries now costs 8: watch the **KL per
@@ -121,7 +121,7 @@ live) and fewer still survive; drag it back to 1 and watch the dimensions come b
             model={
                 "arch": "mlp", "latent_dim": 6, "hidden": 400, "layers": 2, "likelihood": "bernoulli",
                 "beta": 4.0, "kl_warmup": 0, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999,
-            },  # fmt: skip
+            },
             seconds=90,
             text="""**Disentanglement.** A β-VAE (β = 4, Higgins et al. 2017) on sprites made from five
 factors: shape, scale, rotation, x and y. The strong KL pressure makes the VAE spend as few
@@ -138,7 +138,7 @@ in a disentangled model each row changes one thing (position, then size...).""",
             model={
                 "coupling": "affine", "blocks": 8, "hidden": 128, "depth": 2, "bins": 8, "tail": 4.0,
                 "max_scale": 3.0, "ema": 0.999, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999,
-            },  # fmt: skip
+            },
             seconds=60,
             text="""**Affine couplings on a checkerboard.** A RealNVP-style flow: each block keeps one
 coordinate and scales and shifts the other by amounts that vary smoothly with the first. The
@@ -157,7 +157,7 @@ about 0.2 nats with crisp squares.""",
             model={
                 "arch": "mlp", "timesteps": 1000, "schedule": "linear", "hidden": 256, "layers": 3,
                 "sample_steps": 250, "eta": 1.0, "ema": 0.995, "lr": 1e-3, "beta1": 0.9, "beta2": 0.999,
-            },  # fmt: skip
+            },
             seconds=90,
             text="""**How many sampling steps?** A DDPM on the 8-Gaussian ring (T = 1000 noise levels).
 Watch the **loss by noise level**: removing much noise is easy, the low-noise third, which

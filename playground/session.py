@@ -24,7 +24,7 @@ from .checkpoint import load_trainer, save_checkpoint
 from .curves import long_frame, with_level
 from .data import load_data
 from .files import remove_upload
-from .models import ConfigError, default_config, family_of
+from .models import ConfigError, a_model, default_config, family_of
 from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
 
@@ -143,6 +143,21 @@ class Session:
         """Whether the last Train request still stands: no Stop or Reset came after it (a call
         that did not go through the queue, from a test or a script, has no request to void)."""
         return self._requested_after in (None, self._stops) and not self.closed
+
+    def step_by_hand(self, phases: tuple[str | None, ...] = (None,), *, whole: str = "Step") -> Trainer:
+        """Step the current model by hand: one whole step (None), or a GAN's phases in order
+        ("d", "g"). A running training pauses first, as it would for any hand on the wheel.
+        `whole` names the button for a whole step in the message a one-step family gets."""
+        t = self.trainer
+        if t is None:
+            raise ConfigError("there is no model to step yet: start a lesson, or set one up in the Train tab")
+        if any(p is not None and p not in t.model.phases for p in phases):
+            raise ConfigError(f"D and G steps are for GANs; {a_model(t.model.family)} trains in one step: use {whole}")
+        if t.running:
+            t.pause()
+        for p in phases:
+            t.step(p)
+        return t
 
     def reset(self) -> None:
         with self.lock:

@@ -18,8 +18,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Callable, ContextManager, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -155,7 +157,7 @@ class History:
         return {"max_points": self.max_points, "width": self.width, "rows": self.rows}
 
     @classmethod
-    def from_state(cls, state: dict) -> "History":
+    def from_state(cls, state: dict) -> History:
         h = cls(int(state.get("max_points", 1000)))
         h.width = int(state.get("width", 1))
         h.rows = [dict(r) for r in state.get("rows", [])]
@@ -264,7 +266,7 @@ class Trainer:
         return self.last
 
     def run(self, steps: int | None = None, seconds: float | None = None, report_every: float = 0.25,
-            around_step: Callable[[], ContextManager[object]] | None = None) -> Iterator[Report]:  # fmt: skip
+            around_step: Callable[[], AbstractContextManager[object]] | None = None) -> Iterator[Report]:  # fmt: skip
         """Train until `steps` more steps or `seconds` of training time (or stop()), yielding a
         Report every `report_every` seconds and a final one with done=True. While paused it keeps
         yielding (paused=True) without stepping, so a UI stays live; resume() carries on.

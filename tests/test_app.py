@@ -199,8 +199,8 @@ def train_tab():
 
 
 def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colours(train_tab):
-    from playground.session import Session, TrainSettings
     from playground.models import GAN, Flow
+    from playground.session import Session, TrainSettings
     from ui.train_tab import series_colors
 
     s = Session()

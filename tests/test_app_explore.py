@@ -1,13 +1,10 @@
 """The Explore tab through gradio_client: pick, slide, seed, encode, interpolate, traverse, export."""
 
-import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +70,10 @@ def test_encode_interpolate_traverse_export(app_url, shipped, tmp_path, digits):
     Image.fromarray((digits.x[3, 0].numpy() * 255).astype(np.uint8)).save(img)
     enc = c.predict(handle_file(str(img)), api_name="/explore_encode")
     assert any(val(v) != 0 for v in enc[:2])  # the sliders moved to the image's code
-    strip, gif = c.predict(1, 2, None, None, "spherical", 5, api_name="/interpolate")
+    _strip, gif = c.predict(1, 2, None, None, "spherical", 5, api_name="/interpolate")
     g = Image.open(gif if isinstance(gif, str) else gif["path"])
     assert g.format == "GIF" and g.n_frames == 8  # 5 frames there, 3 back
-    grid, tgif = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse")
+    grid, _tgif = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse")
     assert picture(grid).shape[1] > picture(grid).shape[0]  # 2 rows of 5
     png = c.predict(*([0.0] * N), api_name="/explore_export")
     assert Image.open(png if isinstance(png, str) else png["path"]).format == "PNG"
@@ -121,11 +118,11 @@ def test_the_session_model_is_explorable(app_url):
 )
 def test_new_families_train_explore_and_show_their_process(app_url, family, over):
     c = client(app_url)
-    status, samples, curve1, _ = c.predict(upload=None, family=family, **over, api_name="/step")
+    status, samples, _curve1, _ = c.predict(upload=None, family=family, **over, api_name="/step")
     assert "step **1**" in status and samples is not None
     out = c.predict("__session__", api_name="/explore_pick")
     assert {"flow": "a flow on", "diffusion": "a diffusion model (DDPM) on", "autoregressive": "an autoregressive model (MADE) on"}[family] in out[0]
-    frame, pic, gif = c.predict(0, "generate", 0, api_name="/process")
+    frame, _pic, gif = c.predict(0, "generate", 0, api_name="/process")
     assert val(frame) >= 2 and gif is not None
     first = c.predict(0, api_name="/process_frame")
     assert first["label"].startswith("Step 0 of ") and first["value"] is not None

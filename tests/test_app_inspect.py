@@ -28,7 +28,7 @@ def skipped(x) -> bool:
 
 def frame(plot) -> dict:
     """A plot's data, whether it came back as a value or as an update holding one."""
-    return plot["value"] if "value" in plot else plot
+    return plot.get("value", plot)
 
 
 def series(plot) -> set:

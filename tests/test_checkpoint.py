@@ -48,7 +48,7 @@ def test_continue_training_is_identical_to_never_stopping(saved, ring8):
 def test_vae_round_trip(tmp_path, digits):
     t = make_trainer("vae", digits, {"latent_dim": 4}, TrainConfig(batch_size=32))
     t.step()
-    model, meta = load_model(save_checkpoint(tmp_path / "v.safetensors", t))
+    model, _meta = load_model(save_checkpoint(tmp_path / "v.safetensors", t))
     z = torch.randn(3, 4)
     torch.testing.assert_close(decode(model, z), decode(t.model, z))
 
@@ -153,7 +153,7 @@ def test_a_header_length_whose_low_byte_looks_like_a_pickle_is_still_read(saved,
             break
     t.data_args = {"spec": "ring8", "n": 2000}
     assert path.read_bytes()[0] == 0x80
-    model, meta = load_model(path)
+    _model, meta = load_model(path)
     assert meta["family"] == "gan"
 
 

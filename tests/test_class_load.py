@@ -38,18 +38,25 @@ def training_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "playground-train" and t.is_alive()]
 
 
-def wait_for(predicate, timeout=10.0, what="condition"):
+def wait_for(predicate, timeout=10.0, what="condition", detail=None):
+    """Wait for predicate(); on time-out say what was waited for and, when given, detail()
+    (the state of the calls and runs: a rare failure should say why)."""
     end = time.time() + timeout
     while time.time() < end:
         if predicate():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f": {detail()}" if detail else ""))
+
+
+def run_state(app, jobs=()) -> str:
+    calls = [(j.done(), j.status().code.name, (j.outputs()[-1][0][:60] if j.outputs() else None)) for j in jobs]
+    return f"training threads {len(training_threads())}, pool running {app.pool.running}, calls (done, status, last) {calls}"
 
 
 def settled(app, timeout=6.0):
     """No training thread left and every slot free (a run ends within its 2 s lease)."""
-    wait_for(lambda: not training_threads() and app.pool.running == 0, timeout, "every training to end")
+    wait_for(lambda: not training_threads() and app.pool.running == 0, timeout, "every training to end", lambda: run_state(app))
 
 
 def clients(app, n):
@@ -119,7 +126,7 @@ def test_stop_and_reset_take_a_waiting_run_out_of_the_queue(app, how):
     for c in waiting:
         c.predict(api_name=how)
     owner.predict(api_name="/stop")
-    wait_for(lambda: running.done() and all(j.done() for j in queued), 20, "every call to end")
+    wait_for(lambda: running.done() and all(j.done() for j in queued), 20, "every call to end", lambda: run_state(app, [running, *queued]))
     for j in queued:  # each ended without training: no model, no step
         assert "No model yet" in j.outputs()[-1][0]
     settled(app)

@@ -122,11 +122,11 @@ def test_python_dash_m_entry_point(tmp_path):
     """The real `python -m playground` process: exit code and JSON last line."""
     proc = subprocess.run(
         [sys.executable, "-m", "playground", "train", "--model", "vae", "--data", "moons", "--steps", "5", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 5
-    bad = subprocess.run([sys.executable, "-m", "playground", "evaluate", str(tmp_path / "nope.safetensors")], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "playground", "evaluate", str(tmp_path / "nope.safetensors")], check=False, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
 
 

@@ -127,7 +127,7 @@ def test_points_shape_dtype_and_determinism(name):
     if ds.y is not None:
         assert ds.y.dtype == torch.int64 and ds.y.shape == (1001,)
         assert torch.equal(ds.y, again.y)
-        assert 0 <= ds.y.min() and ds.y.max() < len(ds.label_names)
+        assert ds.y.min() >= 0 and ds.y.max() < len(ds.label_names)
         assert len(torch.unique(ds.y)) == len(ds.label_names)  # every class occurs
 
 
@@ -234,7 +234,7 @@ def test_digits_are_the_real_uci_digits():
 
 def test_digits_resize_and_subset_are_seeded():
     ds = load_data("digits", n=100, seed=1)
-    assert ds.x.shape == (100, 1, 28, 28) and 0 <= ds.x.min() and ds.x.max() <= 1
+    assert ds.x.shape == (100, 1, 28, 28) and ds.x.min() >= 0 and ds.x.max() <= 1
     full = load_data("digits")
     assert ds.x[0].mean() == pytest.approx(0, abs=1) and torch.isfinite(ds.x).all()
     assert torch.equal(load_data("digits", n=100, seed=1).x, ds.x)

@@ -111,7 +111,7 @@ def test_made_masks_make_output_d_depend_only_on_earlier_pixels():
     for d in range(16):
         (grad,) = torch.autograd.grad(model.logits(x)[0, d], x)
         assert torch.all(grad[0, d:] == 0), d  # never itself or later pixels
-    masks, direct = made_masks(16, 32, 2)
+    _masks, direct = made_masks(16, 32, 2)
     assert torch.equal(direct, torch.ones(16, 16).tril(-1).bool())
 
 

@@ -50,7 +50,7 @@ def vae_with_identity_encoder():
 
 def test_heatmap_of_a_discriminator_with_fixed_weights():
     model = gan_with_linear_d()
-    xs, ys, d = ins.d_heatmap(model, lim=3.0, res=7)
+    xs, _ys, d = ins.d_heatmap(model, lim=3.0, res=7)
     assert xs.tolist() == pytest.approx(np.linspace(-3, 3, 7).tolist())
     expected = 1 / (1 + np.exp(-xs))  # D(x, y) = sigmoid(x): constant down each column
     np.testing.assert_allclose(d, np.tile(expected, (7, 1)), atol=1e-6)
@@ -183,7 +183,7 @@ def test_reconstructions_and_latent_codes(digits):
     model = build_model("vae", default_config("vae", (1, 28, 28), hidden=32, latent_dim=5)).eval()
     x = digits.x[:6]
     x_hat = ins.reconstructions(model, x)
-    assert x_hat.shape == x.shape and 0 <= x_hat.min() and x_hat.max() <= 1
+    assert x_hat.shape == x.shape and x_hat.min() >= 0 and x_hat.max() <= 1
     pic = ins.reconstruction_picture(x, x_hat, per_row=3, scale=2)
     assert pic.shape == (2 * (4 * 29 + 1), 2 * (3 * 29 + 1), 3)  # rows of 3 inputs, each above its reconstructions
     cell = lambda r, c: pic[2 * (1 + 29 * r) : 2 * (29 + 29 * r), 2 * (1 + 29 * c) : 2 * (29 + 29 * c), 0]  # noqa: E731

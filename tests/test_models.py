@@ -1,13 +1,13 @@
 """The math of each family: KL parity, value terms, losses, one step changes weights."""
 
-import math
 
 import pytest
 import torch
-from torch.distributions import Independent, Normal, kl_divergence as torch_kl
+from torch.distributions import Independent, Normal
+from torch.distributions import kl_divergence as torch_kl
 
 from playground.models import ConfigError, build_model, default_config
-from playground.models.gan import GAN, generator_loss, value_terms
+from playground.models.gan import generator_loss, value_terms
 from playground.models.vae import kl_divergence, log_likelihood
 
 
@@ -157,7 +157,7 @@ def test_bernoulli_nll_gradient_is_exact_and_stable():
     torch.manual_seed(0)
     logits = (torch.randn(3, 5, dtype=torch.float64) * 4).requires_grad_(True)
     x = torch.rand(3, 5, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda l: BernoulliNLL.apply(l, x), (logits,))
+    assert torch.autograd.gradcheck(lambda logit: BernoulliNLL.apply(logit, x), (logits,))
     big = torch.tensor([[1000.0, -1000.0]])
     ref = torch.nn.functional.binary_cross_entropy_with_logits(big, torch.tensor([[0.0, 1.0]]), reduction="none").sum(1)
     torch.testing.assert_close(BernoulliNLL.apply(big, torch.tensor([[0.0, 1.0]])), ref)
@@ -172,3 +172,53 @@ def test_gan_defaults_for_points_are_the_tuned_ones():
     model = build_model("gan", points)
     out = model.train_step(lambda: torch.randn(16, 2), model.make_optimizers(), batch_size=16)
     assert out["r1"] > 0  # the penalty is on and reported as its own part
+
+
+# -- the declarations ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["gan", "vae", "flow", "autoregressive", "diffusion"])
+def test_every_setting_is_declared_with_what_it_allows(family):
+    from playground.models import family_of, settings_for
+
+    cls = family_of(family)
+    settings = settings_for(family)
+    assert set(settings) == set(cls.Config.__dataclass_fields__) - {"data_shape"}  # nothing undeclared
+    for name, s in settings.items():
+        assert s.label and s.kind in (int, float, bool, str)
+        assert s.check(s.default) == s.default  # the default is allowed
+        if s.kind in (int, float):
+            assert s.lo <= s.default <= s.hi
+            with pytest.raises(ConfigError, match=f"{name} must be .* from {s.lo} to {s.hi}"):
+                s.check(s.hi + 1)
+        if s.choices:
+            with pytest.raises(ConfigError, match=f"{name} must be one of"):
+                s.check("nonsense")
+    assert set(cls.live_params) == {k for k, s in settings.items() if s.live}
+    kind = "points" if "points" in cls.data_kinds else "images"
+    assert default_config(family, (2,) if kind == "points" else (1, 28, 28)).to_dict()  # the defaults build
+
+
+def test_a_setting_converts_what_widgets_send_and_refuses_the_rest():
+    cfg = default_config("gan", (2,), latent_dim=3.0, hidden=64.0)
+    assert cfg.latent_dim == 3 and isinstance(cfg.latent_dim, int)  # a slider's 3.0
+    with pytest.raises(ConfigError, match="latent_dim must be a whole number; got 2.5"):
+        default_config("gan", (2,), latent_dim=2.5)
+    with pytest.raises(ConfigError, match="spectral_norm must be true or false; got 1"):
+        default_config("gan", (2,), spectral_norm=1)
+    with pytest.raises(ConfigError, match="lr must be a number from 1e-06 to 1.0; got True"):
+        default_config("gan", (2,), lr=True)
+
+
+def test_declarations_and_families_are_checked_loudly():
+    from playground.models import register
+    from playground.models._common import setting
+
+    with pytest.raises(TypeError, match="unknown facts"):
+        setting(1, "x", minimum=0)
+
+    class NotAFamily:
+        family = "half"
+
+    with pytest.raises(TypeError, match="NotAFamily is not a model family: it lacks .*loss_parts"):
+        register(NotAFamily)

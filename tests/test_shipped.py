@@ -23,7 +23,7 @@ def test_the_issue_s_models_are_shipped():
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_checkpoint_loads_samples_and_is_documented(path):
     assert path.stat().st_size < 5 * 1024 * 1024  # a few MB at most
-    model, meta = load_model(path)
+    model, _meta = load_model(path)
     x = sample(model, 8, seed=0)
     assert torch.isfinite(x).all() and tuple(x.shape[1:]) == tuple(model.config.data_shape)
     readme = (ROOT / "README.md").read_text()

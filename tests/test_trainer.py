@@ -6,8 +6,8 @@ import threading
 import pytest
 import torch
 
-from playground.models import ConfigError
 from playground.data import holdout_split
+from playground.models import ConfigError
 from playground.trainer import History, TrainConfig, TrainingDiverged, make_trainer
 
 
@@ -105,7 +105,7 @@ def test_history_stays_bounded_and_keeps_the_mean():
 
 def test_holdout_split_is_fixed_and_disjoint():
     tr, te = holdout_split(100, 0.1)
-    tr2, te2 = holdout_split(100, 0.1)
+    _tr2, te2 = holdout_split(100, 0.1)
     assert torch.equal(te, te2) and len(te) == 10 and len(tr) == 90
     assert not set(tr.tolist()) & set(te.tolist())
 
@@ -128,14 +128,13 @@ def test_thread_tuner_keeps_the_faster_setting(monkeypatch):
     from playground import trainer as T
 
     calls = []
-    monkeypatch.setattr(T.torch, "set_num_threads", lambda n: calls.append(n))
+    monkeypatch.setattr(T.torch, "set_num_threads", calls.append)
     tuner = T.ThreadTuner(2, period=10.0, trial=1.0)
     speed = {2: 50, 1: 150}  # steps per second: a busy machine where 1 thread wins
-    t, steps = 0.0, 0
-    for _ in range(2000):
+    t = 0.0
+    for steps in range(1, 2001):
         n = calls[-1] if calls else 2
         t += 1.0 / speed[n]
-        steps += 1
         tuner.update(t, steps)
     assert tuner.rates[2] == pytest.approx(50, rel=0.05) and tuner.rates[1] == pytest.approx(150, rel=0.05)
     assert tuner.current == 1 and calls[:3] == [2, 1, 1]

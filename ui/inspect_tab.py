@@ -33,7 +33,7 @@ from playground.inspection import (
 from playground.inspection import (
     CAPTIONS as STEP_CAPTIONS,
 )
-from playground.models import ConfigError, a_model
+from playground.models import a_model
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
@@ -328,16 +328,8 @@ class InspectTab:
         def on_step(session: Session, choice: str | None, request: gr.Request):
             if (choice or SESSION_MODEL) != SESSION_MODEL:
                 raise gr.Error("Stepping trains the model in the Train tab: choose it in the Inspect list first.")
-            t = session.trainer
-            if t is None:
-                raise gr.Error("There is no model to step yet: start a lesson, or set one up in the Train tab.")
             try:
-                if phase is not None and phase not in t.model.phases:
-                    what = a_model(t.model.family)
-                    raise ConfigError(f"D and G steps are for GANs; {what} trains in one step: use Whole step")
-                if t.running:
-                    t.pause()  # stepping by hand pauses a running training, as in the Train tab
-                t.step(phase)
+                session.step_by_hand((phase,), whole="Whole step")
             except (*USER_ERRORS, TrainingDiverged) as e:
                 raise gr.Error(str(e)) from None
             return self.render(session, choice, request, force=True)

@@ -347,7 +347,7 @@ class TrainTab:
             yield self.frame(session, self.view(session), "stopped", 0.0)
             return
         try:
-            trainer, new = session.prepare(self.settings(session, values))
+            trainer, _new = session.prepare(self.settings(session, values))
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         view = self.view(session)
@@ -449,16 +449,9 @@ class TrainTab:
 
         def on_step(session: Session, *values):
             try:
-                trainer, _ = session.prepare(self.settings(session, values))
-                if phase != "step" and not trainer.model.phases:
-                    raise ConfigError(f"D and G steps are for GANs; a {trainer.model.family} trains in one step: use Step")
-                if trainer.running:
-                    trainer.pause()  # stepping by hand pauses a running training
-                for p in phases:
-                    trainer.step(p)
-            except USER_ERRORS as e:
-                raise gr.Error(str(e)) from None
-            except TrainingDiverged as e:
+                session.prepare(self.settings(session, values))
+                session.step_by_hand(tuple(phases))
+            except (*USER_ERRORS, TrainingDiverged) as e:
                 raise gr.Error(str(e)) from None
             label = {"step": "stepped", "d": "D step done", "g": "G step done", "dg": "D+G step done"}[phase]
             return self.frame(session, self.view(session), label, 0.0)

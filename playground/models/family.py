@@ -8,7 +8,8 @@ Nothing outside `playground/models/` asks which family a model is: it reads thes
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
