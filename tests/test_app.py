@@ -265,9 +265,9 @@ def test_a_family_shows_its_own_declared_controls(train_tab):
     from playground.models import settings_for
 
     def shown(family, data):
-        out = train_tab.on_family_or_data(family, data, None)
-        knobs = dict(zip(train_tab.knobs, out[6 : 6 + len(train_tab.knobs)]))
-        rows = dict(zip(train_tab.rows, out[6 + len(train_tab.knobs) :]))
+        out = train_tab.on_family_or_data(family, data, None)  # {component: update}
+        knobs = {k: out[train_tab.c[k]] for k in train_tab.knobs}
+        rows = {r: out[train_tab.knob_rows[r]] for r in train_tab.rows}
         return {k: u for k, u in knobs.items() if u.get("visible")}, knobs, rows
 
     vis, knobs, rows = shown("gan", "ring8")

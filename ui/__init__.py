@@ -46,7 +46,8 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
             with gr.Tab("Explore", id="explore") as explore:
                 demo.explore_tab = ExploreTab(session)
             with gr.Tab("Inspect", id="inspect") as inspect_item:
-                demo.inspect_tab = InspectTab(session, max_trainings, demo.train_tab)
+                tt = demo.train_tab  # a lesson's settings show in the Train tab's controls
+                demo.inspect_tab = InspectTab(session, max_trainings, show_settings=(tt.settings_outputs(), tt.settings_updates))
         ex = demo.explore_tab
         demo.load(ex.on_refresh, None, ex.pick, api_name=False)
         explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name="explore_open", api_visibility="undocumented")

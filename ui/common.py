@@ -13,6 +13,7 @@ from PIL import Image
 
 from playground.checkpoint import CheckpointError
 from playground.data import DataError
+from playground.explore import list_checkpoints
 from playground.models import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +79,16 @@ class PlotSeries:
 def plot_series(views: dict, name: str) -> PlotSeries:
     """The PlotSeries for plot `name`, kept in a per-session dict (Session.views)."""
     return views.setdefault("plot_series", {}).setdefault(name, PlotSeries())
+
+
+SESSION_MODEL = "__session__"  # the model lists' value meaning "the model in the Train tab"
+
+
+def model_choices(request: gr.Request | None) -> list[tuple[str, str]]:
+    """What Explore and Inspect can show: the Train tab's model, then shipped, shared and the
+    session's own checkpoints."""
+    root = CHECKPOINT_ROOT
+    items = [("The model in the Train tab", SESSION_MODEL)]
+    for folder, tag in ((root, "shipped"), (root / "shared", "shared"), (session_dir(request), "yours")):
+        items += [(f"{label} · {tag}", str(path)) for label, path in list_checkpoints(folder)]
+    return items

@@ -36,19 +36,10 @@ from playground.session import Session
 from playground.viz import figure_array, latent_scatter
 
 from . import common
-from .common import USER_ERRORS, session_dir
+from .common import SESSION_MODEL, USER_ERRORS, model_choices
 
-SESSION_MODEL = "__session__"  # the dropdown value meaning "the model in the Train tab"
 MAP_STEPS = 15
 EXPORT_TTL = 3600  # seconds an exported PNG/GIF stays in our folder
-
-
-def model_choices(request: gr.Request | None) -> list[tuple[str, str]]:
-    root = common.CHECKPOINT_ROOT
-    items = [("The model in the Train tab", SESSION_MODEL)]
-    for folder, tag in ((root, "shipped"), (root / "shared", "shared"), (session_dir(request), "yours")):
-        items += [(f"{label} · {tag}", str(path)) for label, path in list_checkpoints(folder)]
-    return items
 
 
 FIRST_MODEL = "vae-digits-2d"  # opens Explore: a latent map to click, and every slider matters
@@ -184,7 +175,7 @@ class ExploreTab:
         t = session.trainer
         stale = choice == SESSION_MODEL and t is not None and ex is not None and ex.trainer_step != (id(t), t.step_count)
         if not choice or (ex is not None and not stale):
-            return [gr.skip()] * len(self.pick_outputs)
+            return {}  # nothing to change
         return self.on_pick(session, choice, request)
 
     def on_upload(self, session: Session, path: str | None):
@@ -219,26 +210,25 @@ class ExploreTab:
         if two_d:
             map_pic = ex.grid(latent_map(card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
             scatter = self.scatter_picture(ex)
-        return (
-            self.describe(ex), view, gr.Accordion(visible=len(ex.directions) > 0), *z_updates, *d_updates,
-            gr.Tab(visible=two_d), map_pic, scatter, *self.process_updates(ex),
+        return {
+            self.info: self.describe(ex), self.view: view, self.dir_box: gr.Accordion(visible=len(ex.directions) > 0),
+            **dict(zip(self.z, z_updates)), **dict(zip(self.d, d_updates)),
+            self.map_tab: gr.Tab(visible=two_d), self.map: map_pic, self.scatter: scatter, **self.process_updates(ex),
             # open on a tab this model has; the image inputs are for models with an encoder
-            gr.Tabs(selected="map" if two_d else "process" if ex.has_process else "interp"),
-            *[gr.Image(visible=hasattr(card.model, "encode")) for _ in range(3)],
-        )  # fmt: skip
+            self.tabs: gr.Tabs(selected="map" if two_d else "process" if ex.has_process else "interp"),
+            **{image: gr.Image(visible=card.encodes) for image in (self.encode_in, self.img_a, self.img_b)},
+        }  # fmt: skip
 
-    @staticmethod
-    def process_updates(ex: Explorer) -> list:
+    def process_updates(self, ex: Explorer) -> dict:
         """The generation-process tab: shown for models that make samples in steps."""
         model = ex.card.model
-        note = getattr(model, "process_note", "")
         steps = "sample_steps" in getattr(model, "sample_params", ())
-        return [
-            gr.Tab(visible=ex.has_process),
-            note,
-            gr.Radio(value="generate", visible=ex.has_inference),
-            gr.Slider(value=model.config.sample_steps if steps else 0, visible=steps),
-        ]
+        return {
+            self.process_tab: gr.Tab(visible=ex.has_process),
+            self.process_md: getattr(model, "process_note", ""),
+            self.process_dir: gr.Radio(value="generate", visible=ex.has_inference),
+            self.process_steps: gr.Slider(value=model.config.sample_steps if steps else 0, visible=steps),
+        }
 
     def on_process(self, session: Session, seed, direction, sample_steps):
         ex = self.explorer(session)

@@ -37,8 +37,7 @@ from playground.models import a_model
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
-from .common import USER_ERRORS, plot_series
-from .explore_tab import SESSION_MODEL, model_choices
+from .common import SESSION_MODEL, USER_ERRORS, model_choices, plot_series
 from .streaming import queued, stream
 
 TICK = 0.5  # seconds between two live updates
@@ -89,10 +88,12 @@ def state_of(session: Session) -> InspectState:
 
 
 class InspectTab:
-    def __init__(self, session: gr.State, max_trainings: int = 1, train_tab=None):
+    def __init__(self, session: gr.State, max_trainings: int = 1, show_settings: tuple | None = None):
         self.session = session
         self.max_trainings = max_trainings
-        self.train_tab = train_tab  # its controls show a lesson's settings, when given
+        # (components, settings -> their updates): where a lesson's settings are shown (the Train
+        # tab's controls; build_demo wires the two tabs together)
+        self.show_settings = show_settings
         self.build()
         self.wire()
 
@@ -343,7 +344,7 @@ class InspectTab:
         def run_lesson(session: Session):
             """Set up the lesson's model, train it for its budget (Stop ends it), stream progress."""
             if not session.may_train():  # Stop or Reset was pressed while this waited in the queue
-                yield (f"{lesson.text}\n\n**Stopped** before it began.", *[gr.skip()] * (len(self.lesson_outputs) - 1))
+                yield {self.lesson_md: f"{lesson.text}\n\n**Stopped** before it began."}
                 return
             settings = lesson.settings()
             try:
@@ -352,13 +353,11 @@ class InspectTab:
             except USER_ERRORS as e:
                 raise gr.Error(str(e)) from None
             state_of(session).source = SESSION_MODEL
-            first = (SESSION_MODEL, *self.train_sync_values(settings))
-            rest = [gr.skip()] * (len(self.lesson_outputs) - 1)
+            first = {self.source: SESSION_MODEL, **self.train_sync_values(settings)}  # once, then the text alone
 
             def frame(state, _rate):
                 nonlocal first
-                text = self.lesson_text(lesson, trainer, "done" if state == "stopped" else state)
-                out, first = (text, *(first or rest)), None
+                out, first = {self.lesson_md: self.lesson_text(lesson, trainer, "done" if state == "stopped" else state), **first}, {}
                 return out
 
             yield from stream(runner, LESSON_EVERY, frame)
@@ -377,13 +376,7 @@ class InspectTab:
 
     # -- the Train tab shows the lesson's settings ----------------------------------------------
     def train_sync_outputs(self) -> list:
-        tt = self.train_tab
-        if tt is None or not hasattr(tt, "settings_outputs"):
-            return []
-        return tt.settings_outputs()
+        return list(self.show_settings[0]) if self.show_settings else []
 
-    def train_sync_values(self, settings) -> list:
-        tt = self.train_tab
-        if tt is None or not hasattr(tt, "settings_updates"):
-            return []
-        return tt.settings_updates(settings)
+    def train_sync_values(self, settings) -> dict:
+        return self.show_settings[1](settings) if self.show_settings else {}

@@ -291,42 +291,46 @@ class TrainTab:
         (on_family_or_data has switched that to digits and said so)."""
         return "digits" if images_only(family) and _is_points(UPLOAD, upload) else UPLOAD
 
-    def on_family_or_data(self, family, data, upload):
+    def on_family_or_data(self, family, data, upload) -> dict:
+        """{component: update} for a family picked or data chosen (Gradio's dict form: no order
+        to keep in step with the outputs list)."""
+        c = self.c
         if images_only(family) and _is_points(data, upload):
             data = "digits"  # this family models images only: show it on the shipped digits
             gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
-        updates = [gr.update(value=data), gr.update(visible=not points), gr.update(visible=data == UPLOAD)]
-        updates += [gr.update(visible=bool(phases(family))) for _ in self.phase_btns]
-        return updates + self.control_updates(family, points, defaults_for(family, points))
+        updates = {c["data"]: gr.update(value=data), c["image_size"]: gr.update(visible=not points), c["upload"]: gr.update(visible=data == UPLOAD)}
+        updates.update({btn: gr.update(visible=bool(phases(family))) for btn in self.phase_btns})
+        return {**updates, **self.control_updates(family, points, defaults_for(family, points))}
 
-    def control_updates(self, family: str, points: bool, values: dict) -> list:
-        """Updates that show a family's controls with these values (its declarations' labels,
-        ranges and choices; the other families' controls hidden), then its rows."""
+    def control_updates(self, family: str, points: bool, values: dict) -> dict:
+        """{component: update} that shows a family's controls with these values (its
+        declarations' labels, ranges and choices; the other families' controls hidden), and
+        its rows."""
         mine, offered = shown(family), visible_on(family, points)
-        updates = []
+        updates = {}
         for k in self.knobs:
             if k not in mine:
-                updates.append(gr.update(visible=False))
+                updates[self.c[k]] = gr.update(visible=False)
                 continue
             value = values.get(k, mine[k].default)
             choices = mine[k].choices_for(points)
             if choices and value not in choices:
                 value = choices[0]  # the data's kind allows fewer (an MLP on points)
             if k in offered:
-                updates.append(gr.update(visible=True, **control_props(mine[k], value, points)))
+                updates[self.c[k]] = gr.update(visible=True, **control_props(mine[k], value, points))
             else:
-                updates.append(gr.update(visible=False, value=value))
-        return updates + self.row_updates(family, points)
+                updates[self.c[k]] = gr.update(visible=False, value=value)
+        return {**updates, **self.row_updates(family, points)}
 
-    def row_updates(self, family: str, points: bool) -> list:
+    def row_updates(self, family: str, points: bool) -> dict:
         """Rows of settings show when one of theirs does (the first also holds the image side,
         the last the batch size and seed)."""
         offered = visible_on(family, points)
         visible = {row: any(k in offered for k in names) for row, names in self.rows.items()}
         visible[ARCH_ROW] = visible[ARCH_ROW] or not points
         visible[TRAINING_ROW] = True
-        return [gr.update(visible=visible[row]) for row in self.rows]
+        return {self.knob_rows[row]: gr.update(visible=visible[row]) for row in self.rows}
 
     # The training stream ---------------------------------------------------------------------
     def settings(self, session: Session, values: tuple) -> TrainSettings:
@@ -495,21 +499,23 @@ class TrainTab:
         if data not in BUILTIN_POINTS + BUILTIN_IMAGES:
             session.settings.data = data  # keep the checkpoint's own file as the data
         frame = self.frame(session, self.view(session), "loaded: press Train to continue", 0.0)
-        return (*frame, *updates)
+        return {**dict(zip(self.outputs, frame)), **updates}
 
     # -- showing settings made elsewhere (a checkpoint, a lesson) ------------------------------
     def settings_outputs(self) -> list:
-        """The components settings_updates() changes, in its order."""
+        """The components settings_updates() may change."""
         return [*self.phase_btns, *[self.c[k] for k in self.loaded_controls], *self.knob_rows.values()]
 
-    def settings_updates(self, st: TrainSettings) -> list:
-        """Updates that make the controls show these settings: values, and which controls the
-        family has."""
+    def settings_updates(self, st: TrainSettings) -> dict:
+        """{component: update} that makes the controls show these settings: values, and which
+        controls the family has."""
+        c = self.c
         builtin = st.data in BUILTIN_POINTS + BUILTIN_IMAGES
         points = st.data in BUILTIN_POINTS or (not builtin and Path(str(st.data)).suffix.lower() == ".csv")
-        own = [
-            gr.update(value=st.family), gr.update(value=st.data if builtin else UPLOAD),
-            gr.update(value=st.image_size, visible=not points), gr.update(value=st.batch_size), gr.update(value=st.seed),
-        ]  # fmt: skip
-        values = {**defaults_for(st.family, points), **st.model}
-        return [*[gr.update(visible=bool(phases(st.family))) for _ in self.phase_btns], *own, *self.control_updates(st.family, points, values)]
+        own = {
+            c["family"]: gr.update(value=st.family), c["data"]: gr.update(value=st.data if builtin else UPLOAD),
+            c["image_size"]: gr.update(value=st.image_size, visible=not points), c["batch_size"]: gr.update(value=st.batch_size),
+            c["seed"]: gr.update(value=st.seed),
+        }  # fmt: skip
+        own.update({btn: gr.update(visible=bool(phases(st.family))) for btn in self.phase_btns})
+        return {**own, **self.control_updates(st.family, points, {**defaults_for(st.family, points), **st.model})}
