@@ -15,8 +15,7 @@ import torch
 from gradio_client import Client
 from torch import nn
 
-from playground.models import FAMILIES, ConfigError, register
-from playground.models._common import live_settings, make_adam, setting, validate
+from playground.models import FAMILIES, ConfigError, descend, live_settings, make_adam, register, setting, validate
 
 
 @dataclass
@@ -74,11 +73,7 @@ class Mixture(nn.Module):
     def train_step(self, next_batch, opts, *, batch_size: int = 0, step: int = 0, phase=None, generator=None):
         if phase is not None:
             raise ConfigError(f"a mixture trains in one step; phase {phase!r} is for GANs")
-        parts = self.loss_parts(next_batch(), generator)
-        opts["mix"].zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        opts["mix"].step()
-        return {k: v.detach() for k, v in parts.items()}
+        return descend(self.loss_parts(next_batch(), generator), opts["mix"])
 
     def sample_latent(self, n: int, generator=None) -> torch.Tensor:
         return torch.randn(n, 3, generator=generator)

@@ -9,7 +9,17 @@ is that file and one line below (or `register(MyModel)` from anywhere, as the te
 
 from __future__ import annotations
 
-from ._common import ConfigError, Setting, settings_of
+from ._common import (
+    ConfigError,
+    Setting,
+    descend,
+    live_settings,
+    make_adam,
+    sample_settings,
+    setting,
+    settings_of,
+    validate,
+)
 from .autoregressive import MADE, ARConfig
 from .diffusion import Diffusion, DiffusionConfig
 from .family import DATA_KINDS, ModelFamily, check_family
@@ -96,9 +106,15 @@ __all__ = [
     "a_model",
     "build_model",
     "default_config",
+    "descend",
     "family_of",
     "kind_of",
+    "live_settings",
+    "make_adam",
     "register",
+    "sample_settings",
+    "setting",
     "settings_for",
     "settings_of",
+    "validate",
 ]  # fmt: skip

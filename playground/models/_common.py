@@ -150,6 +150,14 @@ def check_range(name: str, value, lo, hi) -> None:
     Setting(name=name, kind=kind, default=None, label=name, lo=lo, hi=hi).check(value)
 
 
+def descend(parts: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """One optimizer step on parts["loss"]; returns the parts, detached (what train_step reports)."""
+    opt.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    opt.step()
+    return {k: v.detach() for k, v in parts.items()}
+
+
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam with the fastest update kernel the parameters' device has.
 

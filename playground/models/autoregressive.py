@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, live_settings, make_adam, setting, validate
+from ._common import ConfigError, descend, live_settings, make_adam, setting, validate
 from .vae import BernoulliNLL
 
 
@@ -220,7 +220,4 @@ class MADE(nn.Module):
         if phase is not None:
             raise ConfigError(f"an autoregressive model trains in one step; phase {phase!r} is for GANs")
         parts = self.loss_parts(next_batch(), generator)
-        opts["ar"].zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        opts["ar"].step()
-        return {k: v.detach() for k, v in parts.items()}
+        return descend(parts, opts["ar"])

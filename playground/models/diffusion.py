@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, live_settings, make_adam, sample_settings, setting, validate
+from ._common import ConfigError, descend, live_settings, make_adam, sample_settings, setting, validate
 
 
 @dataclass
@@ -368,11 +368,9 @@ class Diffusion(nn.Module):
         if phase is not None:
             raise ConfigError(f"a diffusion model trains in one step; phase {phase!r} is for GANs")
         parts = self.loss_parts(next_batch(), generator)
-        opts["eps"].zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        opts["eps"].step()
+        out = descend(parts, opts["eps"])
         self._update_ema()
-        return {k: v.detach() for k, v in parts.items()}
+        return out
 
     @torch.no_grad()
     def _update_ema(self) -> None:

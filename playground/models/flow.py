@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, live_settings, make_adam, setting, validate
+from ._common import ConfigError, descend, live_settings, make_adam, setting, validate
 
 LOG_2PI = math.log(2 * math.pi)
 MAX_LINEAR_DIM = 64  # above this (images), a fixed permutation mixes the dimensions instead
@@ -436,11 +436,9 @@ class Flow(nn.Module):
         if phase is not None:
             raise ConfigError(f"a flow trains in one step; phase {phase!r} is for GANs")
         parts = self.loss_parts(next_batch(), generator)
-        opts["flow"].zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        opts["flow"].step()
+        out = descend(parts, opts["flow"])
         self._update_ema()
-        return {k: v.detach() for k, v in parts.items()}
+        return out
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -28,7 +28,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn as nn
 
-from ._common import ConfigError, live_settings, make_adam, setting, validate
+from ._common import ConfigError, descend, live_settings, make_adam, setting, validate
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -258,7 +258,4 @@ class VAE(nn.Module):
         if phase is not None:
             raise ConfigError(f"a VAE trains in one step; phase {phase!r} is for GANs")
         parts = self.loss_parts(next_batch(), generator, step)
-        opts["vae"].zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        opts["vae"].step()
-        return {k: v.detach() for k, v in parts.items()}
+        return descend(parts, opts["vae"])
