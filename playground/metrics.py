@@ -18,7 +18,8 @@ import torch
 
 from . import sampling
 from .data import holdout_split
-from .models.vae import LOG_2PI, log_likelihood
+
+LOG_2PI = math.log(2 * math.pi)
 
 MODE_PROTOCOL = (
     "VEEGAN/PacGAN protocol: {n} samples; a sample is high quality if its distance to the nearest "
@@ -74,9 +75,8 @@ def vae_metrics(model, x: torch.Tensor, *, k: int = 100, seed: int = 0, batch_si
         # k importance samples per example: z (k, b, latent)
         eps = torch.randn((k, b, cfg.latent_dim), generator=gen, device=device)
         z = mu + std * eps
-        out = model.decoder(z.reshape(k * b, -1))
         xk = xb.unsqueeze(0).expand(k, *xb.shape).reshape(k * b, *xb.shape[1:])
-        log_px = log_likelihood(xk, out, cfg.likelihood, model.log_sigma).view(k, b)
+        log_px = model.log_px(xk, z.reshape(k * b, -1)).view(k, b)
         log_pz = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(-1)
         log_qz = (-0.5 * eps.pow(2) - 0.5 * LOG_2PI - torch.log(std)).sum(-1)
         log_w = log_px + log_pz - log_qz  # (k, b)

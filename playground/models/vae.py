@@ -217,6 +217,10 @@ class VAE(nn.Module):
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
+    def log_px(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p_theta(x | z) per example, (B,): the decoder's likelihood of x at latents z."""
+        return log_likelihood(x, self.decoder(z), self.config.likelihood, self.log_sigma)
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's mean in data space: pixel probabilities, or point means."""
