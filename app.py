@@ -52,6 +52,7 @@ def main(argv=None) -> None:
         inbrowser=args.open,
         max_file_size=args.max_file_size,
         enable_monitoring=False,
+        show_error=True,  # a value only an API caller can send (None for a slider) says what was wrong
         footer_links=[],
         css=CSS,
     )

@@ -33,7 +33,7 @@ def app_url(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo.queue(default_concurrency_limit=None).launch(
-        server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False, css=CSS
+        server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False, css=CSS, show_error=True
     )
     yield f"http://127.0.0.1:{port}/"
     demo.close()

@@ -287,3 +287,41 @@ def test_a_family_shows_its_own_declared_controls(train_tab):
     assert vis["beta"]["label"] == "β (KL weight; live)"
     vis, _, _ = shown("vae", "digits")
     assert vis["likelihood"]["choices"] == ["bernoulli", "gaussian"]
+
+
+@pytest.mark.parametrize("family,data", [("gan", "ring8"), ("vae", "digits"), ("flow", "moons"), ("autoregressive", "digits"), ("diffusion", "digits")])
+def test_every_control_refuses_a_bad_value_saying_what_is_allowed(url, family, data):
+    """Each setting a family shows, sent out of its range (or outside its choices, or empty, as
+    only an API caller can), is refused with a message naming what is allowed; the server stays
+    up and the model survives."""
+    from playground.models import settings_for
+
+    c = client(url)
+    base = dict(upload=None, family=family, data=data, hidden=32)
+    assert step_of(c.predict(**base, api_name="/step")[0]) == 1
+    for k, s in settings_for(family).items():
+        if not s.shown or k == "hidden":
+            continue
+        if s.choices:
+            bad, allowed = "nonsense", "not in the list of choices"
+        elif s.kind is bool:
+            bad, allowed = "yes", f"{k} must be true or false"
+        else:
+            bad = s.hi + 1 if s.kind is int else s.hi * 1.5 + 0.5  # just past what this family allows
+            allowed = rf"{k} must be an? (integer|number) from {s.lo} to {s.hi}|greater than maximum value {s.hi}"
+        with pytest.raises(Exception, match=allowed):
+            c.predict(**{**base, k: bad}, api_name="/step")
+        if s.widget == "slider":  # only an API caller can send a slider nothing
+            with pytest.raises(Exception, match="Expected a `float`"):
+                c.predict(**{**base, k: None}, api_name="/step")
+    assert step_of(c.predict(**base, api_name="/step")[0]) == 2  # the same model, stepped on
+
+
+def test_the_api_takes_every_choice_and_range_some_family_allows(url):
+    """Controls shared by families take the widest declaration: a VAE's conv architecture or a
+    diffusion model's 6 residual blocks are not refused for being outside another family's."""
+    c = client(url)
+    status = c.predict(upload=None, family="vae", data="digits", arch="conv", hidden=32, api_name="/step")[0]
+    assert step_of(status) == 1
+    status = c.predict(upload=None, family="diffusion", data="ring8", layers=6, hidden=16, timesteps=100, api_name="/step")[0]
+    assert step_of(status) == 1

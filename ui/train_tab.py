@@ -5,6 +5,7 @@ Handlers are thin: widget values -> TrainSettings -> playground.session -> pictu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import re
@@ -39,15 +40,24 @@ def shown(family: str) -> dict[str, Setting]:
 
 
 def controls() -> dict[str, Setting]:
-    """One control per setting name any family shows: the first family's declaration of it
-    builds the control, and each family's own declaration updates it when it is picked. Raises
-    when two families give one name different kinds of control (one component cannot be both)."""
+    """One control per setting name any family shows, built from the first family's declaration
+    of it but taking what any family allows (the widest range, every choice), so that Gradio's
+    own checks never refuse a value some family accepts; each family's declaration narrows it
+    when that family is picked, and its validation says what that family allows. Raises when two
+    families give one name different kinds of control (one component cannot be both)."""
     out: dict[str, Setting] = {}
     for family in FAMILIES:
         for k, s in shown(family).items():
-            if k in out and out[k].widget != s.widget:
+            if k not in out:
+                out[k] = s
+                continue
+            if out[k].widget != s.widget:
                 raise TypeError(f"setting {k!r} is a {out[k].widget} in one family and a {s.widget} in {family}: give it another name")
-            out.setdefault(k, s)
+            was = out[k]
+            if s.choices:
+                out[k] = dataclasses.replace(was, choices=tuple(dict.fromkeys((*was.choices, *s.choices))))
+            elif s.lo is not None:
+                out[k] = dataclasses.replace(was, lo=min(was.lo, s.lo), hi=max(was.hi, s.hi))
     return out
 
 
