@@ -18,8 +18,7 @@ import torch
 
 from . import sampling
 from .data import holdout_split
-
-LOG_2PI = math.log(2 * math.pi)
+from .models.vae import LOG_2PI
 
 MODE_PROTOCOL = (
     "VEEGAN/PacGAN protocol: {n} samples; a sample is high quality if its distance to the nearest "
