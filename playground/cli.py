@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--image-size", type=int, default=28, help="side images are resized to (default 28)")
-    t.add_argument("--channels", type=int, default=1, choices=(1, 3))
+    t.add_argument("--channels", default="auto", choices=("auto", "1", "3"), help="auto: as the data is (colour stays colour); 1: grey; 3: RGB")
     t.add_argument("--n", type=int, default=None, help="points to draw for 2-D toy data (default 10,000), or a cap on items for other data")
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings, e.g. loss=minimax pack=2 latent_dim=8 (the list: python -m playground settings --model NAME)")
@@ -88,7 +88,8 @@ def cmd_train(args, parser) -> dict:
     overrides = parse_set(args.set, parser)
     if args.n is not None and args.n < 1:
         parser.error("--n must be at least 1")
-    data_args = {"spec": args.data, "seed": args.seed, "image_size": args.image_size, "channels": args.channels}
+    channels = None if args.channels == "auto" else int(args.channels)
+    data_args = {"spec": args.data, "seed": args.seed, "image_size": args.image_size, "channels": channels}
     if args.n is not None:
         data_args["n"] = args.n  # kept in the checkpoint, so evaluate reloads the same data
     data = load_data(**data_args)

