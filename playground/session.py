@@ -270,6 +270,8 @@ def status_text(trainer: Trainer | None, rate: float = 0.0, state: str = "") -> 
         parts.append(f"{rate:,.0f} steps/s")
     for _, series in trainer.model.curves:  # the numbers its curves show, latest values
         parts += [f"{trainer.model.series[k]} {last[k]:.3g}" for k in series if isinstance(last.get(k), float)][:3]
+    if isinstance(last.get("bits_per_dim"), float):  # images under a likelihood of 8-bit (or binary) pixels
+        parts.append(f"{last['bits_per_dim']:.3f} bits/dim")
     return " · ".join(parts)
 
 

@@ -286,7 +286,28 @@ def test_a_family_shows_its_own_declared_controls(train_tab):
     assert vis["hidden"]["info"] == ""  # another family's help is cleared
     assert vis["beta"]["label"] == "β (KL weight; live)"
     vis, _, _ = shown("vae", "digits")
-    assert vis["likelihood"]["choices"] == ["bernoulli", "gaussian"]
+    assert vis["likelihood"]["choices"] == ["bernoulli", "logistic", "gaussian"] and vis["likelihood"]["value"] == "bernoulli"
+    vis, _, _ = shown("vae", "emoji")  # colour pictures: a conv net and the likelihood of 8-bit colour
+    assert (vis["arch"]["value"], vis["likelihood"]["value"]) == ("conv", "logistic")
+    out = train_tab.on_family_or_data("vae", "emoji", None)
+    assert out[train_tab.c["colour"]]["visible"] and out[train_tab.c["image_size"]]["visible"]
+    assert not train_tab.on_family_or_data("vae", "moons", None)[train_tab.c["colour"]]["visible"]
+
+
+def test_colour_data_trains_in_colour_and_grey_on_request(url):
+    import numpy as np
+    from PIL import Image
+
+    c = client(url)
+    colour = dict(upload=None, family="vae", data="emoji", image_size=16, arch="conv", likelihood="logistic", batch_size=16)
+    status, picture = c.predict(**colour, api_name="/step")[:2]
+    assert step_of(status) == 1 and "bits/dim" in status
+    rgb = np.asarray(Image.open(picture["path"]).convert("RGB")).astype(int)
+    assert (np.abs(rgb[..., 0] - rgb[..., 2]) > 8).mean() > 0.05  # colour pixels on the page
+    status, picture = c.predict(**colour, colour="grey", api_name="/step")[:2]
+    assert step_of(status) == 1  # a new model: grey data is other data
+    rgb = np.asarray(Image.open(picture["path"]).convert("RGB")).astype(int)
+    assert (rgb[..., 0] == rgb[..., 2]).all()
 
 
 @pytest.mark.parametrize("family,data", [("gan", "ring8"), ("vae", "digits"), ("flow", "moons"), ("autoregressive", "digits"), ("diffusion", "digits")])

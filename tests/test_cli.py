@@ -38,6 +38,26 @@ def test_train_sample_evaluate_points(tmp_path, capsys):
     assert code == 0 and json.loads(out)["mode_coverage"]["n_modes"] == 25
 
 
+def test_colour_data_trains_in_colour_unless_grey_is_asked_for(tmp_path, capsys):
+    from playground.checkpoint import read_checkpoint
+
+    out = tmp_path / "colour"
+    code, text, _ = _run(["train", "--model", "vae", "--data", "emoji", "--image-size", "16", "--steps", "3", "--batch-size", "16", "--out", str(out)], capsys)
+    assert code == 0
+    cfg = read_checkpoint(out / "model.safetensors")[0]["model_config"]
+    assert cfg["data_shape"] == [3, 16, 16] and cfg["likelihood"] == "logistic"
+    assert json.loads(text.strip().splitlines()[-1])["held_out"]["bits_per_dim"] > 0
+    samples = np.asarray(Image.open(out / "samples.png").convert("RGB")).astype(int)
+    assert (samples[..., 0] != samples[..., 2]).mean() > 0.1  # colour pixels, not grey
+    code, _, _ = _run(["sample", str(out / "model.safetensors"), "--n", "4", "--out", str(tmp_path / "s.npy")], capsys)
+    assert code == 0 and np.load(tmp_path / "s.npy").shape == (4, 3, 16, 16)
+
+    grey = tmp_path / "grey"
+    code, _, _ = _run(["train", "--model", "vae", "--data", "emoji", "--image-size", "16", "--channels", "1", "--steps", "2", "--batch-size", "16", "--out", str(grey)], capsys)
+    cfg = read_checkpoint(grey / "model.safetensors")[0]["model_config"]
+    assert code == 0 and cfg["data_shape"] == [1, 16, 16] and cfg["likelihood"] == "bernoulli"
+
+
 def test_train_vae_on_digits_for_seconds(tmp_path, capsys):
     code, out, _ = _run(["train", "--model", "vae", "--data", "digits", "--seconds", "0.5", "--out", str(tmp_path), "--set", "latent_dim=2"], capsys)
     assert code == 0

@@ -1,5 +1,6 @@
 """The math of each family: KL parity, value terms, losses, one step changes weights."""
 
+import math
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from torch.distributions import kl_divergence as torch_kl
 
 from playground.models import ConfigError, build_model, default_config
 from playground.models.gan import generator_loss, value_terms
-from playground.models.vae import kl_divergence, log_likelihood
+from playground.models.vae import conv_widths, discretised_logistic, kl_divergence, log_likelihood
 
 
 def test_analytic_kl_matches_torch_distributions():
@@ -33,6 +34,42 @@ def test_bernoulli_log_likelihood_matches_torch_distributions():
     logits = torch.randn(4, 1, 3, 3)
     ref = torch.distributions.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
     torch.testing.assert_close(log_likelihood(x, logits, "bernoulli"), ref)
+
+
+def test_discretised_logistic_is_a_distribution_over_the_256_values():
+    """Summed over every 8-bit value, the probabilities are 1 (tails in the edge bins), for
+    broad and sharp logistics anywhere (even off [0, 1]); a sharp one on the value is ~certain."""
+    values = torch.arange(256).float() / 255
+    for mean, log_scale in [(0.5, -2.0), (0.0, -5.0), (1.0, -1.0), (0.3, -7.0), (1.4, -3.0), (0.62, -9.0)]:
+        logp = discretised_logistic(values, torch.full((256,), mean), torch.full((256,), log_scale))
+        torch.testing.assert_close(logp.exp().sum(), torch.tensor(1.0), atol=2e-4, rtol=0)
+    sharp = discretised_logistic(values[100:101], values[100:101], torch.tensor([-8.0]))
+    assert sharp.item() > -0.01
+    # an off-grid x is scored as its nearest bin (resized pictures are not on the grid)
+    torch.testing.assert_close(discretised_logistic(values[7:8] + 0.001, torch.tensor([0.4]), torch.tensor([-2.0])), discretised_logistic(values[7:8], torch.tensor([0.4]), torch.tensor([-2.0])))
+
+
+def test_logistic_vae_decodes_colour_and_reports_bits_per_dim():
+    cfg = default_config("vae", (3, 32, 32))
+    assert (cfg.arch, cfg.likelihood) == ("conv", "logistic")  # the colour defaults
+    assert default_config("vae", (1, 32, 32)).likelihood == "bernoulli"  # grey keeps pytorch/examples'
+    model = build_model("vae", cfg)
+    x = torch.rand(4, 3, 32, 32)
+    parts = model.loss_parts(x)
+    torch.testing.assert_close(parts["bits_per_dim"], -parts["elbo"] / (3 * 32 * 32 * math.log(2)))
+    log_px = model.log_px(x, torch.zeros(4, cfg.latent_dim))  # a probability of discrete values: below 0
+    assert log_px.shape == (4,) and torch.isfinite(log_px).all() and (log_px < 0).all()
+    out = model.decode(torch.randn(5, cfg.latent_dim))
+    assert out.shape == (5, 3, 32, 32) and out.min() >= 0 and out.max() <= 1
+    assert model.nll_units(100.0)["bits_per_dim"] == pytest.approx(100 / (3072 * math.log(2)))
+
+
+def test_conv_nets_gain_a_stage_at_64_px():
+    assert conv_widths(28, 32) == conv_widths(32, 32) == conv_widths(16, 32) == [32, 64]
+    assert conv_widths(64, 32) == [32, 64, 128]
+    model = build_model("vae", default_config("vae", (3, 64, 64)))
+    z = torch.randn(2, model.latent_dim)
+    assert model.decode(z).shape == (2, 3, 64, 64) and model.encode(torch.rand(2, 3, 64, 64))[0].shape == (2, model.latent_dim)
 
 
 def test_value_terms_are_the_papers_log_terms():
@@ -94,7 +131,7 @@ def test_gan_ema_sampler_follows_generator_slowly():
     assert not any(p.requires_grad for p in model.G_ema.parameters())
 
 
-@pytest.mark.parametrize("shape,over", [((1, 28, 28), {}), ((1, 28, 28), {"arch": "conv", "likelihood": "gaussian"}), ((2,), {})])
+@pytest.mark.parametrize("shape,over", [((1, 28, 28), {}), ((1, 28, 28), {"arch": "conv", "likelihood": "gaussian"}), ((2,), {}), ((3, 32, 32), {}), ((3, 16, 16), {"arch": "mlp"})])
 def test_vae_step_changes_weights_and_reports_named_parts(shape, over):
     torch.manual_seed(0)
     model = build_model("vae", default_config("vae", shape, **over))

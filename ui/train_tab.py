@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe
+from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
 from playground.models import FAMILIES, ConfigError, Setting, default_config, family_of, settings_for
 from playground.session import FLOOR, Session, TrainSettings, curve_frames, same_data, status_text
 from playground.trainer import TrainingDiverged
@@ -171,9 +171,24 @@ def series_colors(parts, series: dict[str, str], floor: bool = False) -> dict[st
     return colors
 
 
-def defaults_for(family: str, points: bool) -> dict:
-    """The values of a family's shown settings for points (when it models them) or images."""
-    cfg = default_config(family, (2,) if points and not images_only(family) else (1, 28, 28)).to_dict()
+def _is_colour(data: str, upload: str | None) -> bool:
+    """Whether the chosen pictures are in colour: a builtin colour set, or an upload whose
+    first pictures are (a peek at 16 of them: the family's colour defaults depend on it)."""
+    if data != UPLOAD:
+        return data in BUILTIN_COLOUR
+    if not upload or _is_points(data, upload):
+        return False
+    try:
+        return load_data(upload, n=16, image_size=8).x.shape[1] == 3
+    except DataError:
+        return False  # Train will say what is wrong with the file
+
+
+def defaults_for(family: str, points: bool, colour: bool = False) -> dict:
+    """The values of a family's shown settings for points (when it models them), grey images
+    or colour images."""
+    shape = (2,) if points and not images_only(family) else (3 if colour else 1, 28, 28)
+    cfg = default_config(family, shape).to_dict()
     return {k: cfg[k] for k in shown(family)}
 
 
@@ -316,10 +331,11 @@ class TrainTab:
             data = "digits"  # this family models images only: show it on the shipped digits
             gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
+        colour = not points and _is_colour(data, upload)
         updates = {c["data"]: gr.update(value=data), c["upload"]: gr.update(visible=data == UPLOAD)}
         updates.update({c[k]: gr.update(visible=not points) for k in ("image_size", "colour")})
         updates.update({btn: gr.update(visible=bool(phases(family))) for btn in self.phase_btns})
-        return {**updates, **self.control_updates(family, points, defaults_for(family, points))}
+        return {**updates, **self.control_updates(family, points, defaults_for(family, points, colour))}
 
     def control_updates(self, family: str, points: bool, values: dict) -> dict:
         """{component: update} that shows a family's controls with these values (its
@@ -537,4 +553,5 @@ class TrainTab:
             c["seed"]: gr.update(value=st.seed),
         }  # fmt: skip
         own.update({btn: gr.update(visible=bool(phases(st.family))) for btn in self.phase_btns})
-        return {**own, **self.control_updates(st.family, points, {**defaults_for(st.family, points), **st.model})}
+        colour = not points and _is_colour(st.data if builtin else UPLOAD, None if builtin else st.data)
+        return {**own, **self.control_updates(st.family, points, {**defaults_for(st.family, points, colour), **st.model})}

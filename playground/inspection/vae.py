@@ -138,6 +138,16 @@ def describe_collapse(diag: dict, step: int | None = None) -> str:
     return text
 
 
+def bits_sentence(t: dict) -> str:
+    """For 8-bit pixels (the discretised logistic likelihood): the bound in bits per dimension."""
+    if t.get("bits_per_dim") is None:
+        return ""
+    return (
+        f" p(x|z) is a discretised logistic on each 8-bit sub-pixel, so −ELBO is a bound on the "
+        f"code length of the pictures: **{v(t['bits_per_dim'], '.3f')} bits per dimension** (8 would be no model at all)."
+    )
+
+
 def learn(t: dict, cfg: dict, running: bool, where: str, entropy: float | None = None) -> str:
     """The ELBO with each term's value, and one training step."""
     kl, recon = t.get("kl"), t.get("recon")
@@ -152,7 +162,7 @@ Each term now, {where} (nats per image):
 
 $$\\mathcal{{L}} = \\underbrace{{{v(-kl if kl is not None else None, '.2f')}}}_{{-KL}} + \\underbrace{{{v(-recon if recon is not None else None, '.2f')}}}_{{\\mathbb{{E}}_q[\\log p_\\theta(x|z)]}} = {v(t.get('elbo'), '.2f')}$$
 
-Training descends reconstruction + β·KL with β = {beta:g}{" (the ELBO itself)" if beta == 1 else " (β-VAE)" if beta > 1 else ""}: loss = {v(t.get('loss'), '.2f')}.
+Training descends reconstruction + β·KL with β = {beta:g}{" (the ELBO itself)" if beta == 1 else " (β-VAE)" if beta > 1 else ""}: loss = {v(t.get('loss'), '.2f')}.{bits_sentence(t)}
 
 ### The procedure (one step)
 1. {mark("encode a batch: q(z|x) = N(μ, σ²)", note)}
@@ -184,4 +194,4 @@ def panels(insp, model, rows: list[dict], step: int, running: bool, push: bool) 
     return out
 
 
-VIEWS = FamilyViews(terms=TERMS, needed=TERMS[:3], learn=learn, panels=panels)
+VIEWS = FamilyViews(terms=TERMS, needed=TERMS[:3], learn=learn, panels=panels, optional=("bits_per_dim",))

@@ -64,7 +64,7 @@ def kind_of(data_shape: tuple[int, ...]) -> str:
 
 def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     """A config suited to data of this shape: the family's defaults, adjusted for 2-D points or
-    images, then `overrides` (unknown keys raise with the list of valid ones)."""
+    images (and colour images: a family's `defaults["colour"]`, over its image defaults), then `overrides` (unknown keys raise with the list of valid ones)."""
     cls = family_of(family)
     kind = kind_of(data_shape)
     if kind not in cls.data_kinds:
@@ -73,7 +73,8 @@ def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     unknown = sorted(set(overrides) - set(valid) - {"data_shape"})
     if unknown:
         raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}; valid ones: {', '.join(valid)}")
-    return cls.Config(data_shape=tuple(data_shape), **{**cls.defaults[kind], **overrides})
+    colour = cls.defaults.get("colour", {}) if kind == "images" and data_shape[0] == 3 else {}
+    return cls.Config(data_shape=tuple(data_shape), **{**cls.defaults[kind], **colour, **overrides})
 
 
 def build_model(family: str, config):

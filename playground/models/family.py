@@ -25,7 +25,8 @@ class ModelFamily(Protocol):
     label: ClassVar[str]  # how the app names it ("GAN")
     a_model: ClassVar[str]  # in a sentence, with its article ("a GAN")
     Config: ClassVar[type]  # the config dataclass; its fields declare the settings
-    defaults: ClassVar[dict]  # {data kind: config overrides} for each kind in data_kinds
+    defaults: ClassVar[dict]  # {data kind: config overrides} for each kind in data_kinds, and optionally
+    # "colour": overrides over the image ones for 3-channel pictures
     data_kinds: ClassVar[tuple[str, ...]]  # "points" (2-D), "images", or both
     phases: ClassVar[tuple[str, ...]]  # partial steps the Train tab offers (GAN: "d", "g"); () if none
     live_params: ClassVar[tuple[str, ...]]  # settings that may change while it trains
@@ -84,7 +85,7 @@ def check_family(cls: type) -> None:
     if missing:
         raise TypeError(f"{cls.__name__} is not a model family: it lacks {', '.join(sorted(set(missing)))}")
     kinds = set(cls.data_kinds)
-    if not kinds or kinds - set(DATA_KINDS) or set(cls.defaults) != kinds:
+    if not kinds or kinds - set(DATA_KINDS) or set(cls.defaults) - {"colour"} != kinds or ("colour" in cls.defaults and "images" not in kinds):
         raise TypeError(f"{cls.__name__}: data_kinds must be some of {DATA_KINDS}, with one defaults entry each")
     settings = settings_of(cls.Config)
     for name in (*cls.live_params, *cls.sample_params, *(k for d in cls.defaults.values() for k in d)):

@@ -4,7 +4,7 @@ What is in this file, top to bottom:
   VAEConfig              - every knob, with why its default is what it is
   MLP / conv nets        - encoder q_phi(z|x) = N(mu, diag(sigma^2)) and decoder p_theta(x|z)
   kl_divergence()        - KL(q || N(0, I)) per latent dimension, in closed form
-  log_likelihood()       - log p_theta(x|z) for the Bernoulli and Gaussian likelihoods
+  log_likelihood()       - log p_theta(x|z): Bernoulli, Gaussian, or discretised logistic
   VAE                    - encode, reparameterise, decode, and one gradient step on the ELBO
 
 The evidence lower bound (Kingma & Welling 2014, eq. 3 and Appendix B), per image:
@@ -17,6 +17,14 @@ z = mu + sigma * eps, eps ~ N(0, I). beta = 1 is the ELBO itself; beta > 1 is th
 2016) so the decoder learns to use z before the KL term pulls q towards the prior.
 Every number is reported in nats per image (summed over pixels and latent dimensions, averaged
 over the batch) so it can be compared with the literature.
+
+Likelihoods p_theta(x|z): `bernoulli` treats grey pixels as probabilities (the classic choice
+for MNIST, and pytorch/examples'). It is no density for colour: `logistic` is the discretised
+logistic of PixelCNN++ (Salimans et al., 2017) without the mixture: each 8-bit sub-pixel value
+k/255 gets the probability mass a logistic of decoder-given mean and scale puts on its bin,
+sigma((x + 1/510 - mu) / s) - sigma((x - 1/510 - mu) / s) (the edge bins take the tails), so
+-ELBO / (D ln 2) is an upper bound on bits per dimension, the unit image likelihoods are
+compared in. `gaussian` has a learned per-dimension sigma (points, or a density on images).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._common import ConfigError, descend, live_settings, make_adam, setting, validate
 
@@ -42,9 +51,13 @@ class VAEConfig:
     hidden: int = setting(400, "Hidden width", lo=4, hi=2048, step=4, row="size")  # MLP width (pytorch/examples)
     layers: int = setting(1, "Hidden layers", lo=1, hi=6, step=1, shown=False)  # MLP hidden layers in encoder and decoder (pytorch/examples: 1)
     channels: int = setting(32, "Conv base width", lo=4, hi=256, step=4, shown=False)  # conv: 32 and 64 feature maps
-    # bernoulli for images in [0, 1] (pixels as probabilities, the classic choice); gaussian with
-    # a learned per-dimension sigma for points, or for images when you want a proper density.
-    likelihood: Literal["bernoulli", "gaussian"] = setting("bernoulli", "Likelihood p(x|z)", row="likelihood", points=("gaussian",))
+    # bernoulli for grey images (pixels as probabilities, the classic choice); logistic (discretised)
+    # for colour, a proper likelihood of 8-bit pixels; gaussian with a learned per-dimension sigma
+    # for points. See the module docstring.
+    likelihood: Literal["bernoulli", "logistic", "gaussian"] = setting(
+        "bernoulli", "Likelihood p(x|z)", row="likelihood", points=("gaussian",),
+        help="bernoulli: grey pixels; logistic: 8-bit colour (bits/dim)",
+    )  # fmt: skip
     kl_warmup: int = setting(0, "KL warm-up steps", lo=0, hi=10_000_000, help="β ramps up from 0 over them (0 = off)", row="likelihood")
     beta: float = setting(1.0, "β (KL weight)", lo=0.0, hi=20.0, step=0.1, live=True, row="beta")  # 1 = the ELBO
     lr: float = setting(1e-3, "Learning rate", lo=1e-6, hi=1.0, live=True, help="1e-6 to 1", row="training")  # pytorch/examples' Adam setting
@@ -62,18 +75,36 @@ class VAEConfig:
                     f"arch 'conv' needs square images whose side is divisible by 4 (such as 28 or "
                     f"32), got {self.data_shape[1]}x{self.data_shape[2]}; use arch 'mlp'"
                 )
-        if self.likelihood == "bernoulli" and len(self.data_shape) != 3:
+        if self.likelihood in ("bernoulli", "logistic") and len(self.data_shape) != 3:
             raise ConfigError(
-                "likelihood 'bernoulli' models pixel intensities in [0, 1]; 2-D points need "
+                f"likelihood {self.likelihood!r} models pixel intensities in [0, 1]; 2-D points need "
                 "likelihood 'gaussian'"
             )
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """What the decoder outputs: logits or means like the data, or (logistic) a mean and a
+        log-scale per sub-pixel, stacked on the channel axis."""
+        if self.likelihood == "logistic":
+            return (2 * self.data_shape[0], *self.data_shape[1:])
+        return self.data_shape
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 # ---------------------------------------------------------------------------------------------
-# Networks: the encoder returns (mu, logvar), the decoder returns logits (bernoulli) or means.
+# Networks: the encoder returns (mu, logvar), the decoder returns logits (bernoulli), means, or
+# means and log-scales (logistic).
+
+
+def conv_widths(side: int, c: int) -> list[int]:
+    """The feature maps of a conv encoder from full resolution down: c, 2c (side / 4: 7 for 28,
+    8 for 32), and one stride-2 stage more while the map is larger than 8 (64 px: c, 2c, 4c)."""
+    widths = [c, 2 * c]
+    while side // 2 ** len(widths) > 8 and side % 2 ** (len(widths) + 1) == 0:
+        widths.append(2 * widths[-1])
+    return widths
 
 
 class MLPEncoder(nn.Module):
@@ -90,23 +121,25 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        self.data_shape = cfg.data_shape
+        self.out_shape = cfg.out_shape
         sizes = [cfg.latent_dim] + [cfg.hidden] * cfg.layers
         body = [m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
-        self.net = nn.Sequential(*body, nn.Linear(cfg.hidden, math.prod(cfg.data_shape)))
+        self.net = nn.Sequential(*body, nn.Linear(cfg.hidden, math.prod(cfg.out_shape)))
 
-    def forward(self, z):  # (B, latent) -> (B, *data_shape)
-        return self.net(z).view(z.shape[0], *self.data_shape)
+    def forward(self, z):  # (B, latent) -> (B, *out_shape)
+        return self.net(z).view(z.shape[0], *self.out_shape)
 
 
 class ConvEncoder(nn.Module):
+    """Stride-2 4x4 convs down to side / 4 (or / 8 at 64 px), then two linear layers."""
+
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        c, side = cfg.channels, cfg.data_shape[1]
+        side, widths = cfg.data_shape[1], conv_widths(cfg.data_shape[1], cfg.channels)
+        convs = [m for a, b in zip([cfg.data_shape[0], *widths], widths) for m in (nn.Conv2d(a, b, 4, 2, 1), nn.ReLU())]
+        base = side // 2 ** len(widths)
         self.net = nn.Sequential(
-            nn.Conv2d(cfg.data_shape[0], c, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(2 * c * (side // 4) ** 2, 256), nn.ReLU(),
+            *convs, nn.Flatten(), nn.Linear(widths[-1] * base**2, 256), nn.ReLU(),
             nn.Linear(256, 2 * cfg.latent_dim),
         )  # fmt: skip
 
@@ -115,21 +148,21 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
+    """The encoder mirrored: two linear layers, then stride-2 transposed convs up to full size."""
+
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        c, self.base = cfg.channels, cfg.data_shape[1] // 4
-        self.c2 = 2 * c
+        widths = conv_widths(cfg.data_shape[1], cfg.channels)[::-1]  # e.g. 2c, c
+        self.top, self.base = widths[0], cfg.data_shape[1] // 2 ** len(widths)
         self.project = nn.Sequential(
-            nn.Linear(cfg.latent_dim, 256), nn.ReLU(), nn.Linear(256, self.c2 * self.base**2), nn.ReLU()
+            nn.Linear(cfg.latent_dim, 256), nn.ReLU(), nn.Linear(256, self.top * self.base**2), nn.ReLU()
         )
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(self.c2, c, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(c, cfg.data_shape[0], 4, 2, 1),
-        )  # fmt: skip
+        ups = [m for a, b in zip(widths, widths[1:]) for m in (nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU())]
+        self.net = nn.Sequential(*ups, nn.ConvTranspose2d(widths[-1], cfg.out_shape[0], 4, 2, 1))
 
     def forward(self, z):
-        h = self.project(z).view(z.shape[0], self.c2, self.base, self.base)  # (B, 2c, side/4, side/4)
-        return self.net(h)  # (B, C, side, side)
+        h = self.project(z).view(z.shape[0], self.top, self.base, self.base)  # (B, top, base, base)
+        return self.net(h)  # (B, out channels, side, side)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,14 +198,46 @@ class BernoulliNLL(torch.autograd.Function):
         return (torch.sigmoid(logits) - x) * grad.unsqueeze(1), None
 
 
+LOGISTIC_MIN_LOG_SCALE = -8.0  # s >= 3.4e-4, a tenth of a bin: 99.4 % of the mass on one value at most
+HALF_BIN = 0.5 / 255  # half the width of an 8-bit value's bin, pixels in [0, 1]
+
+
+def discretised_logistic(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log P(x) per sub-pixel for 8-bit values x = k/255 (others go to their nearest bin): the
+    mass a logistic(mean, exp(log_scale)) puts on [x - 1/510, x + 1/510], the tails going to
+    the bins of 0 and 1 (PixelCNN++, Salimans et al. 2017, with one component)."""
+    x = torch.round(x * 255) / 255
+    log_scale = log_scale.clamp_min(LOGISTIC_MIN_LOG_SCALE)
+    inv_s = torch.exp(-log_scale)
+    centred = x - mean
+    plus, minus = inv_s * (centred + HALF_BIN), inv_s * (centred - HALF_BIN)
+    log_cdf_plus = plus - F.softplus(plus)  # log sigma(plus): the mass below the first bin's top
+    log_sf_minus = -F.softplus(minus)  # log (1 - sigma(minus)): the mass above the last bin's bottom
+    mass = torch.sigmoid(plus) - torch.sigmoid(minus)
+    mid = inv_s * centred  # where the bin's mass is too small for float32: density x width
+    log_mid = mid - log_scale - 2 * F.softplus(mid) + math.log(2 * HALF_BIN)
+    inner = torch.where(mass > 1e-5, torch.log(mass.clamp_min(1e-12)), log_mid)
+    return torch.where(x < HALF_BIN, log_cdf_plus, torch.where(x > 1 - HALF_BIN, log_sf_minus, inner))
+
+
+def logistic_mean(out: torch.Tensor) -> torch.Tensor:
+    """The decoder's raw logistic output (B, 2C, H, W) -> the mean picture in [0, 1]."""
+    return (out[:, : out.shape[1] // 2] + 0.5).clamp(0, 1)
+
+
 def log_likelihood(x: torch.Tensor, out: torch.Tensor, likelihood: str, log_sigma=None) -> torch.Tensor:
     """log p_theta(x|z) per example, summed over dimensions, shape (B,).
 
     bernoulli: `out` are logits, log p = x log p + (1 - x) log(1 - p) (continuous x in [0, 1]
-    allowed, as in pytorch/examples); gaussian: `out` are means, sigma = exp(log_sigma).
+    allowed, as in pytorch/examples); logistic: `out` holds means (offset by 0.5, so a new
+    decoder starts at mid grey) and log-scales on the channel axis; gaussian: `out` are means,
+    sigma = exp(log_sigma).
     """
     if likelihood == "bernoulli":
         return -BernoulliNLL.apply(out.flatten(1), x.flatten(1))
+    if likelihood == "logistic":
+        mean, log_scale = out.chunk(2, dim=1)
+        return discretised_logistic(x, mean + 0.5, log_scale).flatten(1).sum(1)
     z = (x - out) * torch.exp(-log_sigma)
     return (-0.5 * z.pow(2) - log_sigma - 0.5 * LOG_2PI).flatten(1).sum(1)
 
@@ -182,7 +247,12 @@ class VAE(nn.Module):
     label: ClassVar[str] = "VAE"
     a_model: ClassVar[str] = "a VAE"
     Config: ClassVar[type] = VAEConfig
-    defaults: ClassVar[dict] = {"points": dict(likelihood="gaussian", latent_dim=2, hidden=128, layers=2), "images": {}}
+    # "colour" goes over "images" for 3-channel pictures: a conv net and a likelihood of 8-bit colour
+    defaults: ClassVar[dict] = {
+        "points": dict(likelihood="gaussian", latent_dim=2, hidden=128, layers=2),
+        "images": {},
+        "colour": dict(arch="conv", likelihood="logistic", latent_dim=32),
+    }
     data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ()
     live_params: ClassVar[tuple[str, ...]] = live_settings(VAEConfig)  # may change while training runs
@@ -223,9 +293,19 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The decoder's mean in data space: pixel probabilities, or point means."""
+        """The decoder's mean in data space: pixel probabilities or means, or point means."""
         out = self.decoder(z)
-        return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+        if self.config.likelihood == "bernoulli":
+            return torch.sigmoid(out)
+        return logistic_mean(out) if self.config.likelihood == "logistic" else out
+
+    def nll_units(self, nll_nats: float) -> dict:
+        """A per-image negative log-likelihood (or -ELBO) in nats, and for 8-bit pixels under the
+        logistic likelihood also in bits per dimension."""
+        out = {"nll": nll_nats}
+        if self.config.likelihood == "logistic":
+            out["bits_per_dim"] = nll_nats / (math.prod(self.config.data_shape) * math.log(2))
+        return out
 
     def reparameterize(self, mu, logvar, generator=None):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
@@ -247,7 +327,10 @@ class VAE(nn.Module):
         kl_per_dim = kl_dims.mean(0)  # (latent,)
         kl = kl_per_dim.sum()
         beta = self.config.beta if step is None else self.beta_at(step)
-        return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "elbo": -(recon + kl), "kl_per_dim": kl_per_dim, "beta": torch.tensor(beta)}
+        parts = {"loss": recon + beta * kl, "recon": recon, "kl": kl, "elbo": -(recon + kl), "kl_per_dim": kl_per_dim, "beta": torch.tensor(beta)}
+        if self.config.likelihood == "logistic":  # -ELBO in bits per dimension: an upper bound
+            parts["bits_per_dim"] = (recon + kl).detach() / (math.prod(self.config.data_shape) * math.log(2))
+        return parts
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
