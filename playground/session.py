@@ -84,7 +84,9 @@ class Session:
 
     Stop and Reset also stop a training that is still waiting in the app's queue: the app calls
     `request_training()` when Train is pressed (as the request is queued) and `may_train()` when
-    its turn comes; a Stop or Reset in between makes that False."""
+    its turn comes; a Stop or Reset in between makes that False. One that comes after
+    `may_train()`, while the model is set up, ends the run `start()` then begins. (A Stop that
+    reaches the server before the Train request itself is older than it, and voids nothing.)"""
 
     def __init__(self, checkpoint_dir: str | Path | None = None, adapt_threads: bool = True, pool: TrainingPool | None = None):
         self.trainer: Trainer | None = None
@@ -121,7 +123,7 @@ class Session:
             data = load_data(**settings.data_args())
             cfg = TrainConfig(batch_size=int(settings.batch_size), seed=int(settings.seed), device="cpu", adapt_threads=self.adapt_threads)
             new = make_trainer(settings.family, data, settings.model, cfg, data_args=settings.data_args())
-            self.stop()
+            self.end_run()  # not a Stop: the request this serves still stands
             self.trainer, self.settings = new, settings
             return new, True
 
@@ -134,6 +136,8 @@ class Session:
             if self.runner is not None and not self.runner.done:
                 raise ConfigError("this session is already training")
             self.runner = Runner(trainer, self.pool, **run_kwargs)
+            if not self.may_train():  # a Stop or Reset came after the caller's may_train(), while
+                self.runner.stop()  # it set up the model: the run ends at once
             return self.runner
 
     def request_training(self) -> None:
@@ -186,6 +190,10 @@ class Session:
     def stop(self) -> None:
         """End the running training, if any, and any Train request still waiting (the model stays)."""
         self._stops += 1
+        self.end_run()
+
+    def end_run(self) -> None:
+        """End the running training, if any (the model stays)."""
         if self.runner is not None:
             self.runner.stop()
         if self.trainer is not None:

@@ -59,8 +59,35 @@ def settled(app, timeout=6.0):
     wait_for(lambda: not training_threads() and app.pool.running == 0, timeout, "every training to end", lambda: run_state(app))
 
 
+OPEN: list[Client] = []  # the clients clients() made, for close_what_a_failure_left
+
+
 def clients(app, n):
-    return [Client(app.url, download_files=False, verbose=False) for _ in range(n)]
+    made = [Client(app.url, download_files=False, verbose=False) for _ in range(n)]
+    OPEN.extend(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def close_what_a_failure_left():
+    """A test that fails half-way leaves its clients streaming, and a run whose client still
+    watches it rightly trains on, holding the app's one slot: close their tabs, so that one
+    failure does not make every later test time out waiting for that slot."""
+    yield
+    while OPEN:
+        c = OPEN.pop()
+        if not c._kill_heartbeat.is_set():  # not closed by the test
+            close_tab(c)
+
+
+def train_requested(app, client) -> bool:
+    """Whether the server has taken `client`'s Train into its queue: the validator has recorded
+    the request, so a Stop or Reset from now on voids it. (submit() returns before the request
+    reaches the server, and under load a Stop sent after it can get there first; that Stop is
+    older than the Train, which then rightly trains.)"""
+    entry = app.state_holder.session_data.get(client.session_hash)
+    session = entry.state_data.get(app.train_tab.session._id) if entry is not None else None
+    return session is not None and session._requested_after is not None
 
 
 def close_tab(client: Client) -> None:
@@ -122,7 +149,7 @@ def test_stop_and_reset_take_a_waiting_run_out_of_the_queue(app, how):
     running = owner.submit(**GAN, api_name="/train")
     wait_for(lambda: streaming(running), 30, "the first training")
     queued = [c.submit(**GAN, api_name="/train") for c in waiting]
-    time.sleep(0.5)  # they are in the queue now
+    wait_for(lambda: all(train_requested(app, c) for c in waiting), 20, "the Train requests to reach the queue")
     for c in waiting:
         c.predict(api_name=how)
     owner.predict(api_name="/stop")

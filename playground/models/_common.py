@@ -169,3 +169,13 @@ def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     except (RuntimeError, TypeError):  # older torch or a device without a fused kernel
         return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+def conv_widths(side: int, c: int) -> list[int]:
+    """The feature maps of a conv net's stride-2 stages, from full resolution down: c, 2c (to
+    side / 4: 7 for 28 px, 8 for 32), and one stage more while the map is larger than 8 (64 px:
+    c, 2c, 4c, down to 8). Decoders and generators go through them in reverse."""
+    widths = [c, 2 * c]
+    while side // 2 ** len(widths) > 8 and side % 2 ** (len(widths) + 1) == 0:
+        widths.append(2 * widths[-1])
+    return widths

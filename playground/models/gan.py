@@ -3,6 +3,7 @@
 What is in this file, top to bottom:
   GANConfig            - every knob, with why its default is what it is
   MLP / DCGAN nets     - generator G(z) and discriminator D(x) for 2-D points and small images
+  diff_augment()       - DiffAugment's colour, translation and cutout, differentiable
   value_terms()        - the two terms of V(D, G), computed from D's logits
   GAN                  - the pair, its optimizers, and the training procedure of the paper's
                          Algorithm 1: k discriminator steps on real and fake batches, then one
@@ -22,6 +23,11 @@ Remedies for mode collapse you can switch on:
   spectral_norm   Miyato et al., 2018: every D layer has spectral norm 1, a smoother critic.
   r1 > 0          R1 penalty (Mescheder et al., 2018): gamma/2 * E_x ||grad_x D(x)||^2 on real data.
 
+On small image sets D memorises the training pictures and G's gradient goes bad within a few
+thousand steps. augment = "diffaugment" (Zhao et al., 2020) passes everything D sees, real and
+fake, in D's and in G's step, through the same random, differentiable colour, shift and cutout,
+so D cannot learn the pictures by heart and G still gets gradients through the transforms.
+
 Samples come from an exponential moving average of G's weights (ema > 0; Yazici et al., 2019):
 the averaged generator sits still where the trained one circles around the equilibrium, which
 is what turns a ring of blurred modes into eight sharp ones.
@@ -38,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, live_settings, make_adam, setting, validate
+from ._common import ConfigError, conv_widths, live_settings, make_adam, setting, validate
 
 
 @dataclass
@@ -59,6 +65,10 @@ class GANConfig:
     pack: int = setting(1, "PacGAN packing", lo=1, hi=16, step=1, help="D judges m samples at once", row="pack")  # m (1 = off)
     r1: float = setting(0.0, "R1 penalty γ", lo=0.0, hi=1000.0, row="pack")  # 0 = off
     spectral_norm: bool = setting(False, "Spectral norm in D", row="averaging")
+    augment: Literal["off", "diffaugment"] = setting(
+        "off", "Augment D's inputs", points=("off",), row="augment",
+        help="DiffAugment: colour, shift and cutout on real and fake (small image sets)",
+    )  # fmt: skip
     # decay of the averaged generator used for samples (0 = sample G itself)
     ema: float = setting(0.99, "Weight averaging (EMA) for sampling", lo=0.0, hi=0.9999, step=0.0001, row="averaging")
     lr: float = setting(2e-4, "Learning rate", lo=1e-6, hi=1.0, live=True, help="1e-6 to 1", row="training")  # DCGAN's Adam setting, shared by G and D
@@ -68,6 +78,8 @@ class GANConfig:
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
         validate(self)
+        if self.augment != "off" and len(self.data_shape) != 3:
+            raise ConfigError(f"augment {self.augment!r} is for images (it shifts and cuts out pixels); use augment 'off' on 2-D points")
         if self.arch == "dcgan":
             if len(self.data_shape) != 3:
                 raise ConfigError("arch 'dcgan' is for images; use arch 'mlp' for 2-D points")
@@ -121,33 +133,31 @@ class MLPDiscriminator(nn.Module):
 
 
 class DCGenerator(nn.Module):
-    """Radford et al. 2016, shrunk for 28-32 px: project, then two stride-2 transposed convs."""
+    """Radford et al. 2016, shrunk for 16-64 px: project to a 7x7 or 8x8 map (2c, or 4c at
+    64 px), then stride-2 transposed convs with batch norm up to full size."""
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
-        c, side = cfg.channels, cfg.data_shape[1]
-        self.base = side // 4
-        self.c2 = 2 * c
+        widths = conv_widths(cfg.data_shape[1], cfg.channels)[::-1]  # e.g. 2c, c
+        self.c2, self.base = widths[0], cfg.data_shape[1] // 2 ** len(widths)
         self.project = nn.Sequential(nn.Linear(cfg.latent_dim, self.c2 * self.base**2), nn.BatchNorm1d(self.c2 * self.base**2), nn.ReLU())
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(self.c2, c, 4, 2, 1), nn.BatchNorm2d(c), nn.ReLU(),
-            nn.ConvTranspose2d(c, cfg.data_shape[0], 4, 2, 1), nn.Tanh(),
-        )  # fmt: skip
+        ups = [m for a, b in zip(widths, widths[1:]) for m in (nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU())]
+        self.net = nn.Sequential(*ups, nn.ConvTranspose2d(widths[-1], cfg.data_shape[0], 4, 2, 1), nn.Tanh())
 
     def forward(self, z):
-        h = self.project(z).view(z.shape[0], self.c2, self.base, self.base)  # (B, 2c, side/4, side/4)
+        h = self.project(z).view(z.shape[0], self.c2, self.base, self.base)  # (B, 2c, base, base)
         return self.net(h)  # (B, C, side, side)
 
 
 class DCDiscriminator(nn.Module):
+    """Stride-2 4x4 convs with leaky ReLU (no batch norm: R1 and packing need per-sample
+    scores) down to 7x7 or 8x8, then one linear score."""
+
     def __init__(self, cfg: GANConfig):
         super().__init__()
-        c, side = cfg.channels, cfg.data_shape[1]
-        self.net = nn.Sequential(
-            nn.Conv2d(cfg.data_shape[0] * cfg.pack, c, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(2 * c * (side // 4) ** 2, 1),
-        )  # fmt: skip
+        side, widths = cfg.data_shape[1], conv_widths(cfg.data_shape[1], cfg.channels)
+        convs = [m for a, b in zip([cfg.data_shape[0] * cfg.pack, *widths], widths) for m in (nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2))]
+        self.net = nn.Sequential(*convs, nn.Flatten(), nn.Linear(widths[-1] * (side // 2 ** len(widths)) ** 2, 1))
 
     def forward(self, x):  # (B/pack, pack * C, H, W) -> (B/pack,) logits
         return self.net(x).squeeze(1)
@@ -159,6 +169,47 @@ def _spectral_norm_all(module: nn.Module) -> None:
             setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
         else:
             _spectral_norm_all(child)
+
+
+# ---------------------------------------------------------------------------------------------
+# DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"):
+# the policy "color,translation,cutout" of the paper's code, on images in [-1, 1].
+
+DIFFAUGMENT_SHIFT = 1 / 8  # translation: up to 1/8 of the side, in whole pixels, zero-padded
+DIFFAUGMENT_CUTOUT = 1 / 2  # cutout: a square of half the side, zeroed, anywhere
+
+
+def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x (B, C, H, W) in [-1, 1] with a random brightness, saturation and contrast, shift and
+    cutout per image; every operation is differentiable in x."""
+    b, c, h, w = x.shape
+    dev = x.device
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator, device=dev, dtype=x.dtype)
+
+    x = x + (rand(b, 1, 1, 1) - 0.5)  # brightness
+    if c > 1:
+        mean = x.mean(1, keepdim=True)
+        x = (x - mean) * (rand(b, 1, 1, 1) * 2) + mean  # saturation
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (x - mean) * (rand(b, 1, 1, 1) + 0.5) + mean  # contrast
+    # translation: each image moved by whole pixels (sy, sx), what moves in is zero
+    sy, sx = int(h * DIFFAUGMENT_SHIFT + 0.5), int(w * DIFFAUGMENT_SHIFT + 0.5)
+    dy = (rand(b) * (2 * sy + 1)).long() - sy
+    dx = (rand(b) * (2 * sx + 1)).long() - sx
+    rows = (torch.arange(h, device=dev).view(1, h) - dy.view(b, 1)).view(b, 1, h, 1)
+    cols = (torch.arange(w, device=dev).view(1, w) - dx.view(b, 1)).view(b, 1, 1, w)
+    inside = ((rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)).to(x.dtype)
+    index = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).expand(b, c, h, w).reshape(b, c, h * w)
+    x = x.reshape(b, c, h * w).gather(2, index).view(b, c, h, w) * inside
+    # cutout: a (h/2 x w/2) square at a random centre, zeroed
+    ch, cw = int(h * DIFFAUGMENT_CUTOUT + 0.5), int(w * DIFFAUGMENT_CUTOUT + 0.5)
+    cy = (rand(b) * (h + 1 - ch % 2)).long().view(b, 1, 1, 1)
+    cx = (rand(b) * (w + 1 - cw % 2)).long().view(b, 1, 1, 1)
+    ys, xs = torch.arange(h, device=dev).view(1, 1, h, 1), torch.arange(w, device=dev).view(1, 1, 1, w)
+    hole = ((ys - cy).abs() <= ch // 2 - 1 + ch % 2) & ((xs - cx).abs() <= cw // 2 - 1 + cw % 2)
+    return x * (~hole).to(x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +242,8 @@ class GAN(nn.Module):
     defaults: ClassVar[dict] = {
         "points": dict(latent_dim=2, hidden=256, lr=5e-4, ema=0.98, r1=0.1),
         "images": dict(latent_dim=32, hidden=512),
+        # over "images" for colour pictures: a conv pair, and DiffAugment for sets of a few thousand
+        "colour": dict(arch="dcgan", latent_dim=64, channels=32, augment="diffaugment"),
     }
     data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ("d", "g")  # step-by-step mode: one D step, one G step
@@ -337,6 +390,13 @@ class GAN(nn.Module):
         del parts["loss"]
         return parts
 
+    def _judge(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """D's logits for network-space samples, through DiffAugment when it is on (in D's and
+        G's steps alike, as the method requires)."""
+        if self.config.augment == "diffaugment":
+            x = diff_augment(x, generator)
+        return self.D(self._pack(x))
+
     def _d_parts(self, real, generator=None) -> dict[str, torch.Tensor]:
         real = self._to_net(real)
         with torch.no_grad():
@@ -344,8 +404,8 @@ class GAN(nn.Module):
         r1 = self.config.r1 > 0 and torch.is_grad_enabled()
         if r1:
             real = real.detach().requires_grad_(True)
-        real_logits = self.D(self._pack(real))
-        fake_logits = self.D(self._pack(fake))
+        real_logits = self._judge(real, generator)
+        fake_logits = self._judge(fake, generator)
         terms = value_terms(real_logits, fake_logits)
         loss = -(terms["v_real"] + terms["v_fake"])  # D maximises V
         out = {}
@@ -366,7 +426,7 @@ class GAN(nn.Module):
         return out
 
     def _g_parts(self, n: int, generator=None) -> dict[str, torch.Tensor]:
-        fake_logits = self.D(self._pack(self.G(self.sample_latent(n, generator))))
+        fake_logits = self._judge(self.G(self.sample_latent(n, generator)), generator)
         loss = generator_loss(fake_logits, self.config.loss)
         return {"loss": loss, "g_loss": loss.detach(), "d_fake_after": torch.sigmoid(fake_logits).mean().detach()}
 

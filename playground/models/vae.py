@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, descend, live_settings, make_adam, setting, validate
+from ._common import ConfigError, conv_widths, descend, live_settings, make_adam, setting, validate
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -97,14 +97,6 @@ class VAEConfig:
 # Networks: the encoder returns (mu, logvar), the decoder returns logits (bernoulli), means, or
 # means and log-scales (logistic).
 
-
-def conv_widths(side: int, c: int) -> list[int]:
-    """The feature maps of a conv encoder from full resolution down: c, 2c (side / 4: 7 for 28,
-    8 for 32), and one stride-2 stage more while the map is larger than 8 (64 px: c, 2c, 4c)."""
-    widths = [c, 2 * c]
-    while side // 2 ** len(widths) > 8 and side % 2 ** (len(widths) + 1) == 0:
-        widths.append(2 * widths[-1])
-    return widths
 
 
 class MLPEncoder(nn.Module):
