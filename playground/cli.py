@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings, e.g. loss=minimax pack=2 latent_dim=8 (the list: python -m playground settings --model NAME)")
     t.add_argument("--out", required=True, help="folder for model.safetensors and samples.png")
     t.add_argument("--no-optimizer-state", action="store_true", help="leave the optimizer state out of the checkpoint (smaller files)")
+    t.add_argument("--quality", action="store_true", help="pictures: also report KID, precision/recall and the memorisation check")
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint")
     s.add_argument("checkpoint")
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--data", help="data spec to evaluate on (default: the checkpoint's own)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-quality", action="store_true", help="pictures: skip KID, precision/recall and the memorisation check (they train a small feature net first)")
     return p
 
 
@@ -106,7 +108,7 @@ def cmd_train(args, parser) -> dict:
     out = Path(args.out)
     ckpt = save_checkpoint(out / "model.safetensors", trainer, optimizer=not args.no_optimizer_state)
     save_samples(trainer.model, data, out / "samples.png", n=64, seed=args.seed)
-    metrics = evaluate(trainer.model, data, seed=args.seed)
+    metrics = evaluate(trainer.model, data, seed=args.seed, quality=args.quality)
     return {
         "checkpoint": str(ckpt),
         "steps": trainer.step_count,
@@ -187,7 +189,7 @@ def cmd_evaluate(args, parser) -> dict:
     data = load_data(**data_args)
     if tuple(data.sample_shape) != tuple(model.config.data_shape):
         raise DataError(f"the model expects samples of shape {tuple(model.config.data_shape)} but {data.name!r} has {tuple(data.sample_shape)}")
-    return {"checkpoint": args.checkpoint, "step": meta.get("step"), **evaluate(model, data, seed=args.seed)}
+    return {"checkpoint": args.checkpoint, "step": meta.get("step"), **evaluate(model, data, seed=args.seed, quality=not args.no_quality)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,8 +123,10 @@ def likelihood_metrics(model, x: torch.Tensor, *, entropy: float | None = None, 
     return out
 
 
-def evaluate(model, data, *, seed: int = 0, holdout: float = 0.1, n_samples: int = 2500) -> dict:
-    """Every metric that applies to this model and data (held-out split for VAEs)."""
+def evaluate(model, data, *, seed: int = 0, holdout: float = 0.1, n_samples: int = 2500, quality: bool = False) -> dict:
+    """Every metric that applies to this model and data (held-out split for VAEs); with
+    `quality`, for pictures, also KID, precision/recall and the memorisation check
+    (playground/quality.py: it trains a small feature net on the data first, a few seconds)."""
     result: dict = {"family": model.family, "data": data.name}
     if data.modes is not None and data.kind == "points":
         result["mode_coverage"] = model_mode_coverage(model, data, n_samples, seed)
@@ -134,4 +136,8 @@ def evaluate(model, data, *, seed: int = 0, holdout: float = 0.1, n_samples: int
         result["held_out"] = vae_metrics(model, x, seed=seed)
     elif hasattr(model, "log_prob"):
         result["held_out"] = likelihood_metrics(model, x, entropy=data.entropy, seed=seed)
+    if quality and data.kind == "images":
+        from .quality import quality_report
+
+        result["quality"] = quality_report(model, data, seed=seed).numbers
     return result

@@ -89,6 +89,22 @@ def test_vae_panels(app_url):
         c.predict(SESSION, api_name="/inspect_g_step")
 
 
+def test_sample_quality_and_memorisation_on_demand(app_url, monkeypatch):
+    from playground import quality
+
+    monkeypatch.setattr(quality, "FEATURE_STEPS", 40)  # the app runs in this process
+    c = client(app_url)
+    with pytest.raises(Exception, match="No model yet"):
+        c.predict(SESSION, api_name="/inspect_quality")
+    c.predict(**VAE, api_name="/step")
+    text, picture = c.predict(SESSION, api_name="/inspect_quality")
+    assert "**KID**" in text and "held-out real pictures" in text and "Memorisation" in text and "Distances" in text
+    assert frame(picture)["path"].endswith(".png")
+    c.predict(**GAN, api_name="/step")  # points: no picture to measure
+    with pytest.raises(Exception, match="measured on pictures"):
+        c.predict(SESSION, api_name="/inspect_quality")
+
+
 def test_flow_panels(app_url):
     c = client(app_url)
     for _ in range(2):

@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import gradio as gr
+import torch
 
-from playground import lessons
+from playground import lessons, quality
 from playground.explore import ModelCard, card_from_checkpoint
 from playground.inspection import (
     BITS,
@@ -36,6 +37,7 @@ from playground.inspection import (
 from playground.models import a_model
 from playground.session import Session
 from playground.trainer import TrainingDiverged
+from playground.viz import image_grid
 
 from .common import SESSION_MODEL, USER_ERRORS, model_choices, plot_series
 from .streaming import queued, stream
@@ -161,6 +163,15 @@ class InspectTab:
                     with gr.Column(visible=False) as self.forward_col:
                         self.forward = gr.Image(label="From data to the latent", format="png", type="numpy", interactive=False, show_label=False, elem_id="inspect-forward", buttons=[])
                         self.forward_caption = gr.Markdown(STEP_CAPTIONS["forward"], elem_classes=["caption"])
+                with gr.Accordion("Sample quality and memorisation (pictures)", open=False, elem_id="inspect-quality-box"):
+                    with gr.Row():
+                        self.quality_btn = gr.Button("Measure sample quality", size="sm", scale=0, min_width=200, elem_id="inspect-quality")
+                        gr.Markdown("KID, precision and recall of 500 samples in the features of a small network trained "
+                                    "on this data set (a few seconds, once per data set), and each sample's nearest training picture.",
+                                    elem_classes=["caption"])  # fmt: skip
+                    self.quality_md = gr.Markdown("", elem_id="inspect-quality-text")
+                    self.quality_img = gr.Image(label="Samples nearest the training set (top) and those training pictures (bottom)", format="png", type="numpy",
+                                                interactive=False, visible=False, elem_id="inspect-quality-pairs", elem_classes=["pixelated"], buttons=["download"])  # fmt: skip
             with gr.Column(scale=2, min_width=320):
                 self.learn = gr.Markdown(EMPTY_LEARN, latex_delimiters=LATEX, elem_id="inspect-learn")
                 with gr.Row():
@@ -196,6 +207,31 @@ class InspectTab:
             )  # fmt: skip
             event.then(self.on_render, [S, self.source], self.views, api_name=False)
         self.stop_btn.click(self.on_stop, S, None, api_name="inspect_stop", concurrency_limit=None)  # the lesson streams "stopped" and ends
+        self.quality_btn.click(self.on_quality, [S, self.source], [self.quality_md, self.quality_img], api_name="inspect_quality", concurrency_id="quality", concurrency_limit=1)
+
+    def on_quality(self, session: Session, choice: str | None, request: gr.Request):
+        """The sample-quality report of the model inspected, with its likeliest copies."""
+        st = state_of(session)
+        self.choose(st, choice, request)
+        if st.source == SESSION_MODEL:
+            if session.trainer is None:
+                raise gr.Error("No model yet: train one in the Train tab, or pick a checkpoint above.")
+            model, _, _ = snapshot(session.trainer)
+            data = session.trainer.data
+        else:
+            model, data = st.card.model.eval(), st.card.data
+        if data.kind != "images":
+            raise gr.Error(f"Sample quality is measured on pictures; {data.name} is 2-D points (see Mode coverage and the density views instead).")
+        try:
+            report = quality.quality_report(model, data)
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+        samples, nearest, distances = quality.nearest_pairs(report, k=8)
+        side = samples.shape[-1]
+        picture = image_grid(torch.cat([samples, nearest]), nrow=len(samples), scale=max(1, 96 // side))
+        caption = " · ".join(f"{d:.3f}" for d in distances)
+        text = quality.describe(report.numbers) + f"\n\nDistances (RMS per pixel), left to right: {caption}."
+        return text, gr.Image(value=picture, visible=True)
 
     # -- which model -----------------------------------------------------------------------------
     def choose(self, st: InspectState, choice: str | None, request: gr.Request | None) -> str:
