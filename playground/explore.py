@@ -202,6 +202,27 @@ def to_uint8(images: torch.Tensor, scale: int = 1) -> list[np.ndarray]:
     return list(out)
 
 
+EXPORT_SCALES = (1, 2, 4, 8, 16)  # an exported picture's pixels, times the model's
+EXPORT_MAX_SIDE = 4096  # pixels: no export larger than this on a side
+
+
+def export_picture(image: torch.Tensor, scale: int, smooth: bool = False) -> np.ndarray:
+    """One decoded image (C, H, W) in [0, 1] as uint8 (H*scale, W*scale, 3): each pixel a crisp
+    scale x scale block (nearest neighbour: pixel art), or resampled smoothly (Lanczos)."""
+    if scale not in EXPORT_SCALES:
+        raise ConfigError(f"the export scale must be one of {', '.join(map(str, EXPORT_SCALES))}; got {scale!r}")
+    side = max(image.shape[-2:]) * scale
+    if side > EXPORT_MAX_SIDE:
+        raise ConfigError(f"a {side} px export is too large: at most {EXPORT_MAX_SIDE} px a side; pick a smaller scale")
+    pic = to_uint8(image.unsqueeze(0))[0]
+    if scale == 1:
+        return pic
+    if not smooth:
+        return pic.repeat(scale, 0).repeat(scale, 1)
+    h, w = pic.shape[:2]
+    return np.asarray(Image.fromarray(pic).resize((w * scale, h * scale), Image.Resampling.LANCZOS))
+
+
 def gif_bytes(frames: list[np.ndarray], fps: float = 8.0, bounce: bool = True) -> bytes:
     """An animated GIF that loops forever (there and back when bounce)."""
     if not frames:
@@ -307,6 +328,13 @@ class Explorer:
         from .viz import image_grid
 
         return image_grid(x, nrow=math.ceil(math.sqrt(x.shape[0])), scale=max(1, self.scale // 3))
+
+    def export(self, z: torch.Tensor, scale: int, smooth: bool) -> np.ndarray:
+        """The picture at z for a file: the decoded image upscaled (crisp or smooth), or for
+        points the view as it is."""
+        if self.card.is_points:
+            return self.draw(z)
+        return export_picture(sampling.decode(self.card.model, z.view(1, -1))[0], scale, smooth)
 
     # how a sample is made
     @property

@@ -75,8 +75,16 @@ def test_encode_interpolate_traverse_export(app_url, shipped, tmp_path, digits):
     assert g.format == "GIF" and g.n_frames == 8  # 5 frames there, 3 back
     grid, _tgif = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse")
     assert picture(grid).shape[1] > picture(grid).shape[0]  # 2 rows of 5
-    png = c.predict(*([0.0] * N), api_name="/explore_export")
-    assert Image.open(png if isinstance(png, str) else png["path"]).format == "PNG"
+    png = c.predict(8, False, *([0.0] * N), api_name="/explore_export")
+    crisp = Image.open(png if isinstance(png, str) else png["path"])
+    assert crisp.format == "PNG" and crisp.size == (28 * 8, 28 * 8)  # the model's pixels, 8 times
+    blocks = np.asarray(crisp)[::8, ::8]
+    assert np.array_equal(np.asarray(crisp), blocks.repeat(8, 0).repeat(8, 1))  # each pixel a crisp block
+    png = c.predict(4, True, *([0.0] * N), api_name="/explore_export")
+    smooth = np.asarray(Image.open(png if isinstance(png, str) else png["path"]))
+    assert smooth.shape[:2] == (112, 112) and not np.array_equal(smooth, smooth[::4, ::4].repeat(4, 0).repeat(4, 1))
+    with pytest.raises(Exception, match="3 is not in the list of choices"):
+        c.predict(3, False, *([0.0] * N), api_name="/explore_export")
     strip2, _ = c.predict(0, 0, handle_file(str(img)), handle_file(str(img)), "linear", 3, api_name="/interpolate")
     p = picture(strip2)
     k = p.shape[1] // (3 * 29 + 1)  # 3 cells of 28 px with 1 px borders, upscaled k times

@@ -90,6 +90,26 @@ def test_gif_has_every_frame_and_loops():
     assert gif.info.get("loop") == 0
 
 
+def test_export_upscales_colour_crisp_or_smooth():
+    from playground.explore import export_picture
+    from playground.models import ConfigError
+
+    img = torch.rand(3, 16, 16)
+    crisp = export_picture(img, 8)
+    assert crisp.shape == (128, 128, 3) and crisp.dtype == np.uint8
+    assert np.array_equal(crisp[::8, ::8], export_picture(img, 1)) and np.array_equal(crisp[5, 7], crisp[0, 0])
+    assert (crisp[..., 0] != crisp[..., 2]).any()  # colour stays colour
+    smooth = export_picture(img, 8, smooth=True)
+    assert smooth.shape == (128, 128, 3) and not np.array_equal(smooth, crisp)
+    assert abs(smooth.astype(float).mean() - crisp.astype(float).mean()) < 3  # the same picture, resampled
+    grey = export_picture(torch.rand(1, 8, 8), 2)
+    assert grey.shape == (16, 16, 3) and np.array_equal(grey[..., 0], grey[..., 2])
+    with pytest.raises(ConfigError, match="one of 1, 2, 4, 8, 16"):
+        export_picture(img, 3)
+    with pytest.raises(ConfigError, match="too large"):
+        export_picture(torch.rand(3, 512, 512), 16)
+
+
 def test_image_to_tensor_converts_and_refuses_non_images(tmp_path):
     p = tmp_path / "a.png"
     Image.fromarray(np.full((40, 30, 3), 255, np.uint8)).save(p)

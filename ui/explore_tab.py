@@ -16,6 +16,7 @@ from PIL import Image
 
 from playground import sampling
 from playground.explore import (
+    EXPORT_SCALES,
     N_DIRECTIONS,
     N_SLIDERS,
     Explorer,
@@ -80,6 +81,9 @@ class ExploreTab:
                     self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"], scale=3)
                     with gr.Column(scale=2, min_width=200):
                         self.encode_in = gr.Image(label="Encode an image (VAE), then edit it with the sliders", type="filepath", sources=["upload"], height=160, elem_id="explore-encode")
+                        with gr.Row():
+                            self.export_scale = gr.Dropdown([(f"×{k}", k) for k in EXPORT_SCALES], value=8, label="Export size", min_width=90, elem_id="explore-export-scale")
+                            self.export_smooth = gr.Radio([("crisp pixels", False), ("smooth", True)], value=False, label="Upscaling", min_width=120, elem_id="explore-export-smooth")
                         self.export_btn = gr.Button("Export PNG", size="sm", elem_id="explore-export")
                         self.export_file = gr.File(label="Export", interactive=False, height=60, elem_id="explore-file")
                 with gr.Tabs() as self.tabs:
@@ -141,7 +145,7 @@ class ExploreTab:
         self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.view], api_name="explore_reset")
         self.map.select(self.on_map_click, S, [*self.z, self.view], api_name=False)
         self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view], api_name="explore_encode")
-        self.export_btn.click(self.on_export, [S, *sliders], self.export_file, api_name="explore_export")
+        self.export_btn.click(self.on_export, [S, self.export_scale, self.export_smooth, *sliders], self.export_file, api_name="explore_export")
         self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
         self.process_btn.click(self.on_process, [S, self.seed, self.process_dir, self.process_steps], [self.process_frame, self.process_view, self.process_gif], api_name="process")
         self.process_frame.input(self.on_process_frame, [S, self.process_frame], self.process_view, api_name="process_frame", trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
@@ -348,9 +352,16 @@ class ExploreTab:
             raise gr.Error(str(e)) from None
         return sampling.encode(ex.card.model, x)[0]
 
-    def on_export(self, session: Session, *values):
-        pic = self.on_slide(session, *values)
-        return self.write("explore.png", lambda p: Image.fromarray(pic).save(p))
+    def on_export(self, session: Session, scale, smooth, *values):
+        """The picture at the sliders, its pixels upscaled `scale` times (crisp or smooth)."""
+        ex = self.explorer(session)
+        z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
+        try:
+            pic = ex.export(z, int(scale or 1), bool(smooth))
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        side = pic.shape[0]
+        return self.write(f"explore-{side}px.png", lambda p: Image.fromarray(pic).save(p))
 
     @staticmethod
     def write(name: str, save) -> str:
