@@ -273,7 +273,7 @@ def test_a_family_shows_its_own_declared_controls(train_tab):
     vis, knobs, rows = shown("gan", "ring8")
     assert "arch" not in vis and knobs["arch"]["value"] == "mlp"  # an MLP is the one choice on points
     assert not rows["arch"]["visible"] and rows["training"]["visible"]
-    assert set(vis) == {k for k, s in settings_for("gan").items() if s.shown} - {"arch"}
+    assert set(vis) == {k for k, s in settings_for("gan").items() if s.shown} - {"arch", "augment"}  # one choice each on points
     vis, _, rows = shown("gan", "digits")
     assert vis["arch"]["choices"] == ["mlp", "dcgan"] and rows["arch"]["visible"]
     assert vis["latent_dim"]["value"] == 32  # the images' default

@@ -96,6 +96,40 @@ def test_vae_on_digits_shows_an_image_grid(browser, app_url, shots):
     wait_until(lambda: "stopped" in page.inner_text("#status"), what="stopped")
 
 
+def colour_share(page, selector: str) -> float:
+    """The share of an <img>'s pixels, as the page draws them, whose red and blue differ (grey
+    pictures have none)."""
+    return page.evaluate(
+        """(sel) => { const img = document.querySelector(sel); const c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+            const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 24) n++;
+            return n / (d.length / 4); }""",
+        selector,
+    )
+
+
+def test_a_gan_trains_on_colour_emoji_and_the_page_shows_colour(browser, app_url, shots):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#train")
+    page.click("#data input")
+    page.get_by_role("option", name=re.compile("^emoji")).click()
+    wait_until(lambda: page.locator("#colour").is_visible(), what="the colour control")
+    assert page.locator("#colour input[value=auto]").is_checked()
+    assert page.locator("input[type=radio][value=dcgan]").is_checked()  # the colour defaults
+    wait_until(lambda: page.locator("#image-size input").input_value() == "32", what="the colour sets' 32 px")
+    page.click("#train")
+    wait_until(lambda: status_step(page) > 5, timeout=60, what="GAN training on emoji")
+    wait_until(lambda: page.locator("#samples img").count() > 0, what="the samples")
+    page.wait_for_function("document.querySelector('#samples img').complete")
+    assert colour_share(page, "#samples img") > 0.05  # colour pixels on the page
+    time.sleep(1.0)
+    page.screenshot(path=str(shots / "train-colour.png"), full_page=True)
+    page.click("#stop")
+    wait_until(lambda: "stopped" in page.inner_text("#status"), what="stopped")
+
+
 def test_explore_slider_moves_the_image(browser, app_url, shipped_models, shots):
     page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
     page.goto(app_url)

@@ -27,6 +27,7 @@ from .streaming import queued, stream
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
 IMAGE_SIDES = (16, 28, 32, 64)  # the image sides the tab offers (data.IMAGE_SIZE_RANGE allows more)
 COLOURS = {"auto": None, "grey": 1}  # the Colour control -> load_data's channels
+DATA_SIDES = {name: 32 for name in BUILTIN_COLOUR}  # the image side the tab picks with a builtin set
 DEFAULT_FAMILY, DEFAULT_DATA = "gan", "ring8"  # what the tab shows first
 TRAINING_ROW, ARCH_ROW = "training", "arch"  # rows that also hold the tab's own controls
 REPORT_EVERY = 0.3  # seconds between live updates (each sends only the outputs that changed)
@@ -247,7 +248,7 @@ class TrainTab:
                         for k in names:
                             c[k] = make_control(self.controls[k], first.get(k, fallback[k]), visible=k in first_shown)
                         if row == ARCH_ROW:
-                            c["image_size"] = gr.Dropdown(list(IMAGE_SIDES), value=28, label="Image side (px)", visible=False)
+                            c["image_size"] = gr.Dropdown(list(IMAGE_SIDES), value=28, label="Image side (px)", visible=False, elem_id="image-size")
                             c["colour"] = gr.Radio([("as the data", "auto"), ("grey", "grey")], value="auto", label="Colour", visible=False, elem_id="colour")
                         if row == TRAINING_ROW:
                             c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
@@ -292,6 +293,7 @@ class TrainTab:
         for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
             trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
+        c["data"].input(self.on_data_side, c["data"], c["image_size"], api_name=False, show_progress="hidden")
 
         self.train_event = self.train_btn.click(
             with_names(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
@@ -316,6 +318,11 @@ class TrainTab:
 
     def values(self, values: tuple) -> dict:
         return dict(zip(self.names, values))
+
+    @staticmethod
+    def on_data_side(data):
+        """A builtin set's own image side when it is picked (colour sets: 32 px); others keep theirs."""
+        return gr.update(value=DATA_SIDES[data]) if data in DATA_SIDES else gr.update()
 
     @staticmethod
     def on_upload_data(family, upload):
