@@ -51,6 +51,15 @@ from playground.trainer import TrainConfig, make_trainer
 KID_SAMPLES = 1000
 
 
+def warm_up(*steps, n: int = 3) -> None:
+    """A few steps of each before any clock starts: oneDNN builds its kernels on the first calls
+    (the first conv steps take several times longer), and the allocator warms up. They count
+    as training for neither side's budget but are the same for both."""
+    for step in steps:
+        for _ in range(n):
+            step()
+
+
 def timed(step, seconds: float) -> int:
     """Run step() until `seconds` of wall time have passed; return the steps."""
     n, t0 = 0, time.perf_counter()
@@ -142,6 +151,7 @@ def gan_race(budgets: list[float], data, feats, seed: int) -> list[dict]:
     ours = make_trainer("gan", data, None, TrainConfig(batch_size=128, seed=seed, device="cpu"))
     ref = ExamplesDCGAN(ours.x, seed=seed)
     rows, done_ours, done_ref, steps_ours, steps_ref = [], 0.0, 0.0, 0, 0
+    warm_up(ours.step, ref.step)
     for budget in budgets:
         steps_ours += timed(ours.step, budget - done_ours)
         steps_ref += timed(ref.step, budget - done_ref)
@@ -233,6 +243,7 @@ def vae_race(budgets: list[float], data, seed: int) -> list[dict]:
     test = data.x[test_idx]
     ref, ref_step = examples_vae_loop(ours.x, seed)
     rows, done, steps_ours, steps_ref = [], 0.0, 0, 0
+    warm_up(ours.step, ref_step)
     for budget in budgets:
         ours.model.train()
         steps_ours += timed(ours.step, budget - done)
@@ -282,8 +293,9 @@ def speed_race(data, seconds: float, rounds: int) -> list[dict]:
             contestants[name] = bare_step(twin.model, twin.opts, twin.x, 128, **kw)
         rates: dict[str, list[float]] = {k: [] for k in contestants}
         names = list(contestants)
+        warm_up(*contestants.values())
         for k in names:
-            timed(contestants[k], 1.0)  # warm-up
+            timed(contestants[k], 1.0)
         for r in range(rounds):
             for k in names[r % len(names) :] + names[: r % len(names)]:
                 t0 = time.perf_counter()

@@ -149,3 +149,59 @@ def test_opening_explore_again_shows_the_session_model_as_trained_since(app_url)
     c.predict(**flow, api_name="/step")
     again = c.predict("__session__", api_name="/explore_open")
     assert "2 steps" in again[0]  # not the snapshot from the first visit
+
+
+def colour_share(pic: np.ndarray) -> float:
+    rgb = pic[..., :3].astype(int)
+    return float((np.abs(rgb[..., 0] - rgb[..., 2]) > 8).mean())
+
+
+def test_a_colour_checkpoint_explores_and_exports_in_colour(app_url):
+    import ui.common
+    from playground.checkpoint import save_checkpoint
+    from playground.data import load_data
+    from playground.trainer import TrainConfig, make_trainer
+
+    data_args = {"spec": "emoji", "image_size": 16}
+    t = make_trainer("gan", load_data(**data_args, n=200), {"channels": 8}, TrainConfig(batch_size=16), data_args=data_args)
+    for _ in range(3):
+        t.step()
+    path = save_checkpoint(ui.common.CHECKPOINT_ROOT / "emoji-test.safetensors", t, optimizer=False)
+    c = client(app_url)
+    info, view = c.predict(str(path), api_name="/explore_pick")[:2]
+    assert "GAN" in info and colour_share(picture(view)) > 0.05  # the decoded picture is in colour
+    png = c.predict(4, False, *([0.5] * N), api_name="/explore_export")
+    exported = picture(png)
+    assert exported.shape[:2] == (64, 64) and colour_share(exported) > 0.05
+
+
+def test_an_uploaded_zip_of_colour_photos_trains_in_colour(app_url, tmp_path):
+    import io
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(24):
+            img = np.zeros((20, 20, 3), np.uint8)
+            img[..., i % 3] = 200  # red, green or blue pictures
+            img[rng.integers(0, 20), :, :] = 255
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            zf.writestr(f"photo{i:02d}.png", buf.getvalue())
+    c = client(app_url)
+    status, samples = c.predict(upload=handle_file(str(archive)), family="vae", data="upload", image_size=16, arch="conv",
+                                likelihood="logistic", batch_size=8, api_name="/step")[:2]  # fmt: skip
+    assert "step **1**" in status and "bits/dim" in status
+    assert colour_share(picture(samples)) > 0.05
+
+    def saved_shape(name):
+        from playground.checkpoint import read_checkpoint
+
+        download = c.predict(name, False, api_name="/save")[0]
+        return read_checkpoint(download if isinstance(download, str) else download["path"])[0]["model_config"]["data_shape"]
+
+    assert saved_shape("zip-colour") == [3, 16, 16]  # the model is a colour model
+    status = c.predict(upload=handle_file(str(archive)), family="vae", data="upload", image_size=16, arch="conv",
+                       likelihood="logistic", batch_size=8, colour="grey", api_name="/step")[0]  # fmt: skip
+    assert "step **1**" in status and saved_shape("zip-grey") == [1, 16, 16]  # grey asked for: a new model on one channel
