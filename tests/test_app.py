@@ -346,3 +346,23 @@ def test_the_api_takes_every_choice_and_range_some_family_allows(url):
     assert step_of(status) == 1
     status = c.predict(upload=None, family="diffusion", data="ring8", layers=6, hidden=16, timesteps=100, api_name="/step")[0]
     assert step_of(status) == 1
+
+
+def test_a_link_to_the_tabs_settings(url):
+    from urllib.parse import parse_qsl
+
+    c = client(url)
+    query = c.predict(upload=None, family="vae", data="digits", latent_dim=2, beta=4, likelihood="bernoulli", arch="mlp", api_name="/link")
+    params = dict(parse_qsl(query))
+    assert params["family"] == "vae" and params["data"] == "digits" and params["latent_dim"] == "2" and float(params["beta"]) == 4
+    with pytest.raises(Exception, match="choose a file to upload first"):
+        c.predict(upload=None, data="upload", api_name="/link")
+
+
+def test_a_link_cannot_name_a_users_file(url, tmp_path):
+    from gradio_client import handle_file
+
+    points = tmp_path / "mine.csv"
+    points.write_text("x,y\n" + "\n".join(f"{i},{i % 3}" for i in range(20)))
+    with pytest.raises(Exception, match="only name a builtin data set"):
+        client(url).predict(upload=handle_file(str(points)), data="upload", api_name="/link")

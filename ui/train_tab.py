@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
+from playground.links import Link, query_from_settings, settings_from_query
 from playground.models import FAMILIES, ConfigError, Setting, default_config, family_of, settings_for
 from playground.session import FLOOR, Session, TrainSettings, curve_frames, same_data, status_text
 from playground.trainer import TrainingDiverged
@@ -279,6 +280,9 @@ class TrainTab:
                         self.save_btn = gr.Button("Save", elem_id="save")
                     self.download = gr.File(label="Download", interactive=False, elem_id="download")
                     self.load_file = gr.File(label="Load a .safetensors checkpoint to continue training", file_types=[".safetensors"], type="filepath", elem_id="load")
+                with gr.Accordion("Share these settings as a link", open=False), gr.Row():
+                    self.link_btn = gr.Button("🔗 Link to these settings", size="sm", scale=0, min_width=200, elem_id="make-link")
+                    self.link = gr.Textbox(label="Opens the app with these settings (a builtin data set only)", buttons=["copy"], interactive=False, elem_id="link")
         self.c = c
         self.outputs = [self.status, self.samples, self.curve1, self.curve2]
 
@@ -310,6 +314,10 @@ class TrainTab:
         for k in self.live_fields:
             c[k].input(self.on_live, [S, *[c[f] for f in self.live_fields]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         self.save_btn.click(self.on_save, [S, self.ckpt_name, self.share], [self.download, self.status], api_name="save")
+        # the server makes the query string; the page puts its own address in front of it
+        self.link_btn.click(with_names(self.on_link_query, self.names), settings_inputs, self.link, api_name="link").then(
+            None, self.link, self.link, js="(q) => q ? location.origin + location.pathname + '?' + q : q"
+        )
         self.loaded_controls = ["family", "data", "image_size", "colour", "batch_size", "seed", *self.knobs]
         self.load_file.upload(
             self.on_load, [S, self.load_file],
@@ -515,6 +523,22 @@ class TrainTab:
                 session.settings.model.update({k: x for k, x in values.items() if k in session.settings.model})
         except ConfigError as e:
             raise gr.Error(str(e)) from None
+
+    def on_link_query(self, session: Session, *values) -> str:
+        """The query string of a link that opens the tab's settings (playground/links.py)."""
+        try:
+            return query_from_settings(settings_from(self.values(values)))
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+
+    def on_link_open(self, request: gr.Request) -> tuple[dict, Link]:
+        """{component: update} for the Train tab from the page's query parameters (none: no
+        change), and the parsed link (its tab, lesson and what was refused)."""
+        params = dict(request.query_params) if request is not None else {}
+        link = settings_from_query(params)
+        if link.problems:
+            gr.Warning("Some of the link was not understood, and is left out: " + "; ".join(link.problems))
+        return (self.settings_updates(link.settings) if link.settings is not None else {}), link
 
     def on_save(self, session: Session, name: str, share: bool, request: gr.Request):
         try:
