@@ -189,3 +189,28 @@ def test_a_lesson_and_its_live_views(browser, app_url, shots):
     page.get_by_role("tab", name="Train").click()
     assert page.locator("#family input[value=gan]").is_checked()
     assert page.locator("input[type=radio][value=minimax]").is_checked()  # the lesson's generator loss
+
+
+def test_a_link_opens_its_settings_and_tab_and_the_tab_makes_links(browser, app_url):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(app_url.rstrip("/") + "/?family=vae&data=digits&latent_dim=3&beta=4&tab=explore")
+    wait_until(lambda: page.locator("#explore-model").is_visible(), what="the Explore tab opened by the link")
+    assert not page.locator("#train").is_visible()
+    page.get_by_role("tab", name="Train").click()
+    assert page.locator("#family input[value=vae]").is_checked()
+    assert page.locator("#latent_dim input[type=number]").input_value() == "3"
+    assert float(page.locator("#beta input[type=number]").input_value()) == 4
+    page.get_by_text("Share these settings as a link").click()
+    page.click("#make-link")
+    wait_until(lambda: page.locator("#link textarea, #link input").first.input_value().startswith("http"), what="the link")
+    link = page.locator("#link textarea, #link input").first.input_value()
+    assert "family=vae" in link and "latent_dim=3" in link and "beta=4" in link
+
+    lesson = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    lesson.goto(app_url.rstrip("/") + "/?lesson=mode-collapse")
+    wait_until(lambda: lesson.locator("#inspect-lesson").is_visible() and "press its button" in lesson.inner_text("#inspect-lesson"), what="the lesson's Inspect tab")
+
+    bad = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    bad.goto(app_url.rstrip("/") + "/?family=vae&beta=99&data=/etc/passwd")
+    wait_until(lambda: "not understood" in bad.inner_text("body"), what="the warning about the link")
+    assert bad.locator("#family input[value=gan]").is_checked()  # nothing from a refused link is applied

@@ -10,6 +10,8 @@ import threading
 
 import gradio as gr
 
+from playground import lessons
+from playground.links import settings_from_query
 from playground.runs import TrainingPool
 from playground.session import Session
 
@@ -40,7 +42,7 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
         session = gr.State(Session(adapt_threads=max_trainings == 1, pool=pool), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
         demo.pool = pool
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Train", id="train") as train:
                 demo.train_tab = TrainTab(session, max_trainings)
             with gr.Tab("Explore", id="explore") as explore:
@@ -56,11 +58,48 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
         for other in (train, explore):
             other.select(it.on_close, None, it.timer, api_name=False, concurrency_limit=None)
 
+        wire_links(demo, session, tabs)
+
         def on_unload(request: gr.Request):
             close_session(demo, session, request)
 
         demo.unload(on_unload)
     return demo
+
+
+def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
+    """A page opened with a query string (playground/links.py) shows its settings in the Train
+    tab and opens its tab; a lesson's link opens Inspect with the lesson named. The tab's own
+    opening event then runs (a programmatic selection does not fire it)."""
+    tt, ex, it = demo.train_tab, demo.explore_tab, demo.inspect_tab
+
+    def open_link(request: gr.Request) -> dict:
+        updates, link = tt.on_link_open(request)
+        if link.lesson:
+            lesson = lessons.get(link.lesson)
+            updates[tabs] = gr.Tabs(selected="inspect")
+            updates[it.lesson_md] = f"**{lesson.title}**: press its button above to start the lesson."
+        elif link.tab:
+            updates[tabs] = gr.Tabs(selected=link.tab)
+        return updates
+
+    def tab_of(request: gr.Request) -> str | None:
+        link = settings_from_query(dict(request.query_params)) if request is not None else None
+        return None if link is None else ("inspect" if link.lesson else link.tab)
+
+    def open_explore(state, choice, request: gr.Request):
+        if tab_of(request) != "explore":
+            return tuple(gr.skip() for _ in ex.pick_outputs)
+        return ex.on_open(state, choice, request)
+
+    def open_inspect(state, choice, request: gr.Request):
+        if tab_of(request) != "inspect":
+            return (*[gr.skip()] * len(it.views), gr.skip())
+        return it.on_open(state, choice, request)
+
+    demo.load(open_link, None, [*tt.settings_outputs(), tabs, it.lesson_md], api_name=False).then(
+        open_explore, [session, ex.pick], ex.pick_outputs, api_name=False
+    ).then(open_inspect, [session, it.source], [*it.views, it.timer], api_name=False)
 
 
 FORGET_AFTER = 5.0  # seconds between a session closing and Gradio's entry for it being dropped

@@ -179,7 +179,7 @@ class ExploreTab:
         t = session.trainer
         stale = choice == SESSION_MODEL and t is not None and ex is not None and ex.trainer_step != (id(t), t.step_count)
         if not choice or (ex is not None and not stale):
-            return {}  # nothing to change
+            return tuple(gr.skip() for _ in self.pick_outputs)  # nothing to change (an empty dict reads as one value)
         return self.on_pick(session, choice, request)
 
     def on_upload(self, session: Session, path: str | None):
