@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .models import FAMILIES, ConfigError, build_model
+from .models._common import LEGACY_CONV_STAGES
 
 FORMAT = "playground-checkpoint"
 VERSION = 1
@@ -146,8 +147,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
 
 
 def _build(meta: dict, name: str):
+    config = dict(meta["model_config"])
+    if config.get("arch") in ("conv", "dcgan") and meta["family"] in ("vae", "gan") and "stages" not in config:
+        config["stages"] = LEGACY_CONV_STAGES  # saved before the conv nets could gain a stage
     try:
-        return build_model(meta["family"], meta["model_config"])
+        return build_model(meta["family"], config)
     except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{name}: its model config is invalid: {e}") from None
 

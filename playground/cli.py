@@ -186,6 +186,8 @@ def cmd_evaluate(args, parser) -> dict:
     data_args = dict(meta.get("data") or {})
     if args.data:
         data_args["spec"] = args.data
+        if len(model.config.data_shape) == 3:  # other data, in the model's channels
+            data_args["channels"] = model.config.data_shape[0]
     data = load_data(**data_args)
     if tuple(data.sample_shape) != tuple(model.config.data_shape):
         raise DataError(f"the model expects samples of shape {tuple(model.config.data_shape)} but {data.name!r} has {tuple(data.sample_shape)}")

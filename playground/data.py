@@ -481,10 +481,13 @@ def _glyphs(a: _Args) -> Dataset:
     fg = np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hue, rng.uniform(0.55, 1, n), rng.uniform(0.35, 0.75, n))])
     bg_hue = (hue + 0.5 + rng.uniform(-0.15, 0.15, n)) % 1
     bg = np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(bg_hue, rng.uniform(0, 0.3, n), rng.uniform(0.85, 1, n))])
-    cover = torch.from_numpy(masks[face, char]).float().div_(255).unsqueeze(1)  # (N, 1, 64, 64)
+    # the 1,302 masks are resized once, then each picture is ground + (ink - ground) * coverage:
+    # linear in the coverage, so the same as colouring at 64 px and resizing, without N big pictures
+    small = _to_images(torch.tensor(masks).view(combos, 1, GLYPH_CANVAS, GLYPH_CANVAS), a.image_size, 1)
+    cover = small[torch.from_numpy(which)]  # (N, 1, S, S)
     fg_t = torch.from_numpy(fg).float().view(n, 3, 1, 1)
     bg_t = torch.from_numpy(bg).float().view(n, 3, 1, 1)
-    x = bg_t + (fg_t - bg_t) * cover  # (N, 3, 64, 64) in [0, 1]
+    x = bg_t + (fg_t - bg_t) * cover  # (N, 3, S, S) in [0, 1]
     styles = np.array([f[1:] for f in GLYPH_FACES], np.float32)[face]
     factors = torch.from_numpy(np.column_stack([styles, hue]).astype(np.float32))
     return _images(a, "glyphs", x, char, list(GLYPH_CHARS), factors=factors, factor_names=list(GLYPH_FACTORS))
@@ -760,7 +763,10 @@ def _load_npz(a: _Args, path: Path) -> Dataset:
             f"one per image: shape ({len(x)},)."
         )
     keep = _pick(a, len(x), path.name)
-    images = torch.from_numpy(np.ascontiguousarray(x[keep][..., :3])).permute(0, 3, 1, 2)  # (N, C, H, W); drop alpha
+    pixels = x[keep][..., :3]  # drop alpha
+    if a.channels is None and pixels.shape[-1] == 3 and _all_grey(pixels):
+        pixels = pixels[..., :1]  # grey pictures stored as RGB: one channel is the data (as for a zip)
+    images = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # (N, C, H, W)
     label_names = None if y is None else [str(k) for k in range(int(y.max()) + 1)]
     return _images(a, f"upload:{path.name}", images, None if y is None else y[keep], label_names)
 

@@ -42,6 +42,7 @@ KID_SUBSETS = 10
 KID_SUBSET_SIZE = 1000
 PR_K = 3  # Kynkaanniemi et al.'s k for the k-NN radii
 N_SAMPLES = 500  # samples drawn for a report
+MAX_REAL_FEATURES = 5000  # training pictures the measures compare with (a seeded subset of larger sets)
 COPY_QUANTILE = 0.05  # a sample nearer a training picture than 95 % of held-out pictures are: a likely copy
 _CACHE_SIZE = 4
 
@@ -96,7 +97,7 @@ class Features:
     """A trained feature net and the features of the training and held-out pictures."""
 
     net: FeatureNet
-    train: torch.Tensor  # (N_train, 128)
+    train: torch.Tensor  # (min(N_train, MAX_REAL_FEATURES), 128): a seeded subset of the training split
     held_out: torch.Tensor  # (N_test, 128)
     train_idx: torch.Tensor
     test_idx: torch.Tensor
@@ -121,7 +122,10 @@ def train_feature_net(data: Dataset, *, steps: int | None = None, seed: int = 0,
         net = FeatureNet(n_classes)
     with torch.enable_grad():  # whatever the caller's mode
         _fit(net, x, y, steps, gen)
-    raw = net.features(x)
+    # the measures compare with at most MAX_REAL_FEATURES training pictures: k-NN radii need all
+    # their pairwise distances (MNIST's 63,000 would take 32 GB)
+    keep = torch.randperm(len(x), generator=gen)[:MAX_REAL_FEATURES].sort().values
+    raw = net.features(x[keep])
     net.mean.copy_(raw.mean(0))
     # one scale for every feature (their average spread): per-feature scales would blow up the
     # features that barely vary on the data (a few channels are near-constant on digits)
@@ -129,7 +133,7 @@ def train_feature_net(data: Dataset, *, steps: int | None = None, seed: int = 0,
     net.scale.fill_(float(spread))
     held = data.x[test_idx] if len(test_idx) else data.x[:0]
     accuracy = _accuracy(net, held, data.y[test_idx] if data.y is not None and len(test_idx) else None)
-    return Features(net, net.features(x), net.features(held), train_idx, test_idx, accuracy, steps, seed)
+    return Features(net, (raw - net.mean) / net.scale, net.features(held), train_idx, test_idx, accuracy, steps, seed)
 
 
 def _fit(net: FeatureNet, x: torch.Tensor, y: torch.Tensor | None, steps: int, gen: torch.Generator) -> None:
@@ -165,6 +169,7 @@ def _accuracy(net: FeatureNet, x: torch.Tensor, y: torch.Tensor | None) -> dict:
 
 _cache: OrderedDict = OrderedDict()
 _cache_lock = threading.Lock()
+_training = threading.Lock()  # one feature net trains at a time: two users asking at once share it
 
 
 def data_key(data: Dataset) -> tuple:
@@ -179,15 +184,16 @@ def feature_net(data: Dataset, *, steps: int | None = None, seed: int = 0) -> Fe
     set trains it once; the last few data sets are kept)."""
     steps = FEATURE_STEPS if steps is None else steps
     key = (data_key(data), steps, seed)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    feats = train_feature_net(data, steps=steps, seed=seed)
-    with _cache_lock:
-        _cache[key] = feats
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+    with _training:
+        with _cache_lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+        feats = train_feature_net(data, steps=steps, seed=seed)
+        with _cache_lock:
+            _cache[key] = feats
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
     return feats
 
 
@@ -196,8 +202,9 @@ def feature_net(data: Dataset, *, steps: int | None = None, seed: int = 0) -> Fe
 
 
 def kid(real: torch.Tensor, fake: torch.Tensor, *, subsets: int = KID_SUBSETS, size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
-    """(mean, std) over subsets of the unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3."""
-    m = min(len(real), len(fake), size)
+    """(mean, std) over subsets of the unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3. Subsets
+    hold at most half of either set, so that they differ and the spread means something."""
+    m = min(len(real) // 2, len(fake) // 2, size)
     if m < 2:
         raise ValueError("KID needs at least 2 real and 2 generated pictures")
     d = real.shape[1]
@@ -269,7 +276,10 @@ def quality_report(model, data: Dataset, *, n: int = N_SAMPLES, seed: int = 0, s
     fake = feats.net.features(samples)
     train_x = data.x[feats.train_idx]
     kid_mean, kid_std = kid(feats.train, fake, seed=seed)
-    precision, recall = precision_recall(feats.train, fake)
+    # k-NN radii grow as a set shrinks: the samples' precision and recall are measured on as
+    # many samples as there are held-out pictures in the reference (when that is fewer)
+    m = min(n, len(feats.held_out)) if len(feats.held_out) >= PR_K + 2 else n
+    precision, recall = precision_recall(feats.train, fake[:m])
     nn_idx, nn_dist = nearest_training(samples, train_x)
     numbers = {
         "n_samples": n,
@@ -325,7 +335,8 @@ def describe(numbers: dict) -> str:
     if "copy_threshold" in numbers:
         lines.append(
             f"**Memorisation:** {numbers['likely_copies']:.0%} of samples are nearer a training picture than 95 % "
-            f"of held-out pictures are (RMS distance under {numbers['copy_threshold']:.3f}); median distance "
+            f"of held-out pictures are (RMS distance under {numbers['copy_threshold']:.3f}; a model that draws new "
+            f"pictures like the held-out ones scores about 5 %); median distance "
             f"{numbers['nearest_distance_median']:.3f} (held-out pictures: {ref['nearest_distance_median']:.3f}). "
             "Below: the samples nearest the training set, above their nearest training pictures."
         )

@@ -294,6 +294,22 @@ def test_a_family_shows_its_own_declared_controls(train_tab):
     assert not train_tab.on_family_or_data("vae", "moons", None)[train_tab.c["colour"]]["visible"]
 
 
+def test_the_colour_control_follows_the_data_and_sets_the_defaults(train_tab):
+    from playground.session import TrainSettings
+
+    c = train_tab.c
+    grey = train_tab.on_family_or_data("vae", "emoji", None, "grey")  # grey emoji: the grey defaults
+    assert grey[c["likelihood"]]["value"] == "bernoulli" and grey[c["arch"]]["value"] == "mlp"
+    picked = train_tab.on_data("gan", "glyphs", None)  # other data: its own colours and side
+    assert picked[c["colour"]]["value"] == "auto" and picked[c["image_size"]]["value"] == 32 and picked[c["arch"]]["value"] == "dcgan"
+    assert "value" not in train_tab.on_data("gan", "digits", None)[c["image_size"]]  # grey sets keep the side
+    # a checkpoint saved with channels 1 (every one before colour) shows "as the data" on grey data
+    shown = train_tab.settings_updates(TrainSettings(family="vae", data="digits", channels=1))
+    assert shown[c["colour"]]["value"] == "auto"
+    shown = train_tab.settings_updates(TrainSettings(family="vae", data="emoji", channels=1))
+    assert shown[c["colour"]]["value"] == "grey"
+
+
 def test_colour_data_trains_in_colour_and_grey_on_request(url):
     import numpy as np
     from PIL import Image

@@ -183,3 +183,30 @@ def test_later_families_round_trip_and_continue(tmp_path, family, spec, over):
         torch.testing.assert_close(model.log_prob(x, torch.Generator().manual_seed(0)), t.model.log_prob(x, torch.Generator().manual_seed(0)))
     resumed = load_trainer(path, device="cpu")
     assert resumed.step_count == 5 and resumed.step()["step"] == 6
+
+
+def test_a_conv_checkpoint_saved_before_nets_gained_a_stage_still_loads(tmp_path):
+    """Conv VAEs and DCGANs at 40-64 px had two stages before the 64 px stage existed: a
+    checkpoint without "stages" in its config is rebuilt with two."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from playground.checkpoint import load_model, save_checkpoint
+    from playground.data import load_data
+    from playground.trainer import TrainConfig, make_trainer
+
+    data = load_data("digits", n=64, image_size=64)
+    old = make_trainer("gan", data, {"arch": "dcgan", "channels": 8, "stages": 2}, TrainConfig(batch_size=16))
+    path = save_checkpoint(tmp_path / "old.safetensors", old, optimizer=False)
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = json.loads(f.metadata()["playground"]), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    del meta["model_config"]["stages"]  # as an older version wrote it
+    save_file(tensors, str(tmp_path / "legacy.safetensors"), metadata={"playground": json.dumps(meta)})
+    model, _ = load_model(tmp_path / "legacy.safetensors")
+    assert model.config.stages == 2 and len(model.G.net) == 5
+    z = torch.randn(2, model.latent_dim)
+    torch.testing.assert_close(model.generate(z), old.model.generate(z))
+    fresh = make_trainer("gan", data, {"arch": "dcgan", "channels": 8}, TrainConfig(batch_size=16)).model
+    assert fresh.config.stages == 0 and len(fresh.G.net) == 8  # new models at 64 px: three stages

@@ -336,6 +336,10 @@ def test_glyphs_are_coloured_characters_labelled_by_char_and_style():
     assert ((ds.x - ds.x[:, :, :1, :1]).abs().amax((1, 2, 3)) > 0.1).all()
     assert torch.equal(load_data("glyphs", image_size=32, seed=2).x, ds.x)
     assert not torch.equal(load_data("glyphs", image_size=32, seed=3).x, ds.x)
+    # coloured after resizing the masks: the same pictures as colouring at 64 px, then resizing
+    big = load_data("glyphs", image_size=64, seed=2, n=40)
+    small = load_data("glyphs", image_size=16, seed=2, n=40)
+    torch.testing.assert_close(small.x, D._to_images(big.x, 16, 3), atol=2e-6, rtol=0)
     more = load_data("glyphs", n=2_000, image_size=16)
     assert len(more) == 2_000 and torch.bincount(more.y).min() >= 21  # all combos, then new colours
     with pytest.raises(DataError, match="limit"):
@@ -615,6 +619,9 @@ def test_npz_gray_rgb_rgba_and_labels(tmp_path):
     as_gray = load_data(str(tmp_path / "c.npz"), image_size=9, channels=1)
     assert torch.allclose(as_gray.x, torch.full((2, 1, 9, 9), 0.299))
     assert torch.equal(load_data(str(tmp_path / "c.npz"), image_size=16).x, load_data(str(tmp_path / "c.npz"), image_size=16, channels=3).x)
+    grey_rgb = np.repeat(rng.integers(0, 256, (3, 8, 8, 1), dtype=np.uint8), 3, axis=-1)  # grey stored as RGB
+    np.savez(tmp_path / "g3.npz", x=grey_rgb)
+    assert load_data(str(tmp_path / "g3.npz"), image_size=8).x.shape == (3, 1, 8, 8)  # as a zip of them would be
     as_rgb = load_data(str(tmp_path / "c.npz"), image_size=16, channels=3)
     assert as_rgb.x.shape == (2, 3, 16, 16) and as_rgb.y is None
     assert torch.allclose(as_rgb.x[:, 0], torch.ones(2, 16, 16)) and as_rgb.x[:, 1:].max() == 0

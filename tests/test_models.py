@@ -94,6 +94,18 @@ def test_diff_augment_is_random_per_image_seeded_and_differentiable():
     assert grey.shape == (4, 1, 16, 16)
 
 
+@pytest.mark.parametrize("side", [16, 28, 32, 64])
+def test_diff_augment_cuts_out_half_the_side_as_the_paper_does(side, monkeypatch):
+    from playground.models import gan
+
+    monkeypatch.setattr(gan, "DIFFAUGMENT_SHIFT", 0.0)  # no shift: the only zeros are the hole
+    out = gan.diff_augment(torch.full((256, 1, side, side), 0.5) + torch.rand(256, 1, side, side) * 0.1 + 0.2, torch.Generator().manual_seed(0))
+    hole = out == 0
+    rows, cols = hole.any(3).sum(2).flatten(), hole.any(2).sum(2).flatten()
+    assert rows.max() == cols.max() == side // 2 and rows.min() >= 1  # a side/2 square, clipped at the edges
+    assert (hole.sum((1, 2, 3)) == rows * cols).all()  # a rectangle, never anything else
+
+
 def test_colour_gan_defaults_augment_and_train():
     cfg = default_config("gan", (3, 32, 32))
     assert (cfg.arch, cfg.augment) == ("dcgan", "diffaugment") and default_config("gan", (1, 28, 28)).augment == "off"

@@ -73,7 +73,9 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
     opening event then runs (a programmatic selection does not fire it)."""
     tt, ex, it = demo.train_tab, demo.explore_tab, demo.inspect_tab
 
-    def open_link(request: gr.Request) -> dict:
+    outputs = [*tt.settings_outputs(), tabs, it.lesson_md]
+
+    def open_link(request: gr.Request):
         updates, link = tt.on_link_open(request)
         if link.lesson:
             lesson = lessons.get(link.lesson)
@@ -81,7 +83,7 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
             updates[it.lesson_md] = f"**{lesson.title}**: press its button above to start the lesson."
         elif link.tab:
             updates[tabs] = gr.Tabs(selected=link.tab)
-        return updates
+        return updates or tuple(gr.skip() for _ in outputs)  # no link: nothing changes (an empty dict reads as one value)
 
     def tab_of(request: gr.Request) -> str | None:
         link = settings_from_query(dict(request.query_params)) if request is not None else None
@@ -97,9 +99,10 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
             return (*[gr.skip()] * len(it.views), gr.skip())
         return it.on_open(state, choice, request)
 
-    demo.load(open_link, None, [*tt.settings_outputs(), tabs, it.lesson_md], api_name=False).then(
-        open_explore, [session, ex.pick], ex.pick_outputs, api_name=False
-    ).then(open_inspect, [session, it.source], [*it.views, it.timer], api_name=False)
+    quiet = dict(api_name=False, show_progress="hidden", concurrency_limit=None)  # no spinner, no wait behind others
+    demo.load(open_link, None, outputs, **quiet).then(open_explore, [session, ex.pick], ex.pick_outputs, **quiet).then(
+        open_inspect, [session, it.source], [*it.views, it.timer], **quiet
+    )
 
 
 FORGET_AFTER = 5.0  # seconds between a session closing and Gradio's entry for it being dropped

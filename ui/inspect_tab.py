@@ -167,7 +167,8 @@ class InspectTab:
                     with gr.Row():
                         self.quality_btn = gr.Button("Measure sample quality", size="sm", scale=0, min_width=200, elem_id="inspect-quality")
                         gr.Markdown("KID, precision and recall of 500 samples in the features of a small network trained "
-                                    "on this data set (a few seconds, once per data set), and each sample's nearest training picture.",
+                                    "on this data set (a few seconds, once per data set), and each sample's nearest training picture. "
+                                    "A diffusion model draws its 500 samples through its whole chain: a minute or more on a CPU.",
                                     elem_classes=["caption"])  # fmt: skip
                     self.quality_md = gr.Markdown("", elem_id="inspect-quality-text")
                     self.quality_img = gr.Image(label="Samples nearest the training set (top) and those training pictures (bottom)", format="png", type="numpy",

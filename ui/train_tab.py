@@ -294,10 +294,11 @@ class TrainTab:
         self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
         self.knobs = list(self.controls)
         family_outputs = [c["data"], c["image_size"], c["colour"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
-        for trigger in (c["family"].input, c["data"].input, c["upload"].upload):
-            trigger(self.on_family_or_data, [c["family"], c["data"], c["upload"]], family_outputs, api_name=False, show_progress="hidden")
+        picked = [c["family"], c["data"], c["upload"], c["colour"]]
+        for trigger in (c["family"].input, c["upload"].upload, c["colour"].input):
+            trigger(self.on_family_or_data, picked, family_outputs, api_name=False, show_progress="hidden")
+        c["data"].input(self.on_data, picked[:3], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
-        c["data"].input(self.on_data_side, c["data"], c["image_size"], api_name=False, show_progress="hidden")
 
         self.train_event = self.train_btn.click(
             with_names(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
@@ -327,10 +328,15 @@ class TrainTab:
     def values(self, values: tuple) -> dict:
         return dict(zip(self.names, values))
 
-    @staticmethod
-    def on_data_side(data):
-        """A builtin set's own image side when it is picked (colour sets: 32 px); others keep theirs."""
-        return gr.update(value=DATA_SIDES[data]) if data in DATA_SIDES else gr.update()
+    def on_data(self, family, data, upload) -> dict:
+        """Other data picked: its colours as they are (Colour back to "as the data") and, for a
+        builtin colour set, its own image side (32 px); then as for a family picked."""
+        updates = self.on_family_or_data(family, data, upload, "auto")
+        visible = updates[self.c["colour"]].get("visible")
+        updates[self.c["colour"]] = gr.update(value="auto", visible=visible)
+        if data in DATA_SIDES:
+            updates[self.c["image_size"]] = gr.update(value=DATA_SIDES[data], visible=visible)
+        return updates
 
     @staticmethod
     def on_upload_data(family, upload):
@@ -338,15 +344,16 @@ class TrainTab:
         (on_family_or_data has switched that to digits and said so)."""
         return "digits" if images_only(family) and _is_points(UPLOAD, upload) else UPLOAD
 
-    def on_family_or_data(self, family, data, upload) -> dict:
-        """{component: update} for a family picked or data chosen (Gradio's dict form: no order
-        to keep in step with the outputs list)."""
+    def on_family_or_data(self, family, data, upload, colour="auto") -> dict:
+        """{component: update} for a family picked, data chosen or Colour set (Gradio's dict
+        form: no order to keep in step with the outputs list): the family's defaults for this
+        data as it will be trained (grey defaults when grey is asked for)."""
         c = self.c
         if images_only(family) and _is_points(data, upload):
             data = "digits"  # this family models images only: show it on the shipped digits
             gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
-        colour = not points and _is_colour(data, upload)
+        colour = not points and colour != "grey" and _is_colour(data, upload)
         updates = {c["data"]: gr.update(value=data), c["upload"]: gr.update(visible=data == UPLOAD)}
         updates.update({c[k]: gr.update(visible=not points) for k in ("image_size", "colour")})
         updates.update({btn: gr.update(visible=bool(phases(family))) for btn in self.phase_btns})
@@ -577,12 +584,13 @@ class TrainTab:
         c = self.c
         builtin = st.data in BUILTIN_POINTS + BUILTIN_IMAGES
         points = st.data in BUILTIN_POINTS or (not builtin and Path(str(st.data)).suffix.lower() == ".csv")
+        colour = not points and _is_colour(st.data if builtin else UPLOAD, None if builtin else st.data)
+        grey = st.channels == 1 and colour  # "grey" only means something for colour pictures
         own = {
             c["family"]: gr.update(value=st.family), c["data"]: gr.update(value=st.data if builtin else UPLOAD),
             c["image_size"]: gr.update(value=st.image_size, visible=not points), c["batch_size"]: gr.update(value=st.batch_size),
-            c["colour"]: gr.update(value="grey" if st.channels == 1 else "auto", visible=not points),
+            c["colour"]: gr.update(value="grey" if grey else "auto", visible=not points),
             c["seed"]: gr.update(value=st.seed),
         }  # fmt: skip
         own.update({btn: gr.update(visible=bool(phases(st.family))) for btn in self.phase_btns})
-        colour = not points and _is_colour(st.data if builtin else UPLOAD, None if builtin else st.data)
-        return {**own, **self.control_updates(st.family, points, {**defaults_for(st.family, points, colour), **st.model})}
+        return {**own, **self.control_updates(st.family, points, {**defaults_for(st.family, points, colour and not grey), **st.model})}

@@ -171,11 +171,26 @@ def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam
         return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
 
 
-def conv_widths(side: int, c: int) -> list[int]:
+def conv_widths(side: int, c: int, stages: int = 0) -> list[int]:
     """The feature maps of a conv net's stride-2 stages, from full resolution down: c, 2c (to
-    side / 4: 7 for 28 px, 8 for 32), and one stage more while the map is larger than 8 (64 px:
-    c, 2c, 4c, down to 8). Decoders and generators go through them in reverse."""
+    side / 4: 7 for 28 px, 8 for 32), and (stages 0, by the side) one stage more while the map
+    is larger than 8 and the side halves evenly (40, 48, 56 and 64 px: c, 2c, 4c, down to 5, 6,
+    7, 8); or exactly `stages` stages. Decoders and generators go through them in reverse."""
     widths = [c, 2 * c]
+    if stages:
+        while len(widths) < stages:
+            widths.append(2 * widths[-1])
+        return widths[:stages]
     while side // 2 ** len(widths) > 8 and side % 2 ** (len(widths) + 1) == 0:
         widths.append(2 * widths[-1])
     return widths
+
+
+def check_stages(side: int, stages: int, arch: str) -> None:
+    """A fixed number of stages must halve the side evenly each time."""
+    if stages and side % 2**stages:
+        raise ConfigError(f"arch {arch!r} with {stages} stages needs an image side divisible by {2**stages}; got {side}")
+
+
+# Conv configs saved before the nets could gain a stage (checkpoints without "stages") had two.
+LEGACY_CONV_STAGES = 2

@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, conv_widths, live_settings, make_adam, setting, validate
+from ._common import ConfigError, check_stages, conv_widths, live_settings, make_adam, setting, validate
 
 
 @dataclass
@@ -56,6 +56,7 @@ class GANConfig:
     g_layers: int = setting(3, "Hidden layers in G", lo=1, hi=8, step=1, shown=False)
     d_layers: int = setting(3, "Hidden layers in D", lo=1, hi=8, step=1, shown=False)
     channels: int = setting(64, "DCGAN base width", lo=4, hi=512, step=4, shown=False)  # G and D use `channels` and 2 * `channels` feature maps
+    stages: int = setting(0, "DCGAN stages", lo=0, hi=4, step=1, shown=False, help="stride-2 stages; 0: by the image side")
     # minimax: the paper's V(D,G) as written; it saturates early on (G gets no gradient when D
     # wins), the paper's own advice is to maximise log D(G(z)) instead.
     loss: Literal["non-saturating", "minimax"] = setting(
@@ -89,6 +90,7 @@ class GANConfig:
                     f"or 32), got {self.data_shape[1]}x{self.data_shape[2]}; use arch 'mlp' or "
                     f"another image size"
                 )
+            check_stages(self.data_shape[1], self.stages, self.arch)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,7 +140,7 @@ class DCGenerator(nn.Module):
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
-        widths = conv_widths(cfg.data_shape[1], cfg.channels)[::-1]  # e.g. 2c, c
+        widths = conv_widths(cfg.data_shape[1], cfg.channels, cfg.stages)[::-1]  # e.g. 2c, c
         self.c2, self.base = widths[0], cfg.data_shape[1] // 2 ** len(widths)
         self.project = nn.Sequential(nn.Linear(cfg.latent_dim, self.c2 * self.base**2), nn.BatchNorm1d(self.c2 * self.base**2), nn.ReLU())
         ups = [m for a, b in zip(widths, widths[1:]) for m in (nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU())]
@@ -155,7 +157,7 @@ class DCDiscriminator(nn.Module):
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
-        side, widths = cfg.data_shape[1], conv_widths(cfg.data_shape[1], cfg.channels)
+        side, widths = cfg.data_shape[1], conv_widths(cfg.data_shape[1], cfg.channels, cfg.stages)
         convs = [m for a, b in zip([cfg.data_shape[0] * cfg.pack, *widths], widths) for m in (nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2))]
         self.net = nn.Sequential(*convs, nn.Flatten(), nn.Linear(widths[-1] * (side // 2 ** len(widths)) ** 2, 1))
 
@@ -208,7 +210,8 @@ def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> t
     cy = (rand(b) * (h + 1 - ch % 2)).long().view(b, 1, 1, 1)
     cx = (rand(b) * (w + 1 - cw % 2)).long().view(b, 1, 1, 1)
     ys, xs = torch.arange(h, device=dev).view(1, 1, h, 1), torch.arange(w, device=dev).view(1, 1, 1, w)
-    hole = ((ys - cy).abs() <= ch // 2 - 1 + ch % 2) & ((xs - cx).abs() <= cw // 2 - 1 + cw % 2)
+    dy_, dx_ = ys - cy, xs - cx  # the hole is rows cy - ch//2 .. cy - ch//2 + ch - 1 (clipped at the edges)
+    hole = (dy_ >= -(ch // 2)) & (dy_ < ch - ch // 2) & (dx_ >= -(cw // 2)) & (dx_ < cw - cw // 2)
     return x * (~hole).to(x.dtype)
 
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, conv_widths, descend, live_settings, make_adam, setting, validate
+from ._common import ConfigError, check_stages, conv_widths, descend, live_settings, make_adam, setting, validate
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -51,6 +51,7 @@ class VAEConfig:
     hidden: int = setting(400, "Hidden width", lo=4, hi=2048, step=4, row="size")  # MLP width (pytorch/examples)
     layers: int = setting(1, "Hidden layers", lo=1, hi=6, step=1, shown=False)  # MLP hidden layers in encoder and decoder (pytorch/examples: 1)
     channels: int = setting(32, "Conv base width", lo=4, hi=256, step=4, shown=False)  # conv: 32 and 64 feature maps
+    stages: int = setting(0, "Conv stages", lo=0, hi=4, step=1, shown=False, help="stride-2 stages; 0: by the image side")
     # bernoulli for grey images (pixels as probabilities, the classic choice); logistic (discretised)
     # for colour, a proper likelihood of 8-bit pixels; gaussian with a learned per-dimension sigma
     # for points. See the module docstring.
@@ -75,6 +76,7 @@ class VAEConfig:
                     f"arch 'conv' needs square images whose side is divisible by 4 (such as 28 or "
                     f"32), got {self.data_shape[1]}x{self.data_shape[2]}; use arch 'mlp'"
                 )
+            check_stages(self.data_shape[1], self.stages, self.arch)
         if self.likelihood in ("bernoulli", "logistic") and len(self.data_shape) != 3:
             raise ConfigError(
                 f"likelihood {self.likelihood!r} models pixel intensities in [0, 1]; 2-D points need "
@@ -127,7 +129,7 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        side, widths = cfg.data_shape[1], conv_widths(cfg.data_shape[1], cfg.channels)
+        side, widths = cfg.data_shape[1], conv_widths(cfg.data_shape[1], cfg.channels, cfg.stages)
         convs = [m for a, b in zip([cfg.data_shape[0], *widths], widths) for m in (nn.Conv2d(a, b, 4, 2, 1), nn.ReLU())]
         base = side // 2 ** len(widths)
         self.net = nn.Sequential(
@@ -144,7 +146,7 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        widths = conv_widths(cfg.data_shape[1], cfg.channels)[::-1]  # e.g. 2c, c
+        widths = conv_widths(cfg.data_shape[1], cfg.channels, cfg.stages)[::-1]  # e.g. 2c, c
         self.top, self.base = widths[0], cfg.data_shape[1] // 2 ** len(widths)
         self.project = nn.Sequential(
             nn.Linear(cfg.latent_dim, 256), nn.ReLU(), nn.Linear(256, self.top * self.base**2), nn.ReLU()
