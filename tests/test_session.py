@@ -211,6 +211,28 @@ def test_stop_and_reset_cancel_a_train_request_still_waiting():
     assert not s.may_train() and s.trainer is None and s.views == {}
 
 
+def test_a_stop_while_the_model_is_set_up_ends_the_run_it_was_for():
+    """Stop pressed after Train's turn came (may_train) but before the run starts (the model
+    was being built): the run start() begins ends at once and frees its slot."""
+    s = Session(adapt_threads=False)
+    try:
+        s.request_training()  # the validator, as Train joins the queue
+        assert s.may_train()  # its turn came, no Stop yet
+        t, _ = s.prepare(TrainSettings(model={"hidden": 32}))
+        s.stop()  # ...pressed while prepare() loaded data and built the model
+        runner = s.start(t)
+        deadline = time.time() + 5
+        while not runner.done and time.time() < deadline:
+            time.sleep(0.02)
+        assert runner.done and s.pool.running == 0 and t.step_count <= 1
+        # a fresh model replacing the old one is not a Stop: a Train that asked for it still trains
+        s.request_training()
+        _, new = s.prepare(TrainSettings(model={"hidden": 16}))
+        assert new and s.may_train()
+    finally:
+        s.close()
+
+
 def test_prune_and_the_partial_save_sweep_delete_only_what_is_old(tmp_path):
     import os
 
