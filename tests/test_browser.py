@@ -124,6 +124,8 @@ def test_a_gan_trains_on_colour_emoji_and_the_page_shows_colour(browser, app_url
     wait_until(lambda: page.locator("#samples img").count() > 0, what="the samples")
     page.wait_for_function("document.querySelector('#samples img').complete")
     assert colour_share(page, "#samples img") > 0.05  # colour pixels on the page
+    if os.environ.get("PLAYGROUND_SCREENSHOTS"):  # the README's picture: emoji-like samples
+        wait_until(lambda: status_step(page) >= 800, timeout=400, what="a longer run for the screenshot")
     time.sleep(1.0)
     page.screenshot(path=str(shots / "train-colour.png"), full_page=True)
     page.click("#stop")
