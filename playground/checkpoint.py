@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .models import FAMILIES, ConfigError, build_model
+from .models import FAMILIES, ConfigError, build_model, settings_for
 from .models._common import LEGACY_CONV_STAGES
 
 FORMAT = "playground-checkpoint"
@@ -148,8 +148,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
 
 def _build(meta: dict, name: str):
     config = dict(meta["model_config"])
-    if config.get("arch") in ("conv", "dcgan") and meta["family"] in ("vae", "gan") and "stages" not in config:
-        config["stages"] = LEGACY_CONV_STAGES  # saved before the conv nets could gain a stage
+    if meta["family"] in FAMILIES and "stages" in settings_for(meta["family"]) and "stages" not in config:
+        config["stages"] = LEGACY_CONV_STAGES  # saved before the conv nets could gain a stage (MLPs ignore it)
     try:
         return build_model(meta["family"], config)
     except (ConfigError, TypeError, ValueError) as e:

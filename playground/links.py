@@ -20,13 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from .data import BUILTIN_IMAGES, BUILTIN_POINTS, IMAGE_SIZE_RANGE
+from .data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, IMAGE_SIZE_RANGE
 from .lessons import LESSONS
 from .models import ConfigError, default_config, family_of, settings_for
-from .session import TrainSettings
+from .session import COLOURS, TrainSettings, default_side
 
 TABS = ("train", "explore", "inspect")
-COLOURS = ("auto", "grey")
 OWN = ("family", "data", "image_size", "colour", "batch_size", "seed", "tab", "lesson")  # not model settings
 BATCH_RANGE = (8, 512)
 
@@ -92,11 +91,11 @@ def settings_from_query(params: Mapping[str, str]) -> Link:
     except ConfigError as e:
         problems.append(f"family={family!r}: {e}")
         return link
-    data = params.get("data", "ring8" if family != "autoregressive" else "digits")
+    data = params.get("data", "ring8" if "points" in family_of(family).data_kinds else "digits")
     if data not in BUILTIN_POINTS + BUILTIN_IMAGES:
         problems.append(f"data={data!r}: a link can name a builtin data set only ({', '.join(BUILTIN_POINTS + BUILTIN_IMAGES)})")
         return link
-    st = TrainSettings(family=family, data=data, image_size=32 if data in ("emoji", "glyphs") else 28)
+    st = TrainSettings(family=family, data=data, image_size=default_side(data))
     if "image_size" in params:
         st.image_size = _int_in("image_size", params["image_size"], *IMAGE_SIZE_RANGE, problems) or st.image_size
     if "batch_size" in params:
@@ -106,7 +105,7 @@ def settings_from_query(params: Mapping[str, str]) -> Link:
         st.seed = st.seed if seed is None else seed
     if "colour" in params:
         if params["colour"] in COLOURS:
-            st.channels = 1 if params["colour"] == "grey" else None
+            st.channels = COLOURS[params["colour"]]
         else:
             problems.append(f"colour={params['colour']!r}: must be one of {', '.join(COLOURS)}")
     declared = settings_for(family)
@@ -125,7 +124,7 @@ def settings_from_query(params: Mapping[str, str]) -> Link:
 def _shape(settings: TrainSettings) -> tuple[int, ...]:
     if settings.data in BUILTIN_POINTS:
         return (2,)
-    colour = settings.data in ("emoji", "glyphs") and settings.channels != 1
+    colour = settings.data in BUILTIN_COLOUR and settings.channels != 1
     return (3 if colour else 1, settings.image_size, settings.image_size)
 
 

@@ -87,8 +87,9 @@ def vae_metrics(model, x: torch.Tensor, *, k: int = 100, seed: int = 0, batch_si
     mu_all = torch.cat(mus)
     activity = mu_all.var(0) if n > 1 else torch.zeros(cfg.latent_dim)
     out = {key: v / n for key, v in sums.items()}
-    if "bits_per_dim" in model.nll_units(0.0):  # 8-bit pixels (the logistic likelihood): bits/dim too
-        out["bits_per_dim"] = model.nll_units(-out["log_likelihood"])["bits_per_dim"]
+    bits = model.nll_units(-out["log_likelihood"])
+    if "bits_per_dim" in bits:  # 8-bit pixels (the logistic likelihood): bits/dim too
+        out["bits_per_dim"] = bits["bits_per_dim"]
         out["elbo_bits_per_dim"] = model.nll_units(-out["elbo"])["bits_per_dim"]
     out.update(
         kl_per_dim=(kl_dims / n).tolist(),

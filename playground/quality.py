@@ -104,6 +104,7 @@ class Features:
     accuracy: dict  # the feature net's held-out accuracy per task: what its features can tell apart
     steps: int
     seed: int
+    held_distance: torch.Tensor  # (N_test,) each held-out picture's RMS distance to its nearest training picture
 
 
 def train_feature_net(data: Dataset, *, steps: int | None = None, seed: int = 0, holdout: float = 0.1) -> Features:
@@ -133,7 +134,8 @@ def train_feature_net(data: Dataset, *, steps: int | None = None, seed: int = 0,
     net.scale.fill_(float(spread))
     held = data.x[test_idx] if len(test_idx) else data.x[:0]
     accuracy = _accuracy(net, held, data.y[test_idx] if data.y is not None and len(test_idx) else None)
-    return Features(net, (raw - net.mean) / net.scale, net.features(held), train_idx, test_idx, accuracy, steps, seed)
+    _, held_distance = nearest_training(held, data.x[train_idx]) if len(held) else (None, torch.zeros(0))
+    return Features(net, (raw - net.mean) / net.scale, net.features(held), train_idx, test_idx, accuracy, steps, seed, held_distance)
 
 
 def _fit(net: FeatureNet, x: torch.Tensor, y: torch.Tensor | None, steps: int, gen: torch.Generator) -> None:
@@ -293,7 +295,7 @@ def quality_report(model, data: Dataset, *, n: int = N_SAMPLES, seed: int = 0, s
     if len(feats.held_out) >= 2:
         ref_kid, _ = kid(feats.train, feats.held_out, seed=seed)
         ref_p, ref_r = precision_recall(feats.train, feats.held_out)
-        _, held_dist = nearest_training(data.x[feats.test_idx], train_x)
+        held_dist = feats.held_distance
         threshold = float(torch.quantile(held_dist, COPY_QUANTILE))
         numbers["reference"] = {
             "kid": ref_kid, "precision": ref_p, "recall": ref_r,

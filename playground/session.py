@@ -22,7 +22,7 @@ import pandas as pd
 
 from .checkpoint import load_trainer, save_checkpoint
 from .curves import long_frame, with_level
-from .data import load_data
+from .data import BUILTIN_COLOUR, load_data
 from .files import remove_upload
 from .models import ConfigError, a_model, default_config, family_of
 from .runs import Runner, TrainingPool
@@ -56,6 +56,14 @@ def _trim() -> None:
         ctypes.CDLL(name).malloc_trim(0)
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl): nothing to do
         pass
+
+
+COLOURS = {"auto": None, "grey": 1}  # the Train tab's Colour choices (and links') -> load_data's channels
+
+
+def default_side(data: str) -> int:
+    """The image side a builtin set opens at: 32 px for the colour sets, 28 for the rest."""
+    return 32 if data in BUILTIN_COLOUR else 28
 
 
 @dataclass

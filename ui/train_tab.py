@@ -17,7 +17,16 @@ import gradio as gr
 from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
 from playground.links import Link, query_from_settings, settings_from_query
 from playground.models import FAMILIES, ConfigError, Setting, default_config, family_of, settings_for
-from playground.session import FLOOR, Session, TrainSettings, curve_frames, same_data, status_text
+from playground.session import (
+    COLOURS,
+    FLOOR,
+    Session,
+    TrainSettings,
+    curve_frames,
+    default_side,
+    same_data,
+    status_text,
+)
 from playground.trainer import TrainingDiverged
 from playground.viz import PointsCanvas, plane_limit, samples_picture
 
@@ -27,8 +36,6 @@ from .streaming import queued, stream
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
 IMAGE_SIDES = (16, 28, 32, 64)  # the image sides the tab offers (data.IMAGE_SIZE_RANGE allows more)
-COLOURS = {"auto": None, "grey": 1}  # the Colour control -> load_data's channels
-DATA_SIDES = {name: 32 for name in BUILTIN_COLOUR}  # the image side the tab picks with a builtin set
 DEFAULT_FAMILY, DEFAULT_DATA = "gan", "ring8"  # what the tab shows first
 TRAINING_ROW, ARCH_ROW = "training", "arch"  # rows that also hold the tab's own controls
 REPORT_EVERY = 0.3  # seconds between live updates (each sends only the outputs that changed)
@@ -334,8 +341,8 @@ class TrainTab:
         updates = self.on_family_or_data(family, data, upload, "auto")
         visible = updates[self.c["colour"]].get("visible")
         updates[self.c["colour"]] = gr.update(value="auto", visible=visible)
-        if data in DATA_SIDES:
-            updates[self.c["image_size"]] = gr.update(value=DATA_SIDES[data], visible=visible)
+        if data in BUILTIN_COLOUR:
+            updates[self.c["image_size"]] = gr.update(value=default_side(data), visible=visible)
         return updates
 
     @staticmethod

@@ -322,8 +322,7 @@ class VAE(nn.Module):
         kl = kl_per_dim.sum()
         beta = self.config.beta if step is None else self.beta_at(step)
         parts = {"loss": recon + beta * kl, "recon": recon, "kl": kl, "elbo": -(recon + kl), "kl_per_dim": kl_per_dim, "beta": torch.tensor(beta)}
-        if self.config.likelihood == "logistic":  # -ELBO in bits per dimension: an upper bound
-            parts["bits_per_dim"] = (recon + kl).detach() / (math.prod(self.config.data_shape) * math.log(2))
+        parts.update({k: v.detach() for k, v in self.nll_units(recon + kl).items() if k != "nll"})  # logistic: -ELBO in bits/dim, a bound
         return parts
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
