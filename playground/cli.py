@@ -135,7 +135,8 @@ def settings_table(families: list[str]) -> str:
             when = ", ".join(w for w, on in (("live", st.live), ("at sample time", st.sample)) if on)
             extra = f"; may change {when}" if when else ""
             default = f"default {st.default!r}" + "".join(
-                f" ({over[name]!r} on {kind})" for kind, over in cls.defaults.items() if name in over and over[name] != st.default
+                f" ({'by the image side' if callable(over[name]) else repr(over[name])} on {kind})"
+                for kind, over in cls.defaults.items() if name in over and over[name] != st.default
             )
             lines.append(f"  {name:<14} {st.label}: {st.allowed()}, {default}{extra}")
         lines.append("")

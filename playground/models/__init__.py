@@ -64,7 +64,9 @@ def kind_of(data_shape: tuple[int, ...]) -> str:
 
 def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     """A config suited to data of this shape: the family's defaults, adjusted for 2-D points or
-    images (and colour images: a family's `defaults["colour"]`, over its image defaults), then `overrides` (unknown keys raise with the list of valid ones)."""
+    images (and colour images: a family's `defaults["colour"]`, over its image defaults), then
+    `overrides` (unknown keys raise with the list of valid ones). A default given as a function
+    is called with the data's shape."""
     cls = family_of(family)
     kind = kind_of(data_shape)
     if kind not in cls.data_kinds:
@@ -74,7 +76,10 @@ def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     if unknown:
         raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}; valid ones: {', '.join(valid)}")
     colour = cls.defaults.get("colour", {}) if kind == "images" and data_shape[0] == 3 else {}
-    return cls.Config(data_shape=tuple(data_shape), **{**cls.defaults[kind], **colour, **overrides})
+    merged = {**cls.defaults[kind], **colour}
+    # a default may depend on the data's shape: a function of it (e.g. a stage count by the side)
+    merged = {k: v(tuple(data_shape)) if callable(v) else v for k, v in merged.items()}
+    return cls.Config(data_shape=tuple(data_shape), **{**merged, **overrides})
 
 
 def build_model(family: str, config):

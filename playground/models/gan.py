@@ -66,6 +66,9 @@ class GANConfig:
     pack: int = setting(1, "PacGAN packing", lo=1, hi=16, step=1, help="D judges m samples at once", row="pack")  # m (1 = off)
     r1: float = setting(0.0, "R1 penalty γ", lo=0.0, hi=1000.0, row="pack")  # 0 = off
     spectral_norm: bool = setting(False, "Spectral norm in D", row="averaging")
+    # DCGAN's D normalises each conv but the first over the batch; off by default, as R1 and
+    # PacGAN need per-sample scores
+    d_norm: Literal["none", "batch"] = setting("none", "Batch norm in D (DCGAN)", shown=False, points=("none",))
     augment: Literal["off", "diffaugment"] = setting(
         "off", "Augment D's inputs", points=("off",), row="augment",
         help="DiffAugment: colour, shift and cutout on real and fake (small image sets)",
@@ -91,6 +94,11 @@ class GANConfig:
                     f"another image size"
                 )
             check_stages(self.data_shape[1], self.stages, self.arch)
+        if self.d_norm == "batch":
+            if self.arch != "dcgan":
+                raise ConfigError("d_norm 'batch' is for arch 'dcgan'; use d_norm 'none'")
+            if self.r1 > 0 or self.pack > 1:
+                raise ConfigError("d_norm 'batch' mixes the scores of a batch, which R1 and PacGAN need per sample: set r1 0 and pack 1, or d_norm 'none'")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,13 +160,19 @@ class DCGenerator(nn.Module):
 
 
 class DCDiscriminator(nn.Module):
-    """Stride-2 4x4 convs with leaky ReLU (no batch norm: R1 and packing need per-sample
-    scores) down to 7x7 or 8x8, then one linear score."""
+    """Stride-2 4x4 convs with leaky ReLU down to 7x7 or 8x8 (or 4x4), then one linear score;
+    batch norm after each conv but the first with d_norm "batch" (off by default: R1 and
+    packing need per-sample scores)."""
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
         side, widths = cfg.data_shape[1], conv_widths(cfg.data_shape[1], cfg.channels, cfg.stages)
-        convs = [m for a, b in zip([cfg.data_shape[0] * cfg.pack, *widths], widths) for m in (nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2))]
+        norm = cfg.d_norm == "batch"
+        convs = [
+            m
+            for i, (a, b) in enumerate(zip([cfg.data_shape[0] * cfg.pack, *widths], widths))
+            for m in (nn.Conv2d(a, b, 4, 2, 1), *([nn.BatchNorm2d(b)] if norm and i else []), nn.LeakyReLU(0.2))
+        ]
         self.net = nn.Sequential(*convs, nn.Flatten(), nn.Linear(widths[-1] * (side // 2 ** len(widths)) ** 2, 1))
 
     def forward(self, x):  # (B/pack, pack * C, H, W) -> (B/pack,) logits
@@ -233,6 +247,15 @@ def generator_loss(fake_logits: torch.Tensor, loss: str) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()  # non-saturating: minimise -E_z[log D(G(z))]
 
 
+def _start_at_4(shape: tuple[int, ...]) -> int:
+    """Stride-2 stages from a 4x4 map up to the side, where the side halves evenly down to 4
+    (16, 32, 64 px); else 0, the stages by the side's own rule (28 px: from 7x7)."""
+    side, stages = shape[-1], 0
+    while side % 2 == 0 and side > 4:
+        side, stages = side // 2, stages + 1
+    return stages if side == 4 else 0
+
+
 class GAN(nn.Module):
     family: ClassVar[str] = "gan"
     label: ClassVar[str] = "GAN"
@@ -246,7 +269,9 @@ class GAN(nn.Module):
         "points": dict(latent_dim=2, hidden=256, lr=5e-4, ema=0.98, r1=0.1),
         "images": dict(latent_dim=32, hidden=512),
         # over "images" for colour pictures: a conv pair, and DiffAugment for sets of a few thousand
-        "colour": dict(arch="dcgan", latent_dim=64, channels=32, augment="diffaugment"),
+        # (a 4x4 start and three up-sampling stages, and batch norm in D, as pytorch/examples'
+        # DCGAN: measured on emoji, bench/bench_colour.py)
+        "colour": dict(arch="dcgan", latent_dim=64, channels=32, stages=_start_at_4, d_norm="batch", augment="diffaugment"),
     }
     data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ("d", "g")  # step-by-step mode: one D step, one G step
@@ -345,7 +370,10 @@ class GAN(nn.Module):
         ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
         torch._foreach_lerp_(ema_p, p, 1 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)  # batch-norm statistics follow G as they are
+            if b_ema.is_floating_point():  # batch-norm statistics averaged as the weights are: G's
+                b_ema.lerp_(b, 1 - decay)  # own describe G's weights, not the averaged ones
+            else:
+                b_ema.copy_(b)
 
     @torch.no_grad()
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
