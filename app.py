@@ -21,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no internet here, 
 # this one left there (playground.files)
 os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "playground-gradio"))
 STALE_UPLOADS = 3600  # seconds: older uploads in that folder are from an earlier run
+CLASS_SIZE = 32  # trainings at once by default: a class presses Train together and every run starts
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,13 +30,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", metavar="USER:PASS", help="require this login (for a class on a LAN)")
     p.add_argument("--open", action="store_true", help="open the app in the default browser")
-    p.add_argument("--max-trainings", type=int, default=None, help="sessions that may train at once (default: one per 2 cores)")
-    p.add_argument("--threads", type=int, default=None, help="PyTorch threads per training (default: cores / max-trainings)")
+    p.add_argument("--max-trainings", type=int, default=CLASS_SIZE,
+                   help=f"sessions that may train at once, sharing the cores in turns; more wait in line (default: {CLASS_SIZE}, a class)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="PyTorch threads of a training that runs alone (default: every core; runs that share the cores use one each)")  # fmt: skip
     p.add_argument("--max-file-size", default="100mb", help="largest upload accepted")
     args = p.parse_args(argv)
     if args.auth and ":" not in args.auth:
         p.error("--auth must look like user:password")
-    if args.max_trainings is not None and args.max_trainings < 1:
+    if args.max_trainings < 1:
         p.error("--max-trainings must be at least 1")
     return args
 
@@ -43,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     from playground.files import prune, sweep_partial_saves
+    from playground.session import warm_up
     from playground.trainer import configure_threads
     from ui import CSS, build_demo
     from ui.common import CHECKPOINT_ROOT
@@ -50,10 +54,9 @@ def main(argv=None) -> None:
     prune(os.environ["GRADIO_TEMP_DIR"], STALE_UPLOADS)
     sweep_partial_saves(CHECKPOINT_ROOT)
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    max_trainings = args.max_trainings or max(1, cores // 2)
-    configure_threads(args.threads or max(1, cores // max_trainings))
-    demo = build_demo(max_trainings=max_trainings)
+    configure_threads(args.threads)
+    warm_up()  # a class's first Train does not pay for the process's first training
+    demo = build_demo(max_trainings=args.max_trainings)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     demo.queue(default_concurrency_limit=None).launch(
         server_name=args.host,
@@ -64,6 +67,7 @@ def main(argv=None) -> None:
         enable_monitoring=False,
         show_error=True,  # a value only an API caller can send (None for a slider) says what was wrong
         footer_links=[],
+        max_threads=40 + args.max_trainings,  # each training's stream holds a worker thread while it waits for its next frame
         css=CSS,
     )
 

@@ -1,19 +1,35 @@
-"""A class on one server: the app's memory over bursts of sessions that train and leave.
+"""A class on one server, through gradio_client: everyone trains at once, and memory over bursts.
 
-Starts the app (`python app.py --max-trainings N`) in a process of its own and sends it bursts
-of `--sessions` gradio_client sessions, one each, pressing Train on the defaults within a few
-seconds. After `--train` seconds every session presses Stop and closes its tab (its heartbeat
-stream drops, as a browser's does); the server's RSS is read before the burst, at its peak and
-`--settle` seconds after everyone left. Also counted after each burst: training threads still
-alive in the server is not visible from outside, so the server's CPU time over the settle
-window stands for it (near zero when nothing trains on).
+Starts the app (`python app.py`, its defaults unless `--max-trainings`) in a process of its own.
 
-    python bench/bench_class.py [--bursts 3] [--sessions 30] [--max-trainings 8] [--json]
+Class mode (the default): for each N in `--students` (1, 2, 8, 30), N gradio_client sessions
+press Train on the defaults (a GAN on ring8) within a second, train `--train` seconds, then
+press Stop and close their tabs. Reported per N: time from pressing Train to the student's first
+picture of a run that has stepped (p50 / p95 / max; as the clients saw it, and as the server
+sent it, from the trace the app writes to $PLAYGROUND_TRACE: on 2 cores shared with 30
+clients, the clients see it late), steps/s per student (its steps over the time
+from its first picture to Stop: min / median / max, and max/min as the fairness), the whole
+class's steps/s (every student's steps over the round's wall time), how many students started
+at all, and the server's RSS at the peak. The ratio that matters: the class's steps/s at N = 30
+over one student's alone, on the same server in the same run.
 
-Target (issue 10): after each burst the RSS comes back to a plateau instead of growing burst
-after burst (before the fix: 644 -> 1,093 -> 1,173 -> 1,266 MB with --max-trainings 8), and
-the server is idle once the class has gone. `--app PATH` measures another checkout's app.py
-(an older commit, for the side-by-side figure).
+    python bench/bench_class.py [--students 1 2 8 30] [--train 30] [--json]
+
+Targets (issue 13): every student's first picture within 5 s at N = 30; aggregate steps/s at
+N = 30 >= 1.0x the single student's.
+
+Memory mode (`--bursts K`): K bursts of `--sessions` sessions pressing Train, training
+`--train` s, then Stop and a closed tab each; the server's RSS before, at its peak and
+`--settle` s after everyone left, and its CPU over that settle window (near zero when nothing
+trains on). Target (issue 10): the RSS after each burst comes back to a plateau instead of
+growing burst after burst (before the fix: 644 -> 1,093 -> 1,173 -> 1,266 MB with
+--max-trainings 8), and the server is idle once the class has gone.
+
+    python bench/bench_class.py --bursts 3 --sessions 30 --max-trainings 8 --train 15
+
+`--app PATH` serves another checkout's app.py (an older commit, for a side-by-side figure).
+The clients run at the lowest CPU priority, so that on 2 cores they take from the server only
+what it leaves (a real class's browsers are on other machines).
 """
 
 from __future__ import annotations
@@ -22,8 +38,10 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -87,44 +105,149 @@ def burst(url: str, pid: int, sessions: int, train_s: float, settle_s: float) ->
             "sessions_that_trained": trained, "server_cpu_after_pct": round(100 * busy)}  # fmt: skip
 
 
+def step_of(status) -> int | None:
+    if not isinstance(status, str) or "step **" not in status:
+        return None
+    return int(status.split("step **")[1].split("**")[0].replace(",", ""))
+
+
+def is_picture(value) -> bool:
+    return isinstance(value, (str, dict)) and not (isinstance(value, dict) and value.get("__type__") == "update")
+
+
+def class_round(url: str, pid: int, n: int, train_s: float) -> dict:
+    """N students press Train together; the figures of the round (see the module's docstring)."""
+    clients = [Client(url, download_files=False, verbose=False) for _ in range(n)]
+    for c in clients:  # each student's page is open (a page's load events make its session), as in class
+        c.predict(api_name="/stop")
+    peak = [rss_mb(pid)]
+    first: dict[int, float] = {}
+    finished = threading.Event()
+
+    def watch(t0, jobs):  # the first frame of each stream showing a run that has stepped, with its picture
+        while not finished.is_set():
+            now = time.perf_counter()
+            for i, job in enumerate(jobs):
+                if i not in first and any(is_picture(o[1]) and (step_of(o[0]) or 0) > 0 for o in job.outputs()):
+                    first[i] = now - t0
+            peak[0] = max(peak[0], rss_mb(pid))
+            time.sleep(0.05)
+
+    skip = trace_lines()
+    t0 = time.perf_counter()
+    jobs = [c.submit(upload=None, api_name="/train") for c in clients]
+    threading.Thread(target=watch, args=(t0, jobs), daemon=True).start()
+    time.sleep(train_s)
+    for c in clients:
+        c.predict(api_name="/stop")
+    wall = time.perf_counter() - t0
+    for job in jobs:
+        end = time.time() + 30
+        while not job.done() and time.time() < end:
+            time.sleep(0.05)
+    finished.set()
+    steps = []
+    for job in jobs:
+        seen = [step_of(o[0]) for o in job.outputs()]
+        steps.append(max([s for s in seen if s is not None], default=0))
+    for c in clients:
+        close_tab(c)
+    rates = [steps[i] / (wall - first[i]) for i in range(n) if i in first and wall > first[i]]
+    def pcts(xs):
+        xs = sorted(xs)
+        at = lambda q: round(xs[min(len(xs) - 1, int(q * len(xs)))], 2) if xs else None  # noqa: E731
+        return {"p50": at(0.5), "p95": at(0.95), "max": at(1.0)}
+
+    sent = server_first_pictures(skip)
+    return {
+        "students": n, "started": len(first), "first_picture_s": pcts(first.values()),
+        "first_picture_sent_s": {**pcts(sent), "runs": len(sent)},
+        "steps_per_s_per_student": {"min": round(min(rates), 1), "median": round(statistics.median(rates), 1),
+                                    "max": round(max(rates), 1)} if rates else None,
+        "fairness_max_over_min": round(max(rates) / min(rates), 2) if rates and min(rates) > 0 else None,
+        "aggregate_steps_per_s": round(sum(steps) / wall, 1), "peak_rss_mb": round(peak[0]),
+    }  # fmt: skip
+
+
+TRACE = Path(tempfile.gettempdir()) / f"bench-class-{os.getpid()}.jsonl"  # the server's own times
+
+
+def server_first_pictures(skip: int) -> list[float]:
+    """The seconds from Train to each run's first picture as the server saw them (ui/streaming
+    traces them), after the first `skip` lines of the trace."""
+    if not TRACE.exists():
+        return []
+    lines = TRACE.read_text().splitlines()[skip:]
+    return sorted(json.loads(x)["seconds"] for x in lines if '"first_picture"' in x)
+
+
+def trace_lines() -> int:
+    return len(TRACE.read_text().splitlines()) if TRACE.exists() else 0
+
+
+def serve(app_dir: str, max_trainings: int | None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    extra = ["--max-trainings", str(max_trainings)] if max_trainings else []
+    TRACE.unlink(missing_ok=True)
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=app_dir,
+                              env={**os.environ, "PLAYGROUND_TRACE": str(TRACE)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    end = time.time() + 120
+    while time.time() < end:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    time.sleep(2.0)
+    return server, url
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bursts", type=int, default=3)
-    p.add_argument("--sessions", type=int, default=30)
-    p.add_argument("--max-trainings", type=int, default=8)
-    p.add_argument("--train", type=float, default=15.0, help="seconds each burst trains")
-    p.add_argument("--settle", type=float, default=20.0, help="seconds after the class left")
+    p.add_argument("--students", nargs="*", type=int, default=[1, 2, 8, 30], help="class mode: the class sizes, one round each")
+    p.add_argument("--bursts", type=int, default=0, help="memory mode: this many bursts (0: class mode)")
+    p.add_argument("--sessions", type=int, default=30, help="memory mode: sessions per burst")
+    p.add_argument("--max-trainings", type=int, default=None, help="the app's --max-trainings (default: the app's own)")
+    p.add_argument("--train", type=float, default=30.0, help="seconds each round or burst trains")
+    p.add_argument("--settle", type=float, default=20.0, help="memory mode: seconds after the class left")
     p.add_argument("--app", default=str(ROOT), help="the checkout whose app.py to serve")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--max-trainings", str(args.max_trainings)],
-        cwd=args.app, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
+    server, url = serve(args.app, args.max_trainings)
+    os.nice(19)  # the clients (this process, not the server it started) take only what the server leaves
     try:
-        end = time.time() + 120
-        while time.time() < end:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        time.sleep(2.0)
-        rows = [burst(url, server.pid, args.sessions, args.train, args.settle) for _ in range(args.bursts)]
+        if args.bursts:
+            rows = [burst(url, server.pid, args.sessions, args.train, args.settle) for _ in range(args.bursts)]
+        else:
+            rows = []
+            for n in args.students:
+                rows.append(class_round(url, server.pid, n, args.train))
+                if not args.json:
+                    print(json.dumps(rows[-1]), flush=True)
+                time.sleep(5.0)  # the last round's runs end and its sessions go
     finally:
         server.terminate()
         server.wait(10)
-    result = {"app": args.app, "sessions": args.sessions, "max_trainings": args.max_trainings, "bursts": rows}
+    result = {"app": args.app, "max_trainings": args.max_trainings, "train_s": args.train}
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps({**result, ("bursts" if args.bursts else "rounds"): rows}))
         return
-    print(f"{args.app}: {args.bursts} bursts of {args.sessions} sessions, --max-trainings {args.max_trainings}")
-    for i, r in enumerate(rows, 1):
-        print(f"burst {i}: RSS before {r['before_mb']:,} MB, peak {r['peak_mb']:,} MB, after {r['after_mb']:,} MB; "
-              f"{r['sessions_that_trained']} sessions streamed; server CPU after they left {r['server_cpu_after_pct']} %")  # fmt: skip
+    if args.bursts:
+        print(f"{args.app}: {args.bursts} bursts of {args.sessions} sessions, --max-trainings {args.max_trainings}")
+        for i, r in enumerate(rows, 1):
+            print(f"burst {i}: RSS before {r['before_mb']:,} MB, peak {r['peak_mb']:,} MB, after {r['after_mb']:,} MB; "
+                  f"{r['sessions_that_trained']} sessions streamed; server CPU after they left {r['server_cpu_after_pct']} %")  # fmt: skip
+        return
+    alone = next((r["aggregate_steps_per_s"] for r in rows if r["students"] == 1), None)
+    for r in rows:
+        ratio = f", {r['aggregate_steps_per_s'] / alone:.2f}x one student alone" if alone else ""
+        fp, sent = r["first_picture_s"], r["first_picture_sent_s"]
+        print(f"N={r['students']}: {r['started']} started; first picture p50 {fp['p50']} / p95 {fp['p95']} / max {fp['max']} s "
+              f"as the clients saw it, {sent['p50']} / {sent['p95']} / {sent['max']} s as the server sent it; "
+              f"per student {r['steps_per_s_per_student']} "
+              f"steps/s; class {r['aggregate_steps_per_s']} steps/s{ratio}; peak RSS {r['peak_rss_mb']:,} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -289,7 +289,7 @@ class Explorer:
 
             real = card.data.x[:2000] if card.data is not None else None
             lim = plane_limit(card.data.x) if card.data is not None else 3.0
-            self._canvas = PointsCanvas(real, lim)
+            self._canvas = PointsCanvas.of(real, lim)
         side = model.config.data_shape[-1]
         self.scale = 1 if card.is_points else upscale_for_view(side, VIEW_SIDE)
 

@@ -16,9 +16,11 @@ server healthy whatever its users do:
 Cheap interactive work (a slider's decode, a page load) stays quick while a class trains, in
 two ways:
 
-- **Runs step in turns**, one per core at a time (`Turns`): on 2 cores, eight trainings stepping
-  at once spend their time fighting over the interpreter lock, which makes fewer steps in all
-  than two at a time and leaves every other thread of the server waiting for that lock.
+- **Runs step in turns**, one per core at a time (`Turns`), each for a time slice of a few
+  steps while others wait: on 2 cores, eight trainings stepping at once spend their time
+  fighting over the interpreter lock, which makes fewer steps in all than two at a time and
+  leaves every other thread of the server waiting for that lock. Turns go round in the order
+  runs asked, so every run of a class gets the same share of the cores.
 - **Training threads run at a lower CPU priority** than the rest of the process (`nice` +10 on
   Linux), for the time they spend outside the lock (PyTorch's kernels).
 
@@ -40,6 +42,7 @@ from .trainer import Report, Trainer
 
 TRAINING_NICENESS = 10  # training threads' nice value over the process's (Linux; 0 = off)
 LEASE = 2.0  # seconds a run goes on without its watcher coming back
+TURN_SLICE = 0.05  # seconds of steps a run takes in one turn while other runs wait
 
 
 def usable_cores() -> int:
@@ -49,41 +52,61 @@ def usable_cores() -> int:
 class Turns:
     """At most `n` threads inside at once; the others wait their turn in the order they came
     (first come, first served: a thread that leaves and comes straight back queues behind
-    those already waiting, so no training starves another)."""
+    those already waiting, so no training starves another). A leaving thread hands its place
+    to the first in line directly, so the line never wakes up all at once."""
 
     def __init__(self, n: int):
         if n < 1:
             raise ValueError(f"turns need at least one place; got {n}")
         self.n = n
-        self._cond = threading.Condition()
-        self._inside = 0
-        self._queue: collections.deque[object] = collections.deque()
+        self._lock = threading.Lock()
+        self._free = n
+        self._line: collections.deque[threading.Event] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        """How many threads wait in line."""
+        return len(self._line)
+
+    def acquire(self, stop: threading.Event | None = None, poll: float = 0.1, first: bool = False) -> bool:
+        """Wait for a place (True), or until `stop` is set (False, out of the line). `first`
+        joins the line at its head (a run's very first step: its owner sees a picture at once,
+        and one step early costs the others nothing they notice)."""
+        with self._lock:
+            if self._free and not self._line:
+                self._free -= 1
+                return True
+            mine = threading.Event()
+            if first:
+                self._line.appendleft(mine)
+            else:
+                self._line.append(mine)
+        while not mine.wait(poll):
+            if stop is not None and stop.is_set():
+                with self._lock:
+                    if not mine.is_set():
+                        self._line.remove(mine)
+                        return False
+                self.release()  # handed a place as it gave up: pass it on
+                return False
+        return True
+
+    def release(self) -> None:
+        with self._lock:
+            if self._line:
+                self._line.popleft().set()  # the place goes straight to the first in line
+            else:
+                self._free += 1
 
     @contextlib.contextmanager
     def turn(self, stop: threading.Event | None = None) -> Iterator[bool]:
         """Wait for a turn (yields True), or until `stop` is set (yields False, without one)."""
-        me = object()
-        with self._cond:
-            self._queue.append(me)
-            while not (self._queue[0] is me and self._inside < self.n):
-                if stop is not None and stop.is_set():
-                    self._queue.remove(me)
-                    self._cond.notify_all()
-                    break
-                self._cond.wait(0.05)
-            else:
-                self._queue.popleft()
-                self._inside += 1
-                me = None
-        if me is not None:  # stopped while waiting
-            yield False
-            return
+        mine = self.acquire(stop)
         try:
-            yield True
+            yield mine
         finally:
-            with self._cond:
-                self._inside -= 1
-                self._cond.notify_all()
+            if mine:
+                self.release()
 
 
 class TrainingPool:
@@ -179,7 +202,10 @@ class Runner:
         self.waiting = True  # for a slot of the pool; False once training has begun
         self.stopped_by: str | None = None  # why it ended early: "stop", "lease" (no watcher)
         self._touched = time.monotonic()
+        self._back_in = 0.0  # how long the watcher said it would be away, at its last visit
         self._busy = 0  # watchers drawing a frame right now (they have not gone away)
+        self._turn_since: float | None = None  # when this run's thread took the turn it holds
+        self._first_step = trainer.step_count  # a run's first step goes to the head of the line
         self._stop = threading.Event()
         self._done = threading.Event()
         self.thread = threading.Thread(target=self._work, args=(report_every, run_kwargs), daemon=True, name="playground-train")
@@ -187,8 +213,11 @@ class Runner:
         self.thread.start()
 
     # -- the watcher's side ----------------------------------------------------------------------
-    def touch(self) -> None:
-        """The watcher is still there: the run may go on for another `lease` seconds."""
+    def touch(self, back_in: float = 0.0) -> None:
+        """The watcher is still there: the run may go on for another `lease` seconds, plus
+        `back_in`, the time the watcher says it will be away (a crowded pool's runs are shown
+        less often)."""
+        self._back_in = back_in
         self._touched = time.monotonic()
 
     @contextlib.contextmanager
@@ -218,7 +247,7 @@ class Runner:
 
     # -- the thread ------------------------------------------------------------------------------
     def _abandoned(self) -> bool:
-        return self.lease is not None and not self._busy and time.monotonic() - self._touched > self.lease
+        return self.lease is not None and not self._busy and time.monotonic() - self._touched > self.lease + self._back_in
 
     def _end(self, why: str) -> None:
         if not self._stop.is_set():
@@ -228,9 +257,26 @@ class Runner:
 
     @contextlib.contextmanager
     def _step_turn(self) -> Iterator[None]:
-        """Around each step: this run's turn among the pool's."""
-        with self.pool.turns.turn(self._stop):
-            yield  # stopped while waiting: the trainer sees its stop flag and does not step
+        """Around each step: this run's turn among the pool's. A run keeps its turn for
+        TURN_SLICE seconds of steps while others wait (for ever while none does), so a small
+        model's runs change places every few steps, not after each one; it lets go at once when
+        it is stopped or paused."""
+        turns = self.pool.turns
+        if self._turn_since is None:
+            if not turns.acquire(self._stop, first=self.trainer.step_count == self._first_step):
+                yield  # stopped while waiting: the trainer sees its stop flag and does not step
+                return
+            self._turn_since = time.monotonic()
+        try:
+            yield
+        finally:
+            if self._stop.is_set() or self.trainer.paused or (turns.waiting and time.monotonic() - self._turn_since >= TURN_SLICE):
+                self._let_go()
+
+    def _let_go(self) -> None:
+        if self._turn_since is not None:
+            self._turn_since = None
+            self.pool.turns.release()
 
     def _work(self, report_every, run_kwargs):
         lower_priority()
@@ -240,14 +286,18 @@ class Runner:
                 return
             self.waiting = False
             try:
-                steps = self.trainer.run(report_every=report_every, around_step=self._step_turn, **run_kwargs)
+                crowded = lambda: self.pool.running > 1  # noqa: E731  (then each run steps on one thread)
+                steps = self.trainer.run(report_every=report_every, around_step=self._step_turn, crowded=crowded, **run_kwargs)
                 for report in steps:
                     self.latest = report
+                    if report.paused:
+                        self._let_go()
                     if self._stop.is_set():  # also a stop that came before run() began
                         self.trainer.stop()
                     elif self._abandoned():
                         self._end("lease")
             finally:
+                self._let_go()
                 self.pool.release(self)
         except Exception as e:  # handed to whoever polls: the UI shows it
             self.error = e

@@ -27,6 +27,7 @@ from .files import remove_upload
 from .models import ConfigError, a_model, default_config, family_of
 from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
+from .viz import PointsCanvas, plane_limit
 
 FLOOR = "entropy floor (best possible)"
 
@@ -103,13 +104,14 @@ class Session:
         self.views: dict = {}
         self.uploads: set[Path] = set()  # temporary copies of this user's uploads (see adopt)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.adapt_threads = adapt_threads  # off when several sessions train at once (see ThreadTuner)
+        self.adapt_threads = adapt_threads  # each run tunes its threads while it trains alone (see ThreadTuner)
         self.pool = pool or TrainingPool(1)
         self.lock = threading.RLock()  # one change of trainer at a time
         self.started = time.time()
         self.closed = False
         self._stops = 0  # Stops and Resets so far
         self._requested_after: int | None = None  # the value of _stops when Train was last pressed
+        self.requested_at: float | None = None  # and when (time.monotonic())
 
     def __deepcopy__(self, memo):
         # gr.State deep-copies its default for every new browser session: give each a fresh one
@@ -151,6 +153,7 @@ class Session:
     def request_training(self) -> None:
         """Train was pressed (the request may wait in a queue before it runs)."""
         self._requested_after = self._stops
+        self.requested_at = time.monotonic()  # when, for the time to the run's first picture
 
     def may_train(self) -> bool:
         """Whether the last Train request still stands: no Stop or Reset came after it (a call
@@ -272,6 +275,29 @@ def safe_name(name: str) -> str:
     if not cleaned:
         raise ConfigError("give the checkpoint a name (letters, digits, '-' and '_')")
     return cleaned
+
+
+def training_canvas(trainer: Trainer) -> PointsCanvas | None:
+    """The picture of 2-D data that a training's samples are painted on (None for images):
+    drawn once per process for the same data."""
+    if trainer.data.kind != "points":
+        return None
+    return PointsCanvas.of(trainer.data.x[:2000], plane_limit(trainer.data.x))
+
+
+def warm_up() -> None:
+    """Train the default settings for one step and draw their canvas, once, before the first
+    student does: a process's first training pays for lazy imports (PyTorch's optimizer
+    machinery, matplotlib's fonts) and kernel builds, seconds that a class pressing Train
+    together would otherwise wait for all at once. The canvas stays cached for them."""
+    s = Session()
+    try:
+        t, _ = s.prepare(TrainSettings())
+        t.step()
+        t.progress_samples()
+        training_canvas(t)
+    finally:
+        s.close()
 
 
 # -- what the Train tab shows -------------------------------------------------------------------

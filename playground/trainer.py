@@ -88,8 +88,9 @@ class ThreadTuner:
     idle machine 2 are nearly twice as fast. So the tuner measures both for a short trial, keeps
     the faster, and checks again every `period` seconds of training (2 % of the time is spent
     trying the other setting). Measured with bench/bench_trainer.py-style runs on 2 cores: -3 %
-    on an idle machine, +60-80 % with one other busy program, and up to 50x when several are. torch.set_num_threads is process-wide: only use one tuner
-    per process (the app turns it off when several sessions train at once).
+    on an idle machine, +60-80 % with one other busy program, and up to 50x when several are.
+    torch.set_num_threads sets the calling thread's OpenMP threads, so each training thread
+    tunes its own (the app's runs step on one thread each while the pool is crowded).
     """
 
     def __init__(self, most: int, period: float = 20.0, trial: float = 0.4):
@@ -115,6 +116,10 @@ class ThreadTuner:
         else:  # the hold is over: measure both again, the held setting first
             self._queue = [self.current, *(c for c in (self.most, 1) if c != self.current)]
         self._begin(elapsed, steps)
+
+    def restart(self) -> None:
+        """Measure both settings again from the next update on (the conditions changed)."""
+        self.rates, self._queue, self._t0 = {}, [self.most, 1], None
 
     def _begin(self, elapsed: float, steps: int) -> None:
         torch.set_num_threads(self._queue[0] if self._queue else self.current)
@@ -266,25 +271,29 @@ class Trainer:
         return self.last
 
     def run(self, steps: int | None = None, seconds: float | None = None, report_every: float = 0.25,
-            around_step: Callable[[], AbstractContextManager[object]] | None = None) -> Iterator[Report]:  # fmt: skip
+            around_step: Callable[[], AbstractContextManager[object]] | None = None,
+            crowded: Callable[[], bool] | None = None) -> Iterator[Report]:  # fmt: skip
         """Train until `steps` more steps or `seconds` of training time (or stop()), yielding a
         Report every `report_every` seconds and a final one with done=True. While paused it keeps
         yielding (paused=True) without stepping, so a UI stays live; resume() carries on.
         Each step runs inside `around_step()` when given (the app's runs take turns there,
-        and step aside for interactive work); time spent waiting in it is not training time."""
+        and step aside for interactive work); time spent waiting in it is not training time.
+        While `crowded()` is true (other runs share the cores) it steps on one PyTorch thread;
+        alone, on the process's threads, or on the thread tuner's choice when adapt_threads."""
         self._stop.clear()
         self.running = True
         try:
-            yield from self._run(steps, seconds, report_every, around_step)
+            yield from self._run(steps, seconds, report_every, around_step, crowded)
         finally:
             self.running = False
 
-    def _run(self, steps, seconds, report_every, around_step) -> Iterator[Report]:
+    def _run(self, steps, seconds, report_every, around_step, crowded) -> Iterator[Report]:
         start_step, start_time = self.step_count, self.elapsed
         last_t, last_step = time.perf_counter(), self.step_count
         rate = 0.0
         most = torch.get_num_threads()
         tuner = ThreadTuner(most) if self.config.adapt_threads and most > 1 and self.device.type == "cpu" else None
+        shared = False  # stepping on one thread while other runs share the cores
         while not self._stop.is_set():
             if steps is not None and self.step_count - start_step >= steps:
                 break
@@ -302,14 +311,19 @@ class Trainer:
                     if self._stop.is_set():  # stopped while it waited for its turn
                         break
                     self.step()
-            if tuner is not None:
+            if crowded is not None and crowded() != shared:
+                shared = not shared
+                torch.set_num_threads(1 if shared else most)
+                if tuner is not None:
+                    tuner.restart()  # alone again: measure afresh
+            elif tuner is not None and not shared:
                 tuner.update(self.elapsed, self.step_count)
             now = time.perf_counter()
             if now - last_t >= report_every:
                 rate = (self.step_count - last_step) / (now - last_t)
                 last_t, last_step = now, self.step_count
                 yield self.report(rate)
-        if tuner is not None:
+        if tuner is not None or shared:
             torch.set_num_threads(most)
         done_steps = self.step_count - start_step
         total = self.elapsed - start_time

@@ -89,3 +89,17 @@ def test_interpolation_endpoints_and_spherical_norm():
         interpolate(z0, z1, 3, "cubic")
     with pytest.raises(ConfigError, match="at least 2"):
         interpolate(z0, z1, 1)
+
+
+def test_a_points_canvas_is_drawn_once_for_the_same_points_and_shared():
+    import torch
+
+    from playground.viz import PointsCanvas
+
+    real = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    a, b = PointsCanvas.of(real, 3.0), PointsCanvas.of(real.clone(), 3.0)
+    assert a is b  # the same points (another tensor): one canvas
+    assert PointsCanvas.of(real + 0.5, 3.0) is not a and PointsCanvas.of(real, 4.0) is not a
+    before = a.background.copy()
+    a.draw(real[:10])
+    assert (a.background == before).all()  # drawing never changes the shared background

@@ -188,6 +188,63 @@ def test_a_full_pool_shares_its_turns_and_says_how_crowded_it_is(ring8):
     assert pool.crowding() == 1.0 and pool.threads() == []
 
 
+def test_runs_share_the_cores_in_equal_time_slices(ring8):
+    """Three same-sized runs on one place to step: each keeps its turn for a slice of steps,
+    then hands it to the next in line, so their step counts stay close (not one run hogging
+    the core, and not a switch after every step)."""
+    from playground import runs
+    from playground.runs import Runner, TrainingPool
+
+    pool = TrainingPool(3, stepping=1)
+    handed = []
+    release = pool.turns.release
+    pool.turns.release = lambda: (handed.append(1), release())[1]
+    group = [Runner(_trainer(ring8), pool, lease=None) for _ in range(3)]
+    _wait(lambda: min(r.trainer.step_count for r in group) >= 60)
+    counts = [r.trainer.step_count for r in group]
+    for r in group:
+        r.stop()
+    assert max(counts) <= 2 * min(counts), f"unfair shares: {counts}"
+    steps, turns_taken = sum(counts), len(handed)
+    assert turns_taken < steps / 2, f"{turns_taken} turns for {steps} steps: a turn must last a slice of steps"
+    assert runs.TURN_SLICE > 0 and pool.turns.waiting == 0 and pool.running == 0
+
+
+def test_a_crowded_run_steps_on_one_thread_and_takes_the_cores_back_alone(ring8):
+    import contextlib
+
+    import torch
+
+    t = _trainer(ring8)
+    crowd, seen = [True], []
+
+    @contextlib.contextmanager
+    def around():
+        seen.append((crowd[0], torch.get_num_threads()))
+        yield
+
+    most = torch.get_num_threads()
+    for i, _ in enumerate(t.run(steps=40, report_every=0.0, around_step=around, crowded=lambda: crowd[0])):
+        if i == 20:
+            crowd[0] = False
+    assert all(n == 1 for c, n in seen[1:20] if c), seen[:20]
+    assert seen[-1] == (False, most) and torch.get_num_threads() == most
+
+
+def test_a_class_all_starts_at_once_without_waiting_for_each_other(ring8):
+    """Six sessions press Train on a pool with room for them: every run steps while all six
+    are still training (none waits for another to end), and the pool limit still holds."""
+    from playground.runs import Runner, TrainingPool
+
+    pool = TrainingPool(8)
+    group = [Runner(_trainer(ring8), pool, lease=None) for _ in range(6)]
+    _wait(lambda: all(r.trainer.step_count > 0 for r in group))
+    assert pool.running == 6 and not any(r.done for r in group)
+    for r in group:
+        r.stop()
+    assert pool.running == 0
+
+
 def _wait(predicate, timeout=20.0):
     end = time.monotonic() + timeout
     while not predicate():

@@ -38,8 +38,7 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
     """The whole app. `max_trainings`: how many sessions may train at once (others queue)."""
     pool = TrainingPool(max_trainings)  # every session's runs share it: the limit holds in the process
     with gr.Blocks(title="Generative Models Playground", delete_cache=(3600, 3600)) as demo:
-        # one thread tuner per process: only when one session trains at a time
-        session = gr.State(Session(adapt_threads=max_trainings == 1, pool=pool), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        session = gr.State(Session(pool=pool), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
         demo.pool = pool
         gr.Markdown(INTRO)
         with gr.Tabs() as tabs:
@@ -121,23 +120,29 @@ def close_session(demo: gr.Blocks, state: gr.State, request: gr.Request) -> None
     values = held.session_data[sid]
     if state._id in values:
         values[state._id].close()
-    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state._id))
+    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state._id, getattr(demo, "_queue", None)))
     timer.daemon = True
     timer.start()
 
 
-def forget_session(held, sid: str, state_id: int) -> None:
+def forget_session(held, sid: str, state_id: int, queue=None) -> None:
     """Drop a closed session's whole entry from Gradio's state holder, unless it holds an open
     Session again (the tab came back and used the app since). A session's every heartbeat
     stream runs the unload when it drops, and each run re-creates an empty entry first, so an
     entry is dropped on each of them. A browser that comes back later gets a fresh session, as
-    it would an hour later (its models were closed)."""
+    it would an hour later (its models were closed). The session's empty message queue in
+    Gradio's event queue goes too, once none of its events is pending (Gradio keeps up to 2,000
+    of them, a few KB each; a new event of the session makes a new one)."""
     with held.lock:
         entry = held.session_data.get(sid)
-        if entry is None:
-            return
-        value = entry.state_data.get(state_id)
-        if value is not None and not value.closed:
-            return
-        del held.session_data[sid]
-        held.time_last_used.pop(sid, None)
+        if entry is not None:
+            value = entry.state_data.get(state_id)
+            if value is not None and not value.closed:
+                return
+            del held.session_data[sid]
+            held.time_last_used.pop(sid, None)
+    if queue is not None and not queue.pending_event_ids_session.get(sid):
+        messages = queue.pending_messages_per_session.get(sid)
+        if messages is not None and messages.empty():
+            queue.pending_messages_per_session.pop(sid, None)
+            queue.pending_event_ids_session.pop(sid, None)

@@ -2,13 +2,18 @@
 
 The Train tab's Train button and the Inspect tab's lessons both stream a run this way. The loop
 touches the run's lease each time Gradio asks for the next update, so a run whose stream Gradio
-drops (a closed tab, a cancelled or dropped client) stops within `runs.LEASE` seconds even when
-the generator's `finally` never runs; when it does run (Stop, Reset, a cancel Gradio sees
-through), the run stops at once.
+drops (a closed tab, a cancelled or dropped client) stops within `runs.LEASE` seconds (plus
+the gap between two frames, which a crowded pool stretches) even when the generator's
+`finally` never runs; when it does run (Stop, Reset, a cancel Gradio sees through), the run
+stops at once. (A closed tab or a dropped connection also ends the session's run at once,
+through the page's unload.)
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Callable, Iterator
 
 import gradio as gr
@@ -16,6 +21,9 @@ import gradio as gr
 from playground.runs import Runner
 from playground.session import Session
 from playground.trainer import TrainingDiverged
+
+FIRST_POLL = 0.05  # seconds between looks at a run that has not stepped yet: its first picture at once
+MAX_GAP = 5.0  # seconds between two frames of a stream at most, however crowded the pool
 
 
 def run_state(runner: Runner, finished: bool) -> str:
@@ -26,15 +34,30 @@ def run_state(runner: Runner, finished: bool) -> str:
     return "paused" if runner.trainer.paused else "training"
 
 
-def stream(runner: Runner, every: float, frame: Callable[[str, float], tuple]) -> Iterator[tuple]:
+def trace(event: str, **numbers) -> None:
+    """One JSON line of what the server saw, appended to the file $PLAYGROUND_TRACE names
+    (nothing when it is not set): what bench/bench_class.py reads for the server's own times,
+    which its clients on the same cores see late."""
+    path = os.environ.get("PLAYGROUND_TRACE")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"event": event, **numbers}) + "\n")
+
+
+def stream(runner: Runner, every: float, frame: Callable[[str, float], tuple], since: float | None = None) -> Iterator[tuple]:
     """Yield `frame(state, steps_per_sec)` at once, then every `every` seconds (times the
-    pool's crowding: a run that steps four times slower is shown four times less often) until
-    the run ends, then once more; the run is stopped however the loop ends."""
+    pool's crowding once the run has stepped: a run that steps four times slower is shown four
+    times less often, up to MAX_GAP) until the run ends, then once more; the run is stopped
+    however the loop ends. A dropped stream ends its run within the lease plus that gap.
+    `since` (a monotonic time: when Train was pressed) traces the first picture's delay."""
     first = True
     try:
         while True:
-            runner.touch()
-            finished = runner.done if first else runner.wait(every * runner.pool.crowding())
+            # a crowded pool's runs are shown less often (the watcher says so, and the run waits
+            # for it that much longer); until its first step, as soon as it has one
+            gap = min(every * runner.pool.crowding(), MAX_GAP) if runner.latest.step > 0 else FIRST_POLL
+            runner.touch(back_in=0.0 if first else gap)
+            finished = runner.done if first else runner.wait(gap)
             first = False
             if runner.error is not None:
                 if isinstance(runner.error, TrainingDiverged):
@@ -42,6 +65,9 @@ def stream(runner: Runner, every: float, frame: Callable[[str, float], tuple]) -
                 raise runner.error
             with runner.busy():  # drawing is the watcher at work, not a watcher gone
                 out = frame(run_state(runner, finished), runner.latest.steps_per_sec)
+            if since is not None and runner.latest.step > 0:  # the run's first picture
+                trace("first_picture", seconds=round(time.monotonic() - since, 3))
+                since = None
             yield out
             if finished:
                 break

@@ -26,9 +26,10 @@ from playground.session import (
     default_side,
     same_data,
     status_text,
+    training_canvas,
 )
 from playground.trainer import TrainingDiverged
-from playground.viz import PointsCanvas, plane_limit, samples_picture
+from playground.viz import samples_picture
 
 from . import common
 from .common import USER_ERRORS, plot_series, png_file, session_dir
@@ -426,13 +427,12 @@ class TrainTab:
                 runner = session.start(trainer)
             except USER_ERRORS as e:
                 raise gr.Error(str(e)) from None
-        yield from stream(runner, REPORT_EVERY, lambda state, rate: self.frame(session, view, state, rate, live=LEAN_FRAMES and state != "stopped"))
+        draw = lambda state, rate: self.frame(session, view, state, rate, live=LEAN_FRAMES and state != "stopped")  # noqa: E731
+        yield from stream(runner, REPORT_EVERY, draw, since=session.requested_at)
 
     def view(self, session: Session) -> dict:
         t = session.trainer
-        if t is None or t.data.kind != "points":
-            return {"canvas": None}
-        return {"canvas": PointsCanvas(t.data.x[:2000], plane_limit(t.data.x))}
+        return {"canvas": None if t is None else training_canvas(t)}
 
     def frame(self, session: Session, view: dict, state: str, rate: float, live: bool = False):
         """The status, samples picture and two curves. A `live` frame (one of a stream's, before
@@ -445,7 +445,7 @@ class TrainTab:
         now = time.perf_counter()
         status = status_text(t, rate, state)
         out_status = gr.skip() if live and status == view.get("status") else status
-        picture = self.picture(t, view, training=state == "training", live=live)
+        picture = self.picture(t, view, training=state == "training", live=live, gap=REPORT_EVERY * session.pool.crowding())
         if live and (t.step_count == view.get("curve_step") or now < view.get("curve_next", 0.0)):
             curves = (gr.skip(), gr.skip())
         else:
@@ -470,11 +470,12 @@ class TrainTab:
             view["plot_props"] = props
         return gr.LinePlot(value=f1, title=t1, color_map=c1), gr.LinePlot(value=f2, title=t2, color_map=c2)
 
-    def picture(self, t, view: dict, training: bool, live: bool = False):
+    def picture(self, t, view: dict, training: bool, live: bool = False, gap: float = 0.0):
         """The samples picture. While training runs, it is redrawn at most once per four times its
         drawing time, so a model whose samples are slow (a diffusion chain) spends at most a
-        quarter of the time drawing; a step by hand is always drawn fresh. In a live frame, a
-        picture not redrawn is not sent again (gr.skip())."""
+        quarter of the time drawing, and at most every `gap` seconds (a crowded pool's runs are
+        drawn less often); a step by hand is always drawn fresh. In a live frame, a picture not
+        redrawn is not sent again (gr.skip())."""
         now = time.perf_counter()
         kept = view.get("pic") is not None and (now < view.get("next", 0.0) if training else t.step_count == view.get("pic_step"))
         if kept and (training or live):
@@ -484,7 +485,7 @@ class TrainTab:
         if live:
             pic = png_file(pic, self.samples)  # encoded here, not on the server's event loop
         took = time.perf_counter() - now
-        view.update(pic=pic, next=now + 4 * took, pic_step=t.step_count)
+        view.update(pic=pic, next=now + max(4 * took, gap if t.step_count else 0.0), pic_step=t.step_count)
         return pic
 
     def empty(self):

@@ -182,7 +182,7 @@ def panels(insp, model, rows: list[dict], step: int, running: bool, push: bool) 
     x_hat = reconstructions(model, recon_x)
     if insp.points:
         if "recon" not in cache:
-            cache["recon"] = PointsCanvas(insp.real, insp.lim, title="data (grey) → reconstruction (orange)")
+            cache["recon"] = PointsCanvas.of(insp.real, insp.lim, title="data (grey) → reconstruction (orange)")
         out["recon"] = cache["recon"].draw(x_hat)
     else:
         out["recon"] = reconstruction_picture(recon_x, x_hat, scale=max(1, 240 // (4 * (recon_x.shape[-1] + 1))))
