@@ -62,13 +62,14 @@ class Turns:
         self._lock = threading.Lock()
         self._free = n
         self._line: collections.deque[threading.Event] = collections.deque()
+        self._firsts: set[threading.Event] = set()  # the places in line of runs' first steps
 
     @property
     def waiting(self) -> int:
         """How many threads wait in line."""
         return len(self._line)
 
-    def acquire(self, stop: threading.Event | None = None, poll: float = 0.1, first: bool = False) -> bool:
+    def acquire(self, stop: threading.Event | None = None, poll: float = 0.5, first: bool = False) -> bool:
         """Wait for a place (True), or until `stop` is set (False, out of the line). `first`
         joins the line at its head (a run's very first step: its owner sees a picture at once,
         and one step early costs the others nothing they notice)."""
@@ -77,8 +78,9 @@ class Turns:
                 self._free -= 1
                 return True
             mine = threading.Event()
-            if first:
-                self._line.appendleft(mine)
+            if first:  # behind the other first steps, ahead of the rest
+                self._line.insert(sum(1 for e in self._line if e in self._firsts), mine)
+                self._firsts.add(mine)
             else:
                 self._line.append(mine)
         while not mine.wait(poll):
@@ -86,6 +88,7 @@ class Turns:
                 with self._lock:
                     if not mine.is_set():
                         self._line.remove(mine)
+                        self._firsts.discard(mine)
                         return False
                 self.release()  # handed a place as it gave up: pass it on
                 return False
@@ -94,7 +97,9 @@ class Turns:
     def release(self) -> None:
         with self._lock:
             if self._line:
-                self._line.popleft().set()  # the place goes straight to the first in line
+                head = self._line.popleft()
+                self._firsts.discard(head)
+                head.set()  # the place goes straight to the first in line
             else:
                 self._free += 1
 
@@ -208,6 +213,7 @@ class Runner:
         self._first_step = trainer.step_count  # a run's first step goes to the head of the line
         self._stop = threading.Event()
         self._done = threading.Event()
+        self._stepped = threading.Event()  # its report shows a step (or it has ended)
         self.thread = threading.Thread(target=self._work, args=(report_every, run_kwargs), daemon=True, name="playground-train")
         self.pool._register(self)
         self.thread.start()
@@ -234,6 +240,15 @@ class Runner:
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds; True when the run has ended."""
         return self._done.wait(timeout)
+
+    def wait_stepped(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the run's first step (or its end)."""
+        self._stepped.wait(timeout)
+
+    @property
+    def stepped(self) -> bool:
+        """Whether its report shows a step of this run (or it has ended)."""
+        return self._stepped.is_set()
 
     @property
     def done(self) -> bool:
@@ -270,7 +285,8 @@ class Runner:
         try:
             yield
         finally:
-            if self._stop.is_set() or self.trainer.paused or (turns.waiting and time.monotonic() - self._turn_since >= TURN_SLICE):
+            first = self.trainer.step_count == self._first_step + 1  # a first step's turn is that step alone
+            if self._stop.is_set() or self.trainer.paused or (turns.waiting and (first or time.monotonic() - self._turn_since >= TURN_SLICE)):
                 self._let_go()
 
     def _let_go(self) -> None:
@@ -290,6 +306,8 @@ class Runner:
                 steps = self.trainer.run(report_every=report_every, around_step=self._step_turn, crowded=crowded, **run_kwargs)
                 for report in steps:
                     self.latest = report
+                    if report.step > self._first_step:
+                        self._stepped.set()
                     if report.paused:
                         self._let_go()
                     if self._stop.is_set():  # also a stop that came before run() began
@@ -305,6 +323,7 @@ class Runner:
             if not self.latest.done:
                 self.latest = self.trainer.report(done=True)
             self._done.set()
+            self._stepped.set()
 
 
 class _Either:

@@ -293,7 +293,9 @@ class Trainer:
         rate = 0.0
         most = torch.get_num_threads()
         tuner = ThreadTuner(most) if self.config.adapt_threads and most > 1 and self.device.type == "cpu" else None
-        shared = False  # stepping on one thread while other runs share the cores
+        shared = crowded is not None and crowded()  # stepping on one thread while other runs share the cores
+        if shared:  # from the first step on: a thread's first parallel region starts its OpenMP team
+            torch.set_num_threads(1)
         while not self._stop.is_set():
             if steps is not None and self.step_count - start_step >= steps:
                 break

@@ -188,6 +188,33 @@ def test_a_full_pool_shares_its_turns_and_says_how_crowded_it_is(ring8):
     assert pool.crowding() == 1.0 and pool.threads() == []
 
 
+def test_a_runs_first_step_goes_ahead_of_the_line_behind_other_first_steps():
+    """A run that has not stepped yet joins the line behind the other first steps but ahead
+    of runs that have (its owner sees a picture at once; newcomers keep their order)."""
+    import threading
+
+    from playground.runs import Turns
+
+    turns, order = Turns(1), []
+    assert turns.acquire()  # the place is taken: everyone below waits
+
+    def wait(name, first):
+        assert turns.acquire(first=first)
+        order.append(name)
+        turns.release()
+
+    threads = []
+    for name, first in (("old-1", False), ("old-2", False), ("new-1", True), ("new-2", True)):
+        threads.append(threading.Thread(target=wait, args=(name, first)))
+        threads[-1].start()
+        time.sleep(0.05)
+    assert turns.waiting == 4
+    turns.release()
+    for th in threads:
+        th.join(5)
+    assert order == ["new-1", "new-2", "old-1", "old-2"]
+
+
 def test_runs_share_the_cores_in_equal_time_slices(ring8):
     """Three same-sized runs on one place to step: each keeps its turn for a slice of steps,
     then hands it to the next in line, so their step counts stay close (not one run hogging

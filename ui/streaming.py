@@ -22,7 +22,6 @@ from playground.runs import Runner
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
-FIRST_POLL = 0.05  # seconds between looks at a run that has not stepped yet: its first picture at once
 MAX_GAP = 5.0  # seconds between two frames of a stream at most, however crowded the pool
 
 
@@ -55,9 +54,15 @@ def stream(runner: Runner, every: float, frame: Callable[[str, float], tuple], s
         while True:
             # a crowded pool's runs are shown less often (the watcher says so, and the run waits
             # for it that much longer); until its first step, as soon as it has one
-            gap = min(every * runner.pool.crowding(), MAX_GAP) if runner.latest.step > 0 else FIRST_POLL
+            gap = min(every * runner.pool.crowding(), MAX_GAP) if runner.stepped else every
             runner.touch(back_in=0.0 if first else gap)
-            finished = runner.done if first else runner.wait(gap)
+            if first:
+                finished = runner.done
+            elif runner.stepped:
+                finished = runner.wait(gap)
+            else:
+                runner.wait_stepped(gap)
+                finished = runner.done
             first = False
             if runner.error is not None:
                 if isinstance(runner.error, TrainingDiverged):
