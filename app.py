@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import tempfile
+import threading
 
 # Every thread shares 2 malloc arenas instead of up to 8 per core (glibc's M_ARENA_MAX, -8), set
 # before any thread starts: training threads each took an arena of their own, and glibc kept
@@ -29,6 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 serves a class on the LAN (use --auth)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", metavar="USER:PASS", help="require this login (for a class on a LAN)")
+    p.add_argument("--teacher", metavar="USER:PASS", help="a teacher's console at /teacher behind this login: every student's samples, pause or stop everyone, send settings or a lesson")
     p.add_argument("--open", action="store_true", help="open the app in the default browser")
     p.add_argument("--max-trainings", type=int, default=CLASS_SIZE,
                    help=f"sessions that may train at once, sharing the cores in turns; more wait in line (default: {CLASS_SIZE}, a class)")
@@ -36,8 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="PyTorch threads of a training that runs alone (default: every core; runs that share the cores use one each)")  # fmt: skip
     p.add_argument("--max-file-size", default="100mb", help="largest upload accepted")
     args = p.parse_args(argv)
-    if args.auth and ":" not in args.auth:
-        p.error("--auth must look like user:password")
+    for name in ("auth", "teacher"):
+        if getattr(args, name) and ":" not in getattr(args, name):
+            p.error(f"--{name} must look like user:password")
     if args.max_trainings < 1:
         p.error("--max-trainings must be at least 1")
     return args
@@ -45,10 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from playground.classroom import Classroom
     from playground.files import prune, sweep_partial_saves
     from playground.session import warm_up
     from playground.trainer import configure_threads
-    from ui import CSS, build_demo
+    from ui import CSS, build_demo, class_app
     from ui.common import CHECKPOINT_ROOT
 
     prune(os.environ["GRADIO_TEMP_DIR"], STALE_UPLOADS)
@@ -56,21 +60,29 @@ def main(argv=None) -> None:
 
     configure_threads(args.threads)
     warm_up()  # a class's first Train does not pay for the process's first training
-    demo = build_demo(max_trainings=args.max_trainings)
+    classroom = Classroom() if args.teacher else None
+    demo = build_demo(max_trainings=args.max_trainings, classroom=classroom)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    demo.queue(default_concurrency_limit=None).launch(
-        server_name=args.host,
-        server_port=args.port,
-        auth=auth,
-        inbrowser=args.open,
-        max_file_size=args.max_file_size,
-        enable_monitoring=False,
-        show_error=True,  # a value only an API caller can send (None for a slider) says what was wrong
-        footer_links=[],
-        max_threads=40 + args.max_trainings,  # each training's stream holds a worker thread while it waits for its next frame
-        css=CSS,
-    )
+    options = dict(max_file_size=args.max_file_size, css=CSS)
+    max_threads = 40 + args.max_trainings  # each training's stream holds a worker thread while it waits for its next frame
+    demo.queue(default_concurrency_limit=None)
+    if classroom is None:
+        demo.launch(server_name=args.host, server_port=args.port, auth=auth, inbrowser=args.open, enable_monitoring=False,
+                    show_error=True,  # a value only an API caller can send (None for a slider) says what was wrong
+                    footer_links=[], max_threads=max_threads, **options)  # fmt: skip
+        return
+    import uvicorn
 
+    console = build_demo(max_trainings=args.max_trainings, pool=demo.pool, classroom=classroom, teacher=True)
+    console.queue(default_concurrency_limit=None)
+    app = class_app(demo, console, teacher=tuple(args.teacher.split(":", 1)), auth=auth, max_threads=max_threads, **options)
+    url = f"http://{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.port}"
+    print(f"Students: {url}/    The teacher's console: {url}/teacher", flush=True)
+    if args.open:
+        import webbrowser
+
+        threading.Timer(2.0, webbrowser.open, (f"{url}/teacher",)).start()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 if __name__ == "__main__":
     main()

@@ -27,6 +27,17 @@ growing burst after burst (before the fix: 644 -> 1,093 -> 1,173 -> 1,266 MB wit
 
     python bench/bench_class.py --bursts 3 --sessions 30 --max-trainings 8 --train 15
 
+Soak mode (`--soak SECONDS`, issue 13): `--sessions` students for that long, each in a loop of
+its own: open the page, press Train on its own seed, move the live lr slider, open its model in
+Explore and drag a latent slider, save a checkpoint, Stop; then either leave (a closed tab) and
+come back as a new session a few seconds later, or train again. Reported: calls made, server
+errors (a call that failed, and tracebacks in the server's log), sessions that saw another's
+model (a checkpoint saved with someone else's seed, or in someone else's folder), and the RSS
+at start, at its peak and `--settle` s after everyone left. Targets: 0 errors, 0 leaks, the RSS
+back within 10 % of its start.
+
+    python bench/bench_class.py --soak 600 --sessions 30
+
 `--app PATH` serves another checkout's app.py (an older commit, for a side-by-side figure).
 The clients run at the lowest CPU priority, so that on 2 cores they take from the server only
 what it leaves (a real class's browsers are on other machines).
@@ -47,6 +58,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the soak reads the checkpoints it saves (playground.checkpoint)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import httpx  # noqa: E402
@@ -103,6 +115,87 @@ def burst(url: str, pid: int, sessions: int, train_s: float, settle_s: float) ->
     done.set()
     return {"before_mb": round(before), "peak_mb": round(peak[0]), "after_mb": round(rss_mb(pid)),
             "sessions_that_trained": trained, "server_cpu_after_pct": round(100 * busy)}  # fmt: skip
+
+
+def soak(url: str, pid: int, log: Path, sessions: int, seconds: float, settle_s: float) -> dict:
+    """The soak (see the module's docstring)."""
+    import random
+
+    from playground.checkpoint import read_checkpoint
+
+    start = rss_mb(pid)
+    peak = [start]
+    counts = {"calls": 0, "errors": 0, "leaks": 0, "trainings": 0, "saves": 0, "returns": 0}
+    problems: list[str] = []
+    lock = threading.Lock()
+    end = time.time() + seconds
+
+    def count(key, n=1):
+        with lock:
+            counts[key] += n
+
+    def call(c, *args, **kwargs):
+        count("calls")
+        try:
+            return c.predict(*args, **kwargs)
+        except Exception as e:  # every failure counts, whatever it is
+            count("errors")
+            with lock:
+                problems.append(f"{kwargs.get('api_name')}: {type(e).__name__}: {str(e)[:120]}")
+            return None
+
+    def student(i: int):
+        rng = random.Random(i)
+        seed = 1000 + i  # this student's own: a checkpoint with another seed is someone else's
+        c = Client(url, download_files=False, verbose=False)
+        call(c, api_name="/stop")  # the page is open
+        while time.time() < end:
+            count("trainings")
+            job = c.submit(upload=None, seed=seed, api_name="/train")
+            time.sleep(rng.uniform(4, 12))
+            call(c, rng.choice([1e-4, 2e-4, 5e-4]), api_name="/set_lr")
+            time.sleep(rng.uniform(1, 4))
+            if call(c, "__session__", api_name="/explore_pick") is not None:
+                for _ in range(5):
+                    call(c, *[rng.uniform(-2, 2) for _ in range(2)], *([0.0] * 22), api_name="/decode")
+            saved = call(c, f"soak-{i}", False, api_name="/save")
+            if saved is not None:
+                count("saves")
+                path = saved[0]["path"] if isinstance(saved[0], dict) else saved[0]
+                meta, _ = read_checkpoint(path)
+                if meta["train_config"]["seed"] != seed or f"soak-{i}" not in str(path):
+                    count("leaks")
+            call(c, api_name="/stop")
+            deadline = time.time() + 15
+            while not job.done() and time.time() < deadline:
+                time.sleep(0.1)
+            if job.done() and job.exception() is not None:
+                count("errors")
+            if rng.random() < 0.5 and time.time() < end:  # leave, and come back as a new session
+                close_tab(c)
+                time.sleep(rng.uniform(2, 8))
+                c = Client(url, download_files=False, verbose=False)
+                call(c, api_name="/stop")
+                count("returns")
+        close_tab(c)
+
+    def watch():
+        while time.time() < end + 30:
+            peak[0] = max(peak[0], rss_mb(pid))
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+    threads = [threading.Thread(target=student, args=(i,), daemon=True) for i in range(sessions)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    time.sleep(settle_s)
+    after = rss_mb(pid)
+    tracebacks = log.read_text(errors="replace").count("Traceback") if log.exists() else None
+    return {**counts, "server_tracebacks": tracebacks, "rss_start_mb": round(start), "rss_peak_mb": round(peak[0]),
+            "rss_after_mb": round(after), "rss_after_over_start": round(after / start, 3), "problems": problems[:10]}  # fmt: skip
 
 
 def step_of(status) -> int | None:
@@ -185,13 +278,17 @@ def trace_lines() -> int:
     return len(TRACE.read_text().splitlines()) if TRACE.exists() else 0
 
 
+LOG = Path(tempfile.gettempdir()) / f"bench-class-{os.getpid()}.log"  # the server's output
+
+
 def serve(app_dir: str, max_trainings: int | None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     extra = ["--max-trainings", str(max_trainings)] if max_trainings else []
     TRACE.unlink(missing_ok=True)
+    log = LOG.open("w")
     server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=app_dir,
                               env={**os.environ, "PLAYGROUND_TRACE": str(TRACE)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                              stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     end = time.time() + 120
     while time.time() < end:
@@ -208,7 +305,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--students", nargs="*", type=int, default=[1, 2, 8, 30], help="class mode: the class sizes, one round each")
     p.add_argument("--bursts", type=int, default=0, help="memory mode: this many bursts (0: class mode)")
-    p.add_argument("--sessions", type=int, default=30, help="memory mode: sessions per burst")
+    p.add_argument("--soak", type=float, default=0, help="soak mode: this many seconds (0: another mode)")
+    p.add_argument("--sessions", type=int, default=30, help="memory and soak modes: sessions per burst, students in the soak")
     p.add_argument("--max-trainings", type=int, default=None, help="the app's --max-trainings (default: the app's own)")
     p.add_argument("--train", type=float, default=30.0, help="seconds each round or burst trains")
     p.add_argument("--settle", type=float, default=20.0, help="memory mode: seconds after the class left")
@@ -218,6 +316,10 @@ def main() -> None:
     server, url = serve(args.app, args.max_trainings)
     os.nice(19)  # the clients (this process, not the server it started) take only what the server leaves
     try:
+        if args.soak:
+            result = soak(url, server.pid, LOG, args.sessions, args.soak, args.settle)
+            print(json.dumps(result, indent=None if args.json else 1))
+            return
         if args.bursts:
             rows = [burst(url, server.pid, args.sessions, args.train, args.settle) for _ in range(args.bursts)]
         else:

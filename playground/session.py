@@ -10,6 +10,7 @@ model a user already has survives a typo.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
 import gc
@@ -18,9 +19,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .checkpoint import load_trainer, save_checkpoint
+from .classroom import Classroom
 from .curves import long_frame, with_level
 from .data import BUILTIN_COLOUR, load_data
 from .files import remove_upload
@@ -97,7 +100,8 @@ class Session:
     `may_train()`, while the model is set up, ends the run `start()` then begins. (A Stop that
     reaches the server before the Train request itself is older than it, and voids nothing.)"""
 
-    def __init__(self, checkpoint_dir: str | Path | None = None, adapt_threads: bool = True, pool: TrainingPool | None = None):
+    def __init__(self, checkpoint_dir: str | Path | None = None, adapt_threads: bool = True, pool: TrainingPool | None = None,
+                 classroom: Classroom | None = None):  # fmt: skip
         self.trainer: Trainer | None = None
         self.runner: Runner | None = None
         self.settings: TrainSettings | None = None
@@ -112,10 +116,38 @@ class Session:
         self._stops = 0  # Stops and Resets so far
         self._requested_after: int | None = None  # the value of _stops when Train was last pressed
         self.requested_at: float | None = None  # and when (time.monotonic())
+        # the class (playground/classroom.py), which the session joins when its user first shows
+        # up (join_class): Gradio also makes copies of a State's value that nobody ever uses
+        self.classroom = classroom
+        self.number: int | None = None  # in the class, once joined
+        self.teacher = False
+        self.name = ""  # what the student typed, for the teacher's wall
+        self.shown: tuple[int, np.ndarray, float] | None = None  # (step, the samples picture the user sees, when)
+        self.messages: collections.deque = collections.deque(maxlen=8)  # from the teacher, not yet shown
 
     def __deepcopy__(self, memo):
         # gr.State deep-copies its default for every new browser session: give each a fresh one
-        return Session(self.checkpoint_dir, self.adapt_threads, self.pool)
+        fresh = Session(self.checkpoint_dir, self.adapt_threads, self.pool, self.classroom)
+        fresh.teacher = self.teacher
+        return fresh
+
+    def join_class(self) -> None:
+        """Join the app's class, if it has one, unless already in it (the page's load, a Train
+        or a name from an API client)."""
+        if self.classroom is not None and self.number is None and not self.closed:
+            self.classroom.join(self, teacher=self.teacher)
+
+    def show(self, step: int, picture: np.ndarray) -> None:
+        """The samples picture this user's Train tab now shows (what the teacher's wall shows)."""
+        self.shown = (step, picture, time.monotonic())
+
+    def take_message(self):
+        """The newest message from the teacher not yet shown (older unshown ones are dropped:
+        the last settings sent are the ones that count), or None."""
+        newest = None
+        while self.messages:
+            newest = self.messages.popleft()
+        return newest
 
     # -- the model -------------------------------------------------------------------------------
     def prepare(self, settings: TrainSettings, *, fresh: bool = False) -> tuple[Trainer, bool]:
@@ -187,9 +219,13 @@ class Session:
             self.closed = True
             self.reset()
             self.views.clear()
+            self.shown = None
+            self.messages.clear()
             for path in self.uploads:
                 remove_upload(path)
             self.uploads.clear()
+        if self.classroom is not None:
+            self.classroom.leave(self)
         give_back_memory_soon()
 
     def adopt(self, path: str | Path | None) -> None:

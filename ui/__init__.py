@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import threading
 
+import fastapi
 import gradio as gr
 
 from playground import lessons
+from playground.classroom import Classroom
 from playground.links import settings_from_query
 from playground.runs import TrainingPool
 from playground.session import Session
 
+from .class_tab import ClassTab
 from .explore_tab import ExploreTab
 from .inspect_tab import InspectTab
 from .train_tab import TrainTab
@@ -34,21 +37,39 @@ discriminator sees, how much each latent dimension is used, a flow's density, th
 denoising chain), or start a one-click lesson."""
 
 
-def build_demo(max_trainings: int = 1) -> gr.Blocks:
-    """The whole app. `max_trainings`: how many sessions may train at once (others queue)."""
-    pool = TrainingPool(max_trainings)  # every session's runs share it: the limit holds in the process
-    with gr.Blocks(title="Generative Models Playground", delete_cache=(3600, 3600)) as demo:
-        session = gr.State(Session(pool=pool), time_to_live=6 * 3600, delete_callback=lambda s: s.close())
-        demo.pool = pool
-        gr.Markdown(INTRO)
-        with gr.Tabs() as tabs:
+TEACHER_INTRO = """# Your class: the teacher's console
+Your students open this address without `/teacher`. The **Class** tab shows what each of them
+sees, and sends them settings or a lesson; **Train**, **Explore** and **Inspect** are your own,
+as your students have them (what you set up in Train is what *Send my settings* sends)."""
+
+
+def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, classroom: Classroom | None = None, teacher: bool = False) -> gr.Blocks:
+    """The whole app. `max_trainings`: how many sessions may train at once (others queue).
+    With a `classroom` (the app has a teacher), every session joins it and its page shows what
+    the teacher sends; `teacher` builds the teacher's page, which has the Class tab (serve it
+    behind the teacher's login: see `serve_class`). The teacher's page and the students' share
+    the `pool`."""
+    pool = pool or TrainingPool(max_trainings)  # every session's runs share it: the limit holds in the process
+    if teacher and classroom is None:
+        raise ValueError("the teacher's page needs the classroom its students join")
+    title = "Generative Models Playground" + (": the teacher's console" if teacher else "")
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
+        template = Session(pool=pool, classroom=classroom)
+        template.teacher = teacher  # each browser session's copy joins the class as a teacher or a student
+        session = gr.State(template, time_to_live=6 * 3600, delete_callback=lambda s: s.close())
+        demo.pool, demo.classroom = pool, classroom
+        gr.Markdown(TEACHER_INTRO if teacher else INTRO)
+        with gr.Tabs(selected="class" if teacher else "train") as tabs:
             with gr.Tab("Train", id="train") as train:
-                demo.train_tab = TrainTab(session, max_trainings)
+                demo.train_tab = TrainTab(session, max_trainings, in_class=classroom is not None and not teacher)
             with gr.Tab("Explore", id="explore") as explore:
                 demo.explore_tab = ExploreTab(session)
             with gr.Tab("Inspect", id="inspect") as inspect_item:
                 tt = demo.train_tab  # a lesson's settings show in the Train tab's controls
                 demo.inspect_tab = InspectTab(session, max_trainings, show_settings=(tt.settings_outputs(), tt.settings_updates))
+            if teacher:
+                with gr.Tab("Class", id="class"):
+                    demo.class_tab = ClassTab(session, classroom, demo.train_tab)
         ex = demo.explore_tab
         demo.load(ex.on_refresh, None, ex.pick, api_name=False)
         explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name="explore_open", api_visibility="undocumented")
@@ -58,6 +79,10 @@ def build_demo(max_trainings: int = 1) -> gr.Blocks:
             other.select(it.on_close, None, it.timer, api_name=False, concurrency_limit=None)
 
         wire_links(demo, session, tabs)
+        if classroom is not None:
+            demo.load(Session.join_class, session, None, api_name=False, show_progress="hidden", concurrency_limit=None)
+            if not teacher:
+                wire_messages(demo, session, tabs)
 
         def on_unload(request: gr.Request):
             close_session(demo, session, request)
@@ -77,9 +102,7 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
     def open_link(request: gr.Request):
         updates, link = tt.on_link_open(request)
         if link.lesson:
-            lesson = lessons.get(link.lesson)
-            updates[tabs] = gr.Tabs(selected="inspect")
-            updates[it.lesson_md] = f"**{lesson.title}**: press its button above to start the lesson."
+            updates.update(lesson_updates(tabs, it, link.lesson))
         elif link.tab:
             updates[tabs] = gr.Tabs(selected=link.tab)
         return updates or tuple(gr.skip() for _ in outputs)  # no link: nothing changes (an empty dict reads as one value)
@@ -102,6 +125,52 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
     demo.load(open_link, None, outputs, **quiet).then(open_explore, [session, ex.pick], ex.pick_outputs, **quiet).then(
         open_inspect, [session, it.source], [*it.views, it.timer], **quiet
     )
+
+
+def lesson_updates(tabs: gr.Tabs, it: InspectTab, key: str, sender: str = "") -> dict:
+    """Open the Inspect tab with a lesson named, ready to start."""
+    lesson = lessons.get(key)
+    by = f" ({sender} sent it)" if sender else ""
+    return {tabs: gr.Tabs(selected="inspect"), it.lesson_md: f"**{lesson.title}**{by}: press its button above to start the lesson."}
+
+
+MESSAGES_EVERY = 3.0  # seconds between two looks of a student's page for what the teacher sent
+
+
+def wire_messages(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
+    """A student's page looks every few seconds for what the teacher sent: settings appear in
+    its Train tab (the student presses Train), a lesson opens in Inspect."""
+    tt, it = demo.train_tab, demo.inspect_tab
+    outputs = [*tt.settings_outputs(), tabs, it.lesson_md, tt.status]
+
+    def on_message(state: Session):
+        m = state.take_message()
+        if m is None:
+            return tuple(gr.skip() for _ in outputs)
+        if m.kind == "lesson":
+            gr.Info(f"A lesson from {m.sender}: {lessons.get(m.payload).title}")
+            return lesson_updates(tabs, it, m.payload, m.sender)
+        gr.Info(f"New settings from {m.sender}: press Train to try them.")
+        return {**tt.settings_updates(m.payload), tt.status: f"**Settings from {m.sender}**: press **Train** to try them."}
+
+    timer = gr.Timer(MESSAGES_EVERY)
+    timer.tick(on_message, session, outputs, api_name="messages", api_visibility="undocumented", concurrency_limit=None, show_progress="hidden")
+
+
+def class_app(demo: gr.Blocks, console: gr.Blocks, *, teacher: tuple[str, str], auth: tuple[str, str] | None = None,
+              max_threads: int = 40, **options) -> fastapi.FastAPI:  # fmt: skip
+    """One web app serving both pages on one port: the students' (`demo`, at /, behind `auth`
+    when given) and the teacher's console (at /teacher, always behind the teacher's login).
+    The students' page has no Class tab and none of its endpoints: a student cannot reach them
+    even by API. `options` go to both pages (css, max_file_size, ...). Serve it with uvicorn."""
+    app = fastapi.FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    for blocks in (console, demo):  # what launch(max_threads=) sets
+        blocks.max_threads = max_threads
+        blocks._queue.max_thread_count = max_threads
+    common = dict(footer_links=[], enable_monitoring=False, show_error=True, **options)
+    gr.mount_gradio_app(app, console, "/teacher", auth=teacher, auth_message="The teacher's console of this class.", **common)
+    gr.mount_gradio_app(app, demo, "/", auth=auth, **common)  # last: "/" would take every path
+    return app
 
 
 FORGET_AFTER = 5.0  # seconds between a session closing and Gradio's entry for it being dropped

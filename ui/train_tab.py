@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from playground.classroom import clean_name
 from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
 from playground.links import Link, query_from_settings, settings_from_query
 from playground.models import FAMILIES, ConfigError, Setting, default_config, family_of, settings_for
@@ -231,9 +232,10 @@ def with_names(fn, names: list[str]):
 class TrainTab:
     """Builds the tab inside the current gr.Blocks and wires its events."""
 
-    def __init__(self, session: gr.State, max_trainings: int):
+    def __init__(self, session: gr.State, max_trainings: int, in_class: bool = False):
         self.session = session
         self.max_trainings = max_trainings
+        self.in_class = in_class  # the app has a teacher: students give a name for the wall
         self.build()
         self.wire()
 
@@ -263,6 +265,7 @@ class TrainTab:
                             c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
                             c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             with gr.Column(scale=2, min_width=400):
+                self.name_box = gr.Textbox(label="Your name (your teacher sees it beside your samples)", max_length=40, visible=self.in_class, elem_id="student-name")
                 with gr.Row():
                     self.train_btn = gr.Button("▶ Train", variant="primary", elem_id="train")
                     self.pause_btn = gr.Button("Pause", elem_id="pause")
@@ -322,6 +325,7 @@ class TrainTab:
             btn.click(with_names(self.stepper(phase), self.names), settings_inputs, self.outputs, api_name=name, concurrency_id="step", concurrency_limit=4)
         for k in self.live_fields:
             c[k].input(self.on_live, [S, *[c[f] for f in self.live_fields]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+        self.name_box.input(self.on_name, [S, self.name_box], None, api_name="name", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         self.save_btn.click(self.on_save, [S, self.ckpt_name, self.share], [self.download, self.status], api_name="save")
         # the server makes the query string; the page puts its own address in front of it
         self.link_btn.click(with_names(self.on_link_query, self.names), settings_inputs, self.link, api_name="link").then(
@@ -411,6 +415,7 @@ class TrainTab:
         return settings
 
     def on_train(self, session: Session, *values):
+        session.join_class()
         if not session.may_train():  # Stop or Reset was pressed while this waited in the queue
             yield self.frame(session, self.view(session), "stopped", 0.0)
             return
@@ -445,7 +450,7 @@ class TrainTab:
         now = time.perf_counter()
         status = status_text(t, rate, state)
         out_status = gr.skip() if live and status == view.get("status") else status
-        picture = self.picture(t, view, training=state == "training", live=live, gap=REPORT_EVERY * session.pool.crowding())
+        picture = self.picture(t, view, training=state == "training", live=live, gap=REPORT_EVERY * session.pool.crowding(), session=session)
         if live and (t.step_count == view.get("curve_step") or now < view.get("curve_next", 0.0)):
             curves = (gr.skip(), gr.skip())
         else:
@@ -470,18 +475,21 @@ class TrainTab:
             view["plot_props"] = props
         return gr.LinePlot(value=f1, title=t1, color_map=c1), gr.LinePlot(value=f2, title=t2, color_map=c2)
 
-    def picture(self, t, view: dict, training: bool, live: bool = False, gap: float = 0.0):
+    def picture(self, t, view: dict, training: bool, live: bool = False, gap: float = 0.0, session: Session | None = None):
         """The samples picture. While training runs, it is redrawn at most once per four times its
         drawing time, so a model whose samples are slow (a diffusion chain) spends at most a
         quarter of the time drawing, and at most every `gap` seconds (a crowded pool's runs are
         drawn less often); a step by hand is always drawn fresh. In a live frame, a picture not
-        redrawn is not sent again (gr.skip())."""
+        redrawn is not sent again (gr.skip()). The `session` learns what its user now sees (the
+        teacher's wall shows it)."""
         now = time.perf_counter()
         kept = view.get("pic") is not None and (now < view.get("next", 0.0) if training else t.step_count == view.get("pic_step"))
         if kept and (training or live):
             return gr.skip() if live else view["pic"]
         samples = t.progress_samples()
         pic = view["canvas"].draw(samples) if view["canvas"] is not None else samples_picture(samples)
+        if session is not None:
+            session.show(t.step_count, pic)
         if live:
             pic = png_file(pic, self.samples)  # encoded here, not on the server's event loop
         took = time.perf_counter() - now
@@ -538,6 +546,11 @@ class TrainTab:
                 session.settings.model.update({k: x for k, x in values.items() if k in session.settings.model})
         except ConfigError as e:
             raise gr.Error(str(e)) from None
+
+    @staticmethod
+    def on_name(session: Session, name: str) -> None:
+        session.name = clean_name(name)
+        session.join_class()
 
     def on_link_query(self, session: Session, *values) -> str:
         """The query string of a link that opens the tab's settings (playground/links.py)."""
