@@ -171,6 +171,8 @@ def soak(url: str, pid: int, log: Path, sessions: int, seconds: float, settle_s:
                 time.sleep(0.1)
             if job.done() and job.exception() is not None:
                 count("errors")
+                with lock:
+                    problems.append(f"/train: {type(job.exception()).__name__}: {str(job.exception())[:120]}")
             if rng.random() < 0.5 and time.time() < end:  # leave, and come back as a new session
                 close_tab(c)
                 time.sleep(rng.uniform(2, 8))
