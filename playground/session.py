@@ -138,7 +138,10 @@ class Session:
             self.classroom.join(self, teacher=self.teacher)
 
     def show(self, step: int, picture: np.ndarray) -> None:
-        """The samples picture this user's Train tab now shows (what the teacher's wall shows)."""
+        """The samples picture this user's Train tab now shows (what the teacher's wall shows;
+        kept only in a class)."""
+        if self.classroom is None:
+            return
         self.shown = (step, picture, time.monotonic())
 
     def take_message(self):

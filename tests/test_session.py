@@ -88,9 +88,10 @@ def test_app_command_line_defaults_are_safe():
     import app
 
     a = app.parse_args([])
-    assert a.host == "127.0.0.1" and a.port == 7860 and a.auth is None and not a.open
+    assert a.host == "127.0.0.1" and a.port == 7860 and a.auth is None and a.teacher is None and not a.open
     assert app.parse_args(["--auth", "t:secret", "--max-trainings", "4"]).auth == "t:secret"
-    for bad in (["--auth", "nocolon"], ["--max-trainings", "0"], ["--port", "x"]):
+    assert app.parse_args(["--teacher", "me:pw"]).teacher == "me:pw"
+    for bad in (["--auth", "nocolon"], ["--teacher", "nocolon"], ["--max-trainings", "0"], ["--port", "x"]):
         with pytest.raises(SystemExit) as e:
             app.parse_args(bad)
         assert e.value.code == 2
