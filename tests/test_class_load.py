@@ -22,7 +22,8 @@ def app(tmp_path_factory):
     import ui.common
     from ui import build_demo
 
-    ui.FORGET_AFTER = 0.5  # a closed session's Gradio entry goes soon (5 s in the app)
+    ui.CLOSE_AFTER = 0.5  # a page that went away closes soon (60 s in the app)
+    ui.FORGET_AFTER = 0.5  # and a closed session's Gradio entry goes soon (5 s in the app)
     ui.common.CHECKPOINT_ROOT = tmp_path_factory.mktemp("class-checkpoints")
     demo = build_demo(max_trainings=1)
     with socket.socket() as s:
@@ -90,15 +91,25 @@ def train_requested(app, client) -> bool:
     return session is not None and session._requested_after is not None
 
 
-def close_tab(client: Client) -> None:
-    """What a browser does when its tab closes: its heartbeat stream to the server drops (Gradio
-    then runs demo.unload). gradio_client's own Client.close() only notices at the next
-    heartbeat, up to 15 s later, so the test opens and drops a heartbeat stream of its own."""
+def drop_heartbeat(client: Client) -> None:
+    """Open and drop a heartbeat stream of the client's session, as a closing tab or a lost
+    connection does (Gradio then runs demo.unload)."""
     import httpx
 
     with httpx.stream("GET", client.heartbeat_url.format(session_hash=client.session_hash), timeout=10) as r:
         next(r.iter_lines())
+
+
+def close_tab(client: Client) -> None:
+    """What a browser does when its tab closes: its heartbeat stream to the server drops.
+    gradio_client's own Client.close() only notices at the next heartbeat, up to 15 s later, so
+    the test drops a heartbeat stream of its own."""
+    drop_heartbeat(client)
     client.close()
+
+
+def step_of(status: str) -> int:
+    return int(status.split("step **")[1].split("**")[0].replace(",", ""))
 
 
 def streaming(job, n=2):
@@ -189,6 +200,28 @@ def test_a_session_that_leaves_gives_its_model_back(app):
     # and its message queue in Gradio's event queue (Gradio would keep 2,000 of them)
     wait_for(lambda: sid not in queue.pending_messages_per_session, 10, "the session's message queue to go",
              lambda: f"{queue.pending_event_ids_session.get(sid)} {queue.pending_messages_per_session[sid].qsize()}")
+
+
+def test_a_page_that_comes_back_within_the_grace_keeps_its_model(app, monkeypatch):
+    """A heartbeat that drops for a moment (Wi-Fi, or a crowded server answering it later than
+    gradio_client's 20 s read timeout) runs the page's unload; a page heard from again before
+    CLOSE_AFTER goes on with its model, and one that is not loses it (the test above)."""
+    import ui
+
+    monkeypatch.setattr(ui, "CLOSE_AFTER", 3.0)
+    unloads = []
+    close = ui.close_session
+    monkeypatch.setattr(ui, "close_session", lambda *a: (close(*a), unloads.append(a[2].session_hash)))
+    settled(app)
+    (c,) = clients(app, 1)
+    assert step_of(c.predict(**GAN, api_name="/step")[0]) == 1
+    drop_heartbeat(c)
+    wait_for(lambda: c.session_hash in unloads, 10, "the page's unload")
+    assert step_of(c.predict(**GAN, api_name="/step")[0]) == 2  # the same model, within the grace
+    time.sleep(3.5)  # past the grace: the session was used, so it stays open
+    session = app.state_holder.session_data[c.session_hash].state_data[app.train_tab.session._id]
+    assert not session.closed and not app.state_holder.session_data[c.session_hash].is_closed
+    assert step_of(c.predict(**GAN, api_name="/step")[0]) == 3
 
 
 def test_a_session_that_leaves_deletes_its_uploads(app, tmp_path):

@@ -6,6 +6,7 @@ browser session has its own models. Nothing heavy happens at import time.
 
 from __future__ import annotations
 
+import datetime
 import threading
 
 import fastapi
@@ -173,23 +174,47 @@ def class_app(demo: gr.Blocks, console: gr.Blocks, *, teacher: tuple[str, str], 
     return app
 
 
+CLOSE_AFTER = 60.0  # seconds a page that went away has to come back before its session closes
 FORGET_AFTER = 5.0  # seconds between a session closing and Gradio's entry for it being dropped
 
 
 def close_session(demo: gr.Blocks, state: gr.State, request: gr.Request) -> None:
-    """A tab closed or a client went away: give back the session's models, data and pictures
-    now. (Gradio itself keeps a closed session's state for an hour, in case it reconnects, and
-    calls the State's delete_callback only for a state that has been written since.) Gradio
-    also never drops its per-session copy of the page's config (~0.4 MB for this app), so a
-    closed session's entry is forgotten a few seconds later, once its last events have ended."""
+    """A page went away (Gradio runs the unload when the page's heartbeat stream drops: a closed
+    tab, but also a connection lost for a moment, or a heartbeat a crowded server answered too
+    late for the client's read timeout). Its training stops now; its models, data and pictures
+    are given back `CLOSE_AFTER` seconds later, unless the page has been heard from since (a
+    browser reopens its heartbeat with its next call): then the session goes on as it was.
+    (Gradio itself would keep a closed session's state for an hour, and calls the State's
+    delete_callback only for a state that has been written since.)"""
     held = getattr(demo, "state_holder", None)
     sid = getattr(request, "session_hash", None)
     if held is None or sid is None or sid not in held:
         return
-    values = held.session_data[sid]
-    if state._id in values:
-        values[state._id].close()
-    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state._id, getattr(demo, "_queue", None)))
+    session = held.session_data[sid].state_data.get(state._id)
+    if session is not None:
+        session.stop()
+    left = datetime.datetime.now()  # Gradio's own clock for a session's last use (time_last_used)
+    timer = threading.Timer(CLOSE_AFTER, end_session, (held, sid, state._id, left, getattr(demo, "_queue", None)))
+    timer.daemon = True
+    timer.start()
+
+
+def end_session(held, sid: str, state_id: int, left: datetime.datetime, queue=None) -> None:
+    """`CLOSE_AFTER` seconds after the page went away at `left`: a page heard from since is back
+    (Gradio's mark that it closed is taken off, so its state is not dropped an hour on);
+    otherwise its Session closes, and Gradio's entry for it is forgotten a few seconds later,
+    once its last events have ended (Gradio never drops its per-session copy of the page's
+    config, ~0.4 MB for this app)."""
+    entry = held.session_data.get(sid)
+    if entry is None:
+        return
+    if held.time_last_used.get(sid, left) > left:
+        entry.is_closed = False
+        return
+    session = entry.state_data.get(state_id)
+    if session is not None:
+        session.close()
+    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state_id, queue))
     timer.daemon = True
     timer.start()
 
