@@ -6,7 +6,7 @@ drops (a closed tab, a cancelled or dropped client) stops within `runs.LEASE` se
 the gap between two frames, which a crowded pool stretches) even when the generator's
 `finally` never runs; when it does run (Stop, Reset, a cancel Gradio sees through), the run
 stops at once. (A closed tab or a dropped connection also ends the session's run at once,
-through the page's unload.)
+through the page's unload; its models stay a minute longer, in case the page comes back.)
 """
 
 from __future__ import annotations
