@@ -3,19 +3,20 @@
 Three races, each in this one process, one after the other (never two at once):
 
   gan    On `emoji` at 32x32 RGB, equal wall time (`--gan-seconds`, default 120 and 300 s of
-         training): the project's GAN with its colour defaults (DCGAN pair, DiffAugment, EMA,
-         batch 128) through the Trainer, against pytorch/examples' dcgan/main.py adapted to
+         training): the project's GAN with its colour defaults (the examples' DCGAN pair and
+         init, the averaged generator, its batch of 64) through the Trainer, against pytorch/examples' dcgan/main.py adapted to
          32 px (one up/down-sampling layer fewer: G nz-4ngf-2ngf-ngf-nc, D nc-ndf-2ndf-4ndf-1,
          ngf = ndf = 32, batch norm, BCE, Adam 2e-4 with beta1 0.5, batch 64, weights N(0, 0.02)).
          Scored by KID (lower is better) of 1,000 samples in the features of the data set's own
          feature net (playground/quality.py), trained once and used for both.
-  vae    On `digits` at 28x28 (or `--npz FILE`, any MNIST-format .npz), equal wall time
+  vae    On `digits` at 28x28 (or `--vae-data SPEC`: fashion-mnist, mnist, any MNIST-format
+         .npz), equal wall time
          (`--vae-seconds`, default 30 and 120 s): the default VAE through the Trainer against
          pytorch/examples' vae/main.py loop (784-400-20, Adam 1e-3, batch 128, BCE(sum) + KLD).
          Scored by the held-out ELBO (nats per image, higher is better) on the same held-out
          split, one posterior sample per image for both.
   speed  Steps per second at 32x32 RGB through the Trainer against a bare loop of the same net
-         (conv VAE with the logistic likelihood; DCGAN with DiffAugment), and the bare loop with
+         (conv VAE with the logistic likelihood; the colour DCGAN), and the bare loop with
          channels-last memory and with bf16 autocast: what pays on this CPU.
 
     python bench/bench_colour.py                         # all three, about 20 minutes
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from playground import quality
 from playground.data import holdout_split, load_data
-from playground.models import default_config
+from playground.models import default_batch_size, default_config
 from playground.trainer import TrainConfig, make_trainer
 
 KID_SAMPLES = 1000
@@ -148,7 +149,8 @@ class ExamplesDCGAN:
 
 def gan_race(budgets: list[float], data, feats, seed: int) -> list[dict]:
     """Both recipes trained to each budget in turn (continuing: 120 s, then on to 300 s), KID at each."""
-    ours = make_trainer("gan", data, None, TrainConfig(batch_size=128, seed=seed, device="cpu"))
+    batch = default_batch_size("gan", data.sample_shape)  # the project's own for colour pictures
+    ours = make_trainer("gan", data, None, TrainConfig(batch_size=batch, seed=seed, device="cpu"))
     ref = ExamplesDCGAN(ours.x, seed=seed)
     rows, done_ours, done_ref, steps_ours, steps_ref = [], 0.0, 0.0, 0, 0
     warm_up(ours.step, ref.step)
@@ -326,7 +328,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", choices=("gan", "vae", "speed"), default=("gan", "vae", "speed"))
     p.add_argument("--gan-seconds", nargs="*", type=float, default=[120, 300])
     p.add_argument("--vae-seconds", nargs="*", type=float, default=[30, 120])
-    p.add_argument("--npz", help="an MNIST-format .npz (x uint8 N x 28 x 28) for the VAE race instead of digits")
+    p.add_argument("--vae-data", default="digits", help="the VAE race's data: a builtin name (fashion-mnist, mnist) or an MNIST-format .npz (x uint8 N x 28 x 28)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run of the script")
@@ -341,7 +343,7 @@ def main() -> None:
         feats = quality.feature_net(emoji, steps=50 if args.quick else None)
         result["gan"] = gan_race(sorted(args.gan_seconds), emoji, feats, args.seed)
     if "vae" in args.only:
-        digits = load_data(args.npz or "digits", image_size=28, channels=1)
+        digits = load_data(args.vae_data, image_size=28, channels=1)
         result["vae"] = vae_race(sorted(args.vae_seconds), digits, args.seed)
     if "speed" in args.only:
         emoji = load_data("emoji", image_size=32)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .data import BUILTIN_IMAGES, BUILTIN_POINTS, DataError, load_data
 from .metrics import evaluate
-from .models import FAMILIES, ConfigError, settings_for
+from .models import FAMILIES, ConfigError, default_batch_size, settings_for
 from .sampling import set_sample_params
 from .trainer import TrainConfig, TrainingDiverged, configure_threads, make_trainer
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="number of training steps")
     budget.add_argument("--seconds", type=float, help="seconds of training")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--batch-size", type=int, default=None, help="default: the family's for the data (128; a colour GAN 64)")
     t.add_argument("--image-size", type=int, default=28, help="side images are resized to (default 28)")
     t.add_argument("--channels", default="auto", choices=("auto", "1", "3"), help="auto: as the data is (colour stays colour); 1: grey; 3: RGB")
     t.add_argument("--n", type=int, default=None, help="points to draw for 2-D toy data (default 10,000), or a cap on items for other data")
@@ -95,7 +95,8 @@ def cmd_train(args, parser) -> dict:
     if args.n is not None:
         data_args["n"] = args.n  # kept in the checkpoint, so evaluate reloads the same data
     data = load_data(**data_args)
-    cfg = TrainConfig(batch_size=args.batch_size, seed=args.seed, device=args.device)
+    batch = args.batch_size or default_batch_size(args.model, data.sample_shape)
+    cfg = TrainConfig(batch_size=batch, seed=args.seed, device=args.device)
     trainer = make_trainer(args.model, data, overrides, cfg, data_args=data_args)
     bar = tqdm(total=args.steps, unit="step", desc=f"{args.model} on {data.name}", file=sys.stderr, disable=None)
     report = None

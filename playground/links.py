@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from .data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, IMAGE_SIZE_RANGE
 from .lessons import LESSONS
-from .models import ConfigError, default_config, family_of, settings_for
+from .models import ConfigError, default_batch_size, default_config, family_of, settings_for
 from .session import COLOURS, TrainSettings, default_side
 
 TABS = ("train", "explore", "inspect")
@@ -98,16 +98,17 @@ def settings_from_query(params: Mapping[str, str]) -> Link:
     st = TrainSettings(family=family, data=data, image_size=default_side(data))
     if "image_size" in params:
         st.image_size = _int_in("image_size", params["image_size"], *IMAGE_SIZE_RANGE, problems) or st.image_size
-    if "batch_size" in params:
-        st.batch_size = _int_in("batch_size", params["batch_size"], *BATCH_RANGE, problems) or st.batch_size
-    if "seed" in params:
-        seed = _int_in("seed", params["seed"], 0, 2**31 - 1, problems)
-        st.seed = st.seed if seed is None else seed
     if "colour" in params:
         if params["colour"] in COLOURS:
             st.channels = COLOURS[params["colour"]]
         else:
             problems.append(f"colour={params['colour']!r}: must be one of {', '.join(COLOURS)}")
+    st.batch_size = default_batch_size(family, _shape(st))  # the family's own for this data, as the Train tab shows
+    if "batch_size" in params:
+        st.batch_size = _int_in("batch_size", params["batch_size"], *BATCH_RANGE, problems) or st.batch_size
+    if "seed" in params:
+        seed = _int_in("seed", params["seed"], 0, 2**31 - 1, problems)
+        st.seed = st.seed if seed is None else seed
     declared = settings_for(family)
     for key in model_keys:
         if key not in declared:
@@ -141,7 +142,7 @@ def query_from_settings(settings: TrainSettings, tab: str | None = None) -> str:
             query["image_size"] = settings.image_size
         if settings.channels == 1:
             query["colour"] = "grey"
-    if settings.batch_size != base.batch_size:
+    if settings.batch_size != default_batch_size(settings.family, _shape(settings)):
         query["batch_size"] = settings.batch_size
     if settings.seed != base.seed:
         query["seed"] = settings.seed

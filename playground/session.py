@@ -27,7 +27,7 @@ from .classroom import Classroom
 from .curves import long_frame, with_level
 from .data import BUILTIN_COLOUR, load_data
 from .files import remove_upload
-from .models import ConfigError, a_model, default_config, family_of
+from .models import BATCH_SIZE, ConfigError, a_model, default_config, family_of
 from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
 from .viz import PointsCanvas, plane_limit
@@ -77,7 +77,7 @@ class TrainSettings:
     family: str = "gan"
     data: str = "ring8"
     image_size: int = 28
-    batch_size: int = 128
+    batch_size: int = BATCH_SIZE  # Train-tab and link settings name the family's own (default_batch_size)
     seed: int = 0
     model: dict = field(default_factory=dict)
     channels: int | None = None  # None: as the data is (colour stays colour); 1: grey

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .data import holdout_split
-from .models import ConfigError, build_model, default_config
+from .models import BATCH_SIZE, ConfigError, build_model, default_batch_size, default_config
 from .models._common import check_range
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 128  # pytorch/examples' VAE batch; large enough to keep the CPU busy
+    batch_size: int = BATCH_SIZE  # a family may train with another by default (default_batch_size)
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
     n_fixed: int | None = None  # size of the fixed latent batch for progress frames;
@@ -410,8 +410,9 @@ def make_trainer(
     train_config: TrainConfig | None = None,
     data_args: dict | None = None,
 ) -> Trainer:
-    """A fresh model for `data` and its trainer; the weights are seeded by the train config's seed."""
-    cfg = train_config or TrainConfig()
+    """A fresh model for `data` and its trainer; the weights are seeded by the train config's
+    seed (without a train config: the defaults, with the family's batch size for this data)."""
+    cfg = train_config or TrainConfig(batch_size=default_batch_size(family, data.sample_shape))
     model_cfg = default_config(family, data.sample_shape, **(model_overrides or {}))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)

@@ -303,6 +303,9 @@ def test_the_colour_control_follows_the_data_and_sets_the_defaults(train_tab):
     picked = train_tab.on_data("gan", "glyphs", None)  # other data: its own colours and side
     assert picked[c["colour"]]["value"] == "auto" and picked[c["image_size"]]["value"] == 32 and picked[c["arch"]]["value"] == "dcgan"
     assert "value" not in train_tab.on_data("gan", "digits", None)[c["image_size"]]  # grey sets keep the side
+    # the batch is the family's own for the data: a colour GAN's 64, grey pictures' 128
+    assert picked[c["batch_size"]]["value"] == 64 and train_tab.on_data("gan", "digits", None)[c["batch_size"]]["value"] == 128
+    assert train_tab.on_family_or_data("gan", "glyphs", None, "grey")[c["batch_size"]]["value"] == 128
     # a checkpoint saved with channels 1 (every one before colour) shows "as the data" on grey data
     shown = train_tab.settings_updates(TrainSettings(family="vae", data="digits", channels=1))
     assert shown[c["colour"]]["value"] == "auto"

@@ -26,6 +26,16 @@ def test_a_link_sets_family_data_settings_tab_and_lesson():
     assert parse("").settings is None and parse("").problems == []
 
 
+def test_a_link_trains_with_the_familys_own_batch_for_the_data():
+    """A colour GAN trains at batch 64 by default (grey pictures at 128): a link that names no
+    batch gets the one the Train tab would show, and a link made from those settings names none."""
+    colour, grey = parse("family=gan&data=emoji").settings, parse("family=gan&data=emoji&colour=grey").settings
+    assert (colour.batch_size, grey.batch_size) == (64, 128)
+    assert "batch_size" not in query_from_settings(colour) and "batch_size" not in query_from_settings(grey)
+    colour.batch_size = 128
+    assert parse(query_from_settings(colour)).settings.batch_size == 128
+
+
 @pytest.mark.parametrize(
     "query, says",
     [

@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Independent, Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from playground.models import ConfigError, build_model, default_config
+from playground.models import BATCH_SIZE, ConfigError, build_model, default_batch_size, default_config
 from playground.models._common import conv_widths
 from playground.models.gan import diff_augment, generator_loss, value_terms
 from playground.models.vae import discretised_logistic, kl_divergence, log_likelihood
@@ -106,9 +106,43 @@ def test_diff_augment_cuts_out_half_the_side_as_the_paper_does(side, monkeypatch
     assert (hole.sum((1, 2, 3)) == rows * cols).all()  # a rectangle, never anything else
 
 
-def test_colour_gan_defaults_augment_and_train():
+def test_colour_gan_defaults_are_the_examples_dcgan_at_batch_64():
     cfg = default_config("gan", (3, 32, 32))
-    assert (cfg.arch, cfg.augment) == ("dcgan", "diffaugment") and default_config("gan", (1, 28, 28)).augment == "off"
+    assert (cfg.arch, cfg.d_norm, cfg.augment, cfg.stages) == ("dcgan", "batch", "off", 3)
+    assert default_batch_size("gan", (3, 32, 32)) == 64
+    # grey pictures, points and the other families keep the trainer's batch
+    assert default_batch_size("gan", (1, 28, 28)) == default_batch_size("gan", (2,)) == default_batch_size("vae", (3, 32, 32)) == BATCH_SIZE
+    torch.manual_seed(0)
+    model = build_model("gan", cfg)
+    for net in (model.G, model.D):  # Radford et al.'s init: N(0, 0.02) weights, N(1, 0.02) batch-norm scales
+        convs = [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        assert all(0.015 < w.std() < 0.025 and abs(w.mean()) < 0.005 for w in convs)
+        scales = torch.cat([m.weight for m in net.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))])
+        assert abs(scales.mean() - 1) < 0.01 and 0.01 < scales.std() < 0.03
+
+
+def test_a_whole_gan_step_draws_its_fakes_once(monkeypatch):
+    """The last D step's fakes, drawn with G's graph, are the ones G learns from: one pass of G
+    per iteration (plus one without a graph for each earlier D step); a phase alone draws its own."""
+    model = build_model("gan", default_config("gan", (2,), hidden=16))
+    opts, x = model.make_optimizers(), torch.randn(32, 2)
+    passes = []
+    model.G.register_forward_hook(lambda m, i, o: passes.append(torch.is_grad_enabled()))
+    model.train_step(lambda: x, opts, batch_size=32)
+    assert passes == [True]
+    passes.clear()
+    model.config.d_steps = 3
+    model.train_step(lambda: x, opts, batch_size=32)
+    assert passes == [False, False, True]
+    for phase in ("d", "g"):
+        passes.clear()
+        model.config.d_steps = 1
+        model.train_step(lambda: x, opts, batch_size=32, phase=phase)
+        assert passes == [phase == "g"]
+
+
+def test_diffaugment_trains_a_colour_gan():
+    cfg = default_config("gan", (3, 32, 32), augment="diffaugment")
     torch.manual_seed(0)
     model = build_model("gan", cfg)
     before = _params(model)

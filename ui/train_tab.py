@@ -17,7 +17,15 @@ import gradio as gr
 from playground.classroom import clean_name
 from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
 from playground.links import Link, query_from_settings, settings_from_query
-from playground.models import FAMILIES, ConfigError, Setting, default_config, family_of, settings_for
+from playground.models import (
+    FAMILIES,
+    ConfigError,
+    Setting,
+    default_batch_size,
+    default_config,
+    family_of,
+    settings_for,
+)
 from playground.session import (
     COLOURS,
     FLOOR,
@@ -195,11 +203,14 @@ def _is_colour(data: str, upload: str | None) -> bool:
         return False  # Train will say what is wrong with the file
 
 
+def shape_for(family: str, points: bool, colour: bool = False) -> tuple[int, ...]:
+    """A shape of the data's kind: points (when the family models them), grey or colour images."""
+    return (2,) if points and not images_only(family) else (3 if colour else 1, 28, 28)
+
+
 def defaults_for(family: str, points: bool, colour: bool = False) -> dict:
-    """The values of a family's shown settings for points (when it models them), grey images
-    or colour images."""
-    shape = (2,) if points and not images_only(family) else (3 if colour else 1, 28, 28)
-    cfg = default_config(family, shape).to_dict()
+    """The values of a family's shown settings for points, grey images or colour images."""
+    cfg = default_config(family, shape_for(family, points, colour)).to_dict()
     return {k: cfg[k] for k in shown(family)}
 
 
@@ -304,7 +315,7 @@ class TrainTab:
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
         self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
         self.knobs = list(self.controls)
-        family_outputs = [c["data"], c["image_size"], c["colour"], c["upload"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
+        family_outputs = [c["data"], c["image_size"], c["colour"], c["upload"], c["batch_size"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
         picked = [c["family"], c["data"], c["upload"], c["colour"]]
         for trigger in (c["family"].input, c["upload"].upload, c["colour"].input):
             trigger(self.on_family_or_data, picked, family_outputs, api_name=False, show_progress="hidden")
@@ -366,7 +377,8 @@ class TrainTab:
             gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
         colour = not points and colour != "grey" and _is_colour(data, upload)
-        updates = {c["data"]: gr.update(value=data), c["upload"]: gr.update(visible=data == UPLOAD)}
+        updates = {c["data"]: gr.update(value=data), c["upload"]: gr.update(visible=data == UPLOAD),
+                   c["batch_size"]: gr.update(value=default_batch_size(family, shape_for(family, points, colour)))}  # fmt: skip
         updates.update({c[k]: gr.update(visible=not points) for k in ("image_size", "colour")})
         updates.update({btn: gr.update(visible=bool(phases(family))) for btn in self.phase_btns})
         return {**updates, **self.control_updates(family, points, defaults_for(family, points, colour))}

@@ -62,6 +62,21 @@ def kind_of(data_shape: tuple[int, ...]) -> str:
     return "points" if len(data_shape) == 1 else "images"
 
 
+BATCH_SIZE = 128  # pytorch/examples' VAE batch; large enough to keep the CPU busy
+
+
+def _colour(data_shape: tuple[int, ...]) -> bool:
+    return kind_of(data_shape) == "images" and data_shape[0] == 3
+
+
+def default_batch_size(family: str, data_shape: tuple[int, ...]) -> int:
+    """The batch a family trains with by default on data of this shape: its `batch_sizes` for
+    the kind of data (colour over images, as for `defaults`), else BATCH_SIZE."""
+    sizes = getattr(family_of(family), "batch_sizes", {})
+    kind = kind_of(data_shape)
+    return sizes.get("colour" if _colour(data_shape) and "colour" in sizes else kind, BATCH_SIZE)
+
+
 def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     """A config suited to data of this shape: the family's defaults, adjusted for 2-D points or
     images (and colour images: a family's `defaults["colour"]`, over its image defaults), then
@@ -75,7 +90,7 @@ def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     unknown = sorted(set(overrides) - set(valid) - {"data_shape"})
     if unknown:
         raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}; valid ones: {', '.join(valid)}")
-    colour = cls.defaults.get("colour", {}) if kind == "images" and data_shape[0] == 3 else {}
+    colour = cls.defaults.get("colour", {}) if _colour(data_shape) else {}
     merged = {**cls.defaults[kind], **colour}
     # a default may depend on the data's shape: a function of it (e.g. a stage count by the side)
     merged = {k: v(tuple(data_shape)) if callable(v) else v for k, v in merged.items()}
@@ -94,6 +109,7 @@ def build_model(family: str, config):
 
 
 __all__ = [
+    "BATCH_SIZE",
     "DATA_KINDS",
     "FAMILIES",
     "GAN",
@@ -111,6 +127,7 @@ __all__ = [
     "VAEConfig",
     "a_model",
     "build_model",
+    "default_batch_size",
     "default_config",
     "descend",
     "family_of",

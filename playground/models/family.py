@@ -63,6 +63,7 @@ OPTIONAL = {
     "log_prob": "flows, autoregressive: the exact log-likelihood of data",
     "nll_units": "(nll) -> {'nll': ..., 'bits_per_dim': ...}: an NLL in the units its data is compared in",
     "check_batch_size": "(n): raise a ConfigError when its steps cannot use batches of n (PacGAN)",
+    "batch_sizes": "{data kind or 'colour': the batch size it trains with by default}, where not BATCH_SIZE",
     "generation_steps": "(z, frames=, steps=) -> [(title, samples)]: from latent to samples",
     "inference_steps": "(x, frames=, generator=) -> [(title, samples)]: from data to latent",
     "preview": "a quicker decode for live frames (diffusion: a shorter chain)",
@@ -91,6 +92,9 @@ def check_family(cls: type) -> None:
     for name in (*cls.live_params, *cls.sample_params, *(k for d in cls.defaults.values() for k in d)):
         if name not in settings:
             raise TypeError(f"{cls.__name__}: {name!r} is not a declared setting of {cls.Config.__name__}")
+    for kind, size in getattr(cls, "batch_sizes", {}).items():
+        if kind not in cls.defaults or not (isinstance(size, int) and size >= 1):
+            raise TypeError(f"{cls.__name__}: batch_sizes maps a kind of data it has defaults for to a whole number; got {kind!r}: {size!r}")
     for _, parts in cls.curves:
         for part in parts:
             if part not in cls.series:
