@@ -20,7 +20,7 @@ Three races, each in this one process, one after the other (never two at once):
          channels-last memory and with bf16 autocast: what pays on this CPU.
 
     python bench/bench_colour.py                         # all three, about 20 minutes
-    python bench/bench_colour.py --only gan --gan-seconds 60 120
+    python bench/bench_colour.py --only gan --gan-seconds 60 120 --seeds 0 1 2
     python bench/bench_colour.py --quick                 # a smoke run of the script (~2 min)
 
 Targets (issue 12): gan KID ratio (project / reference) < 1 at 2 and 5 minutes; vae ELBO
@@ -166,7 +166,7 @@ def gan_race(budgets: list[float], data, feats, seed: int) -> list[dict]:
         p_ours, r_ours = quality.precision_recall(feats.train, f_ours)
         p_ref, r_ref = quality.precision_recall(feats.train, f_ref)
         rows.append({
-            "seconds": budget, "steps": {"project": steps_ours, "examples": steps_ref},
+            "seed": seed, "seconds": budget, "steps": {"project": steps_ours, "examples": steps_ref},
             "kid": {"project": round(k_ours, 4), "examples": round(k_ref, 4)},
             "kid_std": {"project": round(s_ours, 4), "examples": round(s_ref, 4)},
             "precision": {"project": round(p_ours, 3), "examples": round(p_ref, 3)},
@@ -177,6 +177,17 @@ def gan_race(budgets: list[float], data, feats, seed: int) -> list[dict]:
     save_grid(ours.model.generate(ours.model.sample_latent(64, torch.Generator().manual_seed(2))), "gan-project.png")
     save_grid(ref.sample(64, seed=2), "gan-examples.png")
     return rows
+
+
+def gan_means(rows: list[dict]) -> list[dict]:
+    """Each budget's KID over the seeds: the mean for each side, and the ratio of the means."""
+    out = []
+    for budget in sorted({r["seconds"] for r in rows}):
+        at = [r for r in rows if r["seconds"] == budget]
+        mean = {side: statistics.mean(r["kid"][side] for r in at) for side in ("project", "examples")}
+        out.append({"seconds": budget, "seeds": len(at), "kid": {k: round(v, 4) for k, v in mean.items()},
+                    "kid_ratio": round(mean["project"] / mean["examples"], 3) if mean["examples"] > 0 else None})  # fmt: skip
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +265,7 @@ def vae_race(budgets: list[float], data, seed: int) -> list[dict]:
         m = ours.model.eval()
         e_ours = held_out_elbo(m.encode, m.decoder, test)
         e_ref = held_out_elbo(lambda x: ref.encode(x.flatten(1)), ref.decode_logits, test)
-        rows.append({"seconds": budget, "steps": {"project": steps_ours, "examples": steps_ref},
+        rows.append({"seed": seed, "seconds": budget, "steps": {"project": steps_ours, "examples": steps_ref},
                      "held_out_elbo": {"project": round(e_ours, 2), "examples": round(e_ref, 2)},
                      "difference": round(e_ours - e_ref, 2)})  # fmt: skip
         print(json.dumps({"vae": rows[-1]}), flush=True)
@@ -329,7 +340,8 @@ def main() -> None:
     p.add_argument("--gan-seconds", nargs="*", type=float, default=[120, 300])
     p.add_argument("--vae-seconds", nargs="*", type=float, default=[30, 120])
     p.add_argument("--vae-data", default="digits", help="the VAE race's data: a builtin name (fashion-mnist, mnist) or an MNIST-format .npz (x uint8 N x 28 x 28)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", nargs="*", type=int, default=[0],
+                   help="one race per seed (the GAN's figure at a few minutes varies by about 0.2 KID from seed to seed)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run of the script")
     args = p.parse_args()
@@ -341,10 +353,12 @@ def main() -> None:
     if "gan" in args.only:
         emoji = load_data("emoji", image_size=32)
         feats = quality.feature_net(emoji, steps=50 if args.quick else None)
-        result["gan"] = gan_race(sorted(args.gan_seconds), emoji, feats, args.seed)
+        result["gan"] = [row for seed in args.seeds for row in gan_race(sorted(args.gan_seconds), emoji, feats, seed)]
+        result["gan_mean"] = gan_means(result["gan"])
+        print(json.dumps({"gan_mean": result["gan_mean"]}), flush=True)
     if "vae" in args.only:
         digits = load_data(args.vae_data, image_size=28, channels=1)
-        result["vae"] = vae_race(sorted(args.vae_seconds), digits, args.seed)
+        result["vae"] = [row for seed in args.seeds for row in vae_race(sorted(args.vae_seconds), digits, seed)]
     if "speed" in args.only:
         emoji = load_data("emoji", image_size=32)
         result["speed"] = speed_race(emoji, 2.0 if args.quick else 6.0, 2 if args.quick else 5)

@@ -192,14 +192,11 @@ def test_a_session_that_leaves_gives_its_model_back(app):
 
     wait_for(freed, 10, "the closed session's trainer to be freed")
     # and Gradio's own entry for the session (its copy of the page's config) goes too
-    sid, queue = c.session_hash, app._queue
+    sid = c.session_hash
     gone = lambda: sid not in app.state_holder.session_data  # noqa: E731
     wait_for(gone, 10, "the session's entry to go")
     time.sleep(1.0)  # each heartbeat stream that drops re-creates an empty entry: it goes as well
     wait_for(gone, 10, "the re-created entry to go")
-    # and its message queue in Gradio's event queue (Gradio would keep 2,000 of them)
-    wait_for(lambda: sid not in queue.pending_messages_per_session, 10, "the session's message queue to go",
-             lambda: f"{queue.pending_event_ids_session.get(sid)} {queue.pending_messages_per_session[sid].qsize()}")
 
 
 def test_a_page_that_comes_back_within_the_grace_keeps_its_model(app, monkeypatch):

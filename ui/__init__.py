@@ -194,12 +194,12 @@ def close_session(demo: gr.Blocks, state: gr.State, request: gr.Request) -> None
     if session is not None:
         session.stop()
     left = datetime.datetime.now()  # Gradio's own clock for a session's last use (time_last_used)
-    timer = threading.Timer(CLOSE_AFTER, end_session, (held, sid, state._id, left, getattr(demo, "_queue", None)))
+    timer = threading.Timer(CLOSE_AFTER, end_session, (held, sid, state._id, left))
     timer.daemon = True
     timer.start()
 
 
-def end_session(held, sid: str, state_id: int, left: datetime.datetime, queue=None) -> None:
+def end_session(held, sid: str, state_id: int, left: datetime.datetime) -> None:
     """`CLOSE_AFTER` seconds after the page went away at `left`: a page heard from since is back
     (Gradio's mark that it closed is taken off, so its state is not dropped an hour on);
     otherwise its Session closes, and Gradio's entry for it is forgotten a few seconds later,
@@ -214,19 +214,19 @@ def end_session(held, sid: str, state_id: int, left: datetime.datetime, queue=No
     session = entry.state_data.get(state_id)
     if session is not None:
         session.close()
-    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state_id, queue))
+    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state_id))
     timer.daemon = True
     timer.start()
 
 
-def forget_session(held, sid: str, state_id: int, queue=None) -> None:
+def forget_session(held, sid: str, state_id: int) -> None:
     """Drop a closed session's whole entry from Gradio's state holder, unless it holds an open
     Session again (the tab came back and used the app since). A session's every heartbeat
     stream runs the unload when it drops, and each run re-creates an empty entry first, so an
     entry is dropped on each of them. A browser that comes back later gets a fresh session, as
-    it would an hour later (its models were closed). The session's empty message queue in
-    Gradio's event queue goes too, once none of its events is pending (Gradio keeps up to 2,000
-    of them, a few KB each; a new event of the session makes a new one)."""
+    it would an hour later (its models were closed). The session's message queue in Gradio's
+    event queue stays: a client's stream can still be reading it (Gradio then answers 404 with a
+    traceback), and Gradio keeps at most 2,000 of them (a few KB each) in an LRU cache."""
     with held.lock:
         entry = held.session_data.get(sid)
         if entry is not None:
@@ -235,8 +235,3 @@ def forget_session(held, sid: str, state_id: int, queue=None) -> None:
                 return
             del held.session_data[sid]
             held.time_last_used.pop(sid, None)
-    if queue is not None and not queue.pending_event_ids_session.get(sid):
-        messages = queue.pending_messages_per_session.get(sid)
-        if messages is not None and messages.empty():
-            queue.pending_messages_per_session.pop(sid, None)
-            queue.pending_event_ids_session.pop(sid, None)
