@@ -542,9 +542,12 @@ def read_idx(path: Path) -> np.ndarray:
     each dimension as a big-endian int32, then the bytes), gzipped or not."""
     import gzip
 
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        raw = bytearray(f.read())  # writable, for torch.from_numpy
-    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = bytearray(f.read())  # writable, for torch.from_numpy
+    except (OSError, EOFError) as e:  # missing, unreadable, not gzip, a cut gzip stream
+        raise DataError(f"{path} cannot be read ({type(e).__name__}: {e}): reinstall the package or copy the file again") from e
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or len(raw) < 4 + 4 * raw[3]:
         raise DataError(f"{path} is not an IDX file of unsigned bytes (MNIST's format)")
     dims = np.frombuffer(raw, ">i4", count=raw[3], offset=4).astype(int)
     start = 4 + 4 * raw[3]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import ctypes.util
+import datetime
 import gc
 import threading
 import time
@@ -124,6 +125,7 @@ class Session:
         self.name = ""  # what the student typed, for the teacher's wall
         self.shown: tuple[int, np.ndarray, float] | None = None  # (step, the samples picture the user sees, when)
         self.messages: collections.deque = collections.deque(maxlen=8)  # from the teacher, not yet shown
+        self.stream_ended: datetime.datetime | None = None  # when the app's last stream of a run ended
 
     def __deepcopy__(self, memo):
         # gr.State deep-copies its default for every new browser session: give each a fresh one

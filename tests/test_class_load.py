@@ -199,6 +199,24 @@ def test_a_session_that_leaves_gives_its_model_back(app):
     wait_for(gone, 10, "the re-created entry to go")
 
 
+def test_a_tab_closed_while_training_gives_its_model_back(app):
+    """The running stream's last calls after the tab closed are not the page coming back."""
+    settled(app)
+    (c,) = clients(app, 1)
+    job = c.submit(**GAN, api_name="/train")
+    wait_for(lambda: streaming(job, 3), 30, "training")
+    (run,) = [r for r in list(app.pool._runs) if not r.done]
+    trainer = weakref.ref(run.trainer)
+    del run
+    close_tab(c)
+
+    def freed():
+        gc.collect()
+        return trainer() is None
+
+    wait_for(freed, 10, "the closed session's trainer to be freed")
+
+
 def test_a_page_that_comes_back_within_the_grace_keeps_its_model(app, monkeypatch):
     """A heartbeat that drops for a moment (Wi-Fi, or a crowded server answering it later than
     gradio_client's 20 s read timeout) runs the page's unload; a page heard from again before

@@ -434,6 +434,13 @@ def test_fashion_mnist_comes_from_debians_package_offline(tmp_path, monkeypatch)
     (system / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(cut))
     with pytest.raises(DataError, match="cut short"):
         load_data("fashion-mnist", root=tmp_path / "empty")
+    (system / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(cut)[:-20])  # a cut gzip stream
+    with pytest.raises(DataError, match="cannot be read"):
+        load_data("fashion-mnist", root=tmp_path / "empty")
+    (system / "train-labels-idx1-ubyte.gz").unlink()
+    (system / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03"))  # a header and nothing more
+    with pytest.raises(DataError, match="not an IDX file"):
+        load_data("fashion-mnist", root=tmp_path / "empty")
 
 
 def test_mnist_damaged_file_is_a_data_error(tmp_path):

@@ -208,10 +208,12 @@ def end_session(held, sid: str, state_id: int, left: datetime.datetime) -> None:
     entry = held.session_data.get(sid)
     if entry is None:
         return
-    if held.time_last_used.get(sid, left) > left:
+    session = entry.state_data.get(state_id)
+    # the calls of a stream that was running when the page went away are not the page coming back
+    quiet_since = max(left, getattr(session, "stream_ended", None) or left)
+    if held.time_last_used.get(sid, left) > quiet_since:
         entry.is_closed = False
         return
-    session = entry.state_data.get(state_id)
     if session is not None:
         session.close()
     timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state_id))

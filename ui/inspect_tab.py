@@ -397,7 +397,7 @@ class InspectTab:
                 out, first = {self.lesson_md: self.lesson_text(lesson, trainer, "done" if state == "stopped" else state), **first}, {}
                 return out
 
-            yield from stream(runner, LESSON_EVERY, frame)
+            yield from stream(session, runner, LESSON_EVERY, frame)
 
         return run_lesson
 

@@ -11,6 +11,7 @@ through the page's unload; its models stay a minute longer, in case the page com
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import time
@@ -43,7 +44,7 @@ def trace(event: str, **numbers) -> None:
             f.write(json.dumps({"event": event, **numbers}) + "\n")
 
 
-def stream(runner: Runner, every: float, frame: Callable[[str, float], tuple], since: float | None = None) -> Iterator[tuple]:
+def stream(session: Session, runner: Runner, every: float, frame: Callable[[str, float], tuple], since: float | None = None) -> Iterator[tuple]:
     """Yield `frame(state, steps_per_sec)` at once, then every `every` seconds (times the
     pool's crowding once the run has stepped: a run that steps four times slower is shown four
     times less often, up to MAX_GAP) until the run ends, then once more; the run is stopped
@@ -78,6 +79,9 @@ def stream(runner: Runner, every: float, frame: Callable[[str, float], tuple], s
                 break
     finally:
         runner.stop()  # Stop, Reset, a closed tab or a cancelled client all end here
+        # Gradio counts each call of this generator as a use of the session, the last ones after
+        # a page went away too: the page is back only if it is heard from after this (ui.end_session)
+        session.stream_ended = datetime.datetime.now()
 
 
 def queued(session: Session, *values):

@@ -445,7 +445,7 @@ class TrainTab:
             except USER_ERRORS as e:
                 raise gr.Error(str(e)) from None
         draw = lambda state, rate: self.frame(session, view, state, rate, live=LEAN_FRAMES and state != "stopped")  # noqa: E731
-        yield from stream(runner, REPORT_EVERY, draw, since=session.requested_at)
+        yield from stream(session, runner, REPORT_EVERY, draw, since=session.requested_at)
 
     def view(self, session: Session) -> dict:
         t = session.trainer

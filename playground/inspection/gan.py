@@ -169,7 +169,7 @@ G's loss ({g_kind}): $${g_formula} = {v(t.get('g_loss'))}$$
 
 ### The procedure (Algorithm 1)
 1. {mark(f"D step ×{k}: a real batch x and noise z; D ascends V (loss = −V)", d_note)}
-2. {mark("G step: fresh noise z; G descends its loss against the fixed D", g_note)}
+2. {mark("G step: the last D step's fakes (a whole step; fresh noise z for a G step alone); G descends its loss against the fixed D", g_note)}
 3. {"the averaged generator (EMA " + format(cfg.get("ema", 0), "g") + ") follows G; samples come from it" if cfg.get("ema", 0) > 0 else "samples come from G itself (no averaging)"}
 {"".join(f"{chr(10)}- {e}" for e in extras)}
 """
