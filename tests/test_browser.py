@@ -98,9 +98,11 @@ def test_vae_on_digits_shows_an_image_grid(browser, app_url, shots):
 
 def colour_share(page, selector: str) -> float:
     """The share of an <img>'s pixels, as the page draws them, whose red and blue differ (grey
-    pictures have none)."""
+    pictures have none; 0 while a new picture is still loading)."""
     return page.evaluate(
-        """(sel) => { const img = document.querySelector(sel); const c = document.createElement('canvas');
+        """(sel) => { const img = document.querySelector(sel);
+            if (!img || !img.complete || img.naturalWidth === 0) return 0;  // a new picture still loading: not yet
+            const c = document.createElement('canvas');
             c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
             const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
             for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 24) n++;
@@ -124,10 +126,9 @@ def test_a_gan_trains_on_colour_emoji_and_the_page_shows_colour(browser, app_url
     wait_until(lambda: page.locator("#samples img").count() > 0, what="the samples")
     # colour pixels on the page, once the averaged generator has left its grey start
     def coloured():
-        page.wait_for_function("document.querySelector('#samples img').complete")
         return colour_share(page, "#samples img") > 0.05
 
-    wait_until(coloured, timeout=90, what="colour pixels in the samples")
+    wait_until(coloured, timeout=150, what="colour pixels in the samples")
     if os.environ.get("PLAYGROUND_SCREENSHOTS"):  # the README's picture: emoji-like samples
         wait_until(lambda: status_step(page) >= 800, timeout=400, what="a longer run for the screenshot")
     time.sleep(1.0)
