@@ -194,9 +194,7 @@ def close_session(demo: gr.Blocks, state: gr.State, request: gr.Request) -> None
     if session is not None:
         session.stop()
     left = datetime.datetime.now()  # Gradio's own clock for a session's last use (time_last_used)
-    timer = threading.Timer(CLOSE_AFTER, end_session, (held, sid, state._id, left))
-    timer.daemon = True
-    timer.start()
+    later(CLOSE_AFTER, end_session, held, sid, state._id, left)
 
 
 def end_session(held, sid: str, state_id: int, left: datetime.datetime) -> None:
@@ -216,7 +214,12 @@ def end_session(held, sid: str, state_id: int, left: datetime.datetime) -> None:
         return
     if session is not None:
         session.close()
-    timer = threading.Timer(FORGET_AFTER, forget_session, (held, sid, state_id))
+    later(FORGET_AFTER, forget_session, held, sid, state_id)
+
+
+def later(seconds: float, fn, *args) -> None:
+    """fn(*args) on a daemon thread `seconds` from now (a server that stops does not wait for it)."""
+    timer = threading.Timer(seconds, fn, args)
     timer.daemon = True
     timer.start()
 
