@@ -36,6 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"sessions that may train at once, sharing the cores in turns; more wait in line (default: {CLASS_SIZE}, a class)")
     p.add_argument("--threads", type=int, default=None,
                    help="PyTorch threads of a training that runs alone (default: every core; runs that share the cores use one each)")  # fmt: skip
+    p.add_argument("--batching", action="store_true",
+                   help="a class's same-shaped runs step together as one batched model (experimental: not yet faster through the app)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="train every run on the Ray cluster at ADDRESS (HOST:6379, or auto); the app stays here (README: A lab of machines)")
     p.add_argument("--max-file-size", default="100mb", help="largest upload accepted")
     args = p.parse_args(argv)
     for name in ("auth", "teacher"):
@@ -61,7 +65,16 @@ def main(argv=None) -> None:
     configure_threads(args.threads)
     warm_up()  # a class's first Train does not pay for the process's first training
     classroom = Classroom() if args.teacher else None
-    demo = build_demo(max_trainings=args.max_trainings, classroom=classroom)
+    cluster = None
+    if args.cluster:
+        from playground.cluster import Cluster, ClusterError
+
+        cluster = Cluster(args.cluster)
+        try:
+            cluster.connect()
+        except ClusterError as e:  # a wrong address stops here, with Ray's reason
+            raise SystemExit(f"app.py: {e}") from None
+    demo = build_demo(max_trainings=args.max_trainings, classroom=classroom, batching=args.batching, cluster=cluster)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     options = dict(max_file_size=args.max_file_size, css=CSS)
     max_threads = 40 + args.max_trainings  # each training's stream holds a worker thread while it waits for its next frame

@@ -13,10 +13,13 @@ class's steps/s (every student's steps over the round's wall time), how many stu
 at all, and the server's RSS at the peak. The ratio that matters: the class's steps/s at N = 30
 over one student's alone, on the same server in the same run.
 
-    python bench/bench_class.py [--students 1 2 8 30] [--train 30] [--json]
+    python bench/bench_class.py [--students 1 2 8 30] [--train 30] [--batching both] [--json]
 
-Targets (issue 13): every student's first picture within 5 s at N = 30; aggregate steps/s at
-N = 30 >= 1.0x the single student's.
+Each class size runs twice by default, on two servers one after the other: with every run
+stepping on its own (the app's default), then with same-shaped runs stepping together as one
+batched model (`app.py --batching`, playground/cohort.py). Targets (issue 13): every student's
+first picture within 5 s at N = 30; aggregate steps/s at N = 30 >= 1.0x the single student's
+alone, and >= 1.5x with batching.
 
 Memory mode (`--bursts K`): K bursts of `--sessions` sessions pressing Train, training
 `--train` s, then Stop and a closed tab each; the server's RSS before, at its peak and
@@ -286,11 +289,11 @@ def trace_lines() -> int:
 LOG = Path(tempfile.gettempdir()) / f"bench-class-{os.getpid()}.log"  # the server's output
 
 
-def serve(app_dir: str, max_trainings: int | None) -> tuple[subprocess.Popen, str]:
+def serve(app_dir: str, max_trainings: int | None, batching: bool = False) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    extra = ["--max-trainings", str(max_trainings)] if max_trainings else []
+    extra = (["--max-trainings", str(max_trainings)] if max_trainings else []) + (["--batching"] if batching else [])
     TRACE.unlink(missing_ok=True)
-    log = LOG.open("w")
+    log = LOG.open("a")
     server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=app_dir,
                               env={**os.environ, "PLAYGROUND_TRACE": str(TRACE)},
                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -318,45 +321,55 @@ def main() -> None:
                    help="memory and soak modes: seconds after the class left (a closed tab's session closes 60 s on: ui.CLOSE_AFTER)")
     p.add_argument("--app", default=str(ROOT), help="the checkout whose app.py to serve")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--batching", choices=("on", "off", "both"), default="both",
+                   help="class mode: serve with same-shaped runs batched (app.py --batching), each alone (the default), or both, one after the other")
     args = p.parse_args()
-    server, url = serve(args.app, args.max_trainings)
-    os.nice(19)  # the clients (this process, not the server it started) take only what the server leaves
-    try:
-        if args.soak:
-            result = soak(url, server.pid, LOG, args.sessions, args.soak, args.settle)
-            print(json.dumps(result, indent=None if args.json else 1))
-            return
-        if args.bursts:
+    if args.soak or args.bursts:
+        server, url = serve(args.app, args.max_trainings)
+        os.nice(19)  # the clients (this process, not the server it started) take only what the server leaves
+        try:
+            if args.soak:
+                print(json.dumps(soak(url, server.pid, LOG, args.sessions, args.soak, args.settle), indent=None if args.json else 1))
+                return
             rows = [burst(url, server.pid, args.sessions, args.train, args.settle) for _ in range(args.bursts)]
-        else:
-            rows = []
-            for n in args.students:
-                rows.append(class_round(url, server.pid, n, args.train))
-                if not args.json:
-                    print(json.dumps(rows[-1]), flush=True)
-                time.sleep(5.0)  # the last round's runs end and its sessions go
-    finally:
-        server.terminate()
-        server.wait(10)
-    result = {"app": args.app, "max_trainings": args.max_trainings, "train_s": args.train}
-    if args.json:
-        print(json.dumps({**result, ("bursts" if args.bursts else "rounds"): rows}))
-        return
-    if args.bursts:
+        finally:
+            server.terminate()
+            server.wait(10)
+        if args.json:
+            print(json.dumps({"app": args.app, "max_trainings": args.max_trainings, "train_s": args.train, "bursts": rows}))
+            return
         print(f"{args.app}: {args.bursts} bursts of {args.sessions} sessions, --max-trainings {args.max_trainings}")
         for i, r in enumerate(rows, 1):
             print(f"burst {i}: RSS before {r['before_mb']:,} MB, peak {r['peak_mb']:,} MB, after {r['after_mb']:,} MB; "
                   f"{r['sessions_that_trained']} sessions streamed; server CPU after they left {r['server_cpu_after_pct']} %")  # fmt: skip
         return
-    alone = next((r["aggregate_steps_per_s"] for r in rows if r["students"] == 1), None)
+    rows = []
+    # every server starts before the clients lower this process's priority (a child inherits it);
+    # the one not being measured sits idle
+    servers = [(b, *serve(args.app, args.max_trainings, b)) for b in {"on": [True], "off": [False], "both": [False, True]}[args.batching]]
+    os.nice(19)
+    for batching, server, url in servers:
+        try:
+            for n in args.students:
+                rows.append({"batching": batching, **class_round(url, server.pid, n, args.train)})
+                if not args.json:
+                    print(json.dumps(rows[-1]), flush=True)
+                time.sleep(5.0)  # the last round's runs end and its sessions go
+        finally:
+            server.terminate()
+            server.wait(10)
+    if args.json:
+        print(json.dumps({"app": args.app, "max_trainings": args.max_trainings, "train_s": args.train, "rounds": rows}))
+        return
+    # the reference: one student alone, stepping on its own (without batching, where measured)
+    alone = next((r["aggregate_steps_per_s"] for r in sorted(rows, key=lambda r: r["batching"]) if r["students"] == 1), None)
     for r in rows:
         ratio = f", {r['aggregate_steps_per_s'] / alone:.2f}x one student alone" if alone else ""
         fp, sent = r["first_picture_s"], r["first_picture_sent_s"]
-        print(f"N={r['students']}: {r['started']} started; first picture p50 {fp['p50']} / p95 {fp['p95']} / max {fp['max']} s "
+        print(f"{'batched' if r['batching'] else 'alone'} N={r['students']}: {r['started']} started; first picture p50 {fp['p50']} / p95 {fp['p95']} / max {fp['max']} s "
               f"as the clients saw it, {sent['p50']} / {sent['p95']} / {sent['max']} s as the server sent it; "
               f"per student {r['steps_per_s_per_student']} "
               f"steps/s; class {r['aggregate_steps_per_s']} steps/s{ratio}; peak RSS {r['peak_rss_mb']:,} MB")  # fmt: skip
-
 
 if __name__ == "__main__":
     main()

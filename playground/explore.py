@@ -26,7 +26,7 @@ from PIL import Image
 from . import sampling
 from .checkpoint import CheckpointError, load_model, read_checkpoint
 from .data import DataError, Dataset, load_data
-from .models import ConfigError
+from .models import ConfigError, copy_model
 
 
 @dataclass
@@ -71,10 +71,8 @@ def card_from_checkpoint(path: str | Path, name: str | None = None, *, max_items
 
 def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCard:
     """A snapshot of a live trainer's model: exploring never disturbs (or sees) later steps."""
-    import copy
-
     with trainer.lock:
-        model = copy.deepcopy(trainer.model).eval()
+        model = copy_model(trainer.model).eval()
     return ModelCard(name, model, trainer.data, {"step": trainer.step_count, "trainer_step": (id(trainer), trainer.step_count)})
 
 

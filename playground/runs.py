@@ -38,6 +38,7 @@ import time
 import weakref
 from collections.abc import Iterator
 
+from .cohort import Cohort, cohort_key
 from .trainer import Report, Trainer
 
 TRAINING_NICENESS = 10  # training threads' nice value over the process's (Linux; 0 = off)
@@ -121,7 +122,7 @@ class TrainingPool:
     runs that hold a slot, `waiting` those queued for one; `threads()` lists the live training
     threads, for tests and for the teacher's view of the server."""
 
-    def __init__(self, limit: int = 1, stepping: int | None = None):
+    def __init__(self, limit: int = 1, stepping: int | None = None, batching: bool = False, cluster=None):
         if limit < 1:
             raise ValueError(f"a training pool needs at least one slot; got {limit}")
         self.limit = limit
@@ -132,6 +133,10 @@ class TrainingPool:
         self._holders: set[int] = set()  # ids of the runs holding a slot
         self._waiting = 0
         self._runs: weakref.WeakSet[Runner] = weakref.WeakSet()
+        # same-shaped runs step together as one batched model (playground/cohort.py; app.py --batching)
+        self.batching = batching
+        self._cohorts: dict[tuple, Cohort] = {}
+        self.cluster = cluster  # a playground.cluster.Cluster: runs train there (app.py --cluster)
 
     @property
     def running(self) -> int:
@@ -180,6 +185,46 @@ class TrainingPool:
     def _register(self, run: Runner) -> None:
         self._runs.add(run)
 
+    def start(self, trainer: Trainer, **kwargs) -> Runner:
+        """A run of `trainer` in this pool: on the pool's cluster when it has one (a
+        RemoteRunner; see playground/cluster.py), else in this process."""
+        if self.cluster is not None:
+            from .cluster import RemoteRunner
+
+            if self.cluster.alive():
+                return RemoteRunner(trainer, self, self.cluster, **kwargs)
+            run = Runner(trainer, self, **kwargs)
+            run.note = f"The cluster at {self.cluster.address} cannot be reached: this run trains on this server."
+            return run
+        return Runner(trainer, self, **kwargs)
+
+    def cohort_for(self, trainer: Trainer) -> Cohort | None:
+        """The cohort `trainer` steps in, with the pool's other runs of its shape (None: it
+        steps alone: batching is off, or its model cannot be stacked)."""
+        key = cohort_key(trainer) if self.batching else None
+        if key is None:
+            return None
+        with self._cond:
+            if key not in self._cohorts:
+                self._cohorts[key] = Cohort(key, around_step=self._cohort_turn, threads=self.turns.n, on_empty=self._drop_cohort)
+            return self._cohorts[key]
+
+    def cohorts(self) -> list[Cohort]:
+        with self._cond:
+            return list(self._cohorts.values())
+
+    def _drop_cohort(self, cohort: Cohort) -> None:
+        with self._cond:
+            if self._cohorts.get(cohort.key) is cohort:
+                del self._cohorts[cohort.key]
+
+    @contextlib.contextmanager
+    def _cohort_turn(self) -> Iterator[None]:
+        """A cohort's round takes one of the turns, as one run's step does (it gives the turn
+        back after each round: a round of thirty runs is long enough for one turn)."""
+        with self.turns.turn():
+            yield
+
 
 def lower_priority(niceness: int | None = None) -> None:
     """Lower the CPU priority of the calling thread only (Linux: each thread has its own nice
@@ -206,6 +251,7 @@ class Runner:
         self.error: Exception | None = None
         self.waiting = True  # for a slot of the pool; False once training has begun
         self.stopped_by: str | None = None  # why it ended early: "stop", "lease" (no watcher)
+        self.note: str | None = None  # something the user should know about where it trains
         self._touched = time.monotonic()
         self._back_in = 0.0  # how long the watcher said it would be away, at its last visit
         self._busy = 0  # watchers drawing a frame right now (they have not gone away)
@@ -277,6 +323,11 @@ class Runner:
         model's runs change places every few steps, not after each one; it lets go at once when
         it is stopped or paused."""
         turns = self.pool.turns
+        cohort = self.trainer.cohort
+        if cohort is not None and cohort.shared:  # the cohort's thread takes a turn for its rounds
+            self._let_go()
+            yield
+            return
         if self._turn_since is None:
             if not turns.acquire(self._stop, first=self.trainer.step_count == self._first_step):
                 yield  # stopped while waiting: the trainer sees its stop flag and does not step
@@ -301,6 +352,9 @@ class Runner:
             if not self.pool.acquire(self, give_up):
                 return
             self.waiting = False
+            cohort = self.trainer.cohort = self.pool.cohort_for(self.trainer)
+            if cohort is not None:
+                cohort.join(self.trainer)
             try:
                 crowded = lambda: self.pool.running > 1  # noqa: E731  (then each run steps on one thread)
                 steps = self.trainer.run(report_every=report_every, around_step=self._step_turn, crowded=crowded, **run_kwargs)
@@ -315,6 +369,9 @@ class Runner:
                     elif self._abandoned():
                         self._end("lease")
             finally:
+                if cohort is not None:
+                    cohort.leave(self.trainer)
+                    self.trainer.cohort = None
                 self._let_go()
                 self.pool.release(self)
         except Exception as e:  # handed to whoever polls: the UI shows it

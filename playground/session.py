@@ -182,7 +182,7 @@ class Session:
                 raise ConfigError("this session has ended: reload the page")
             if self.runner is not None and not self.runner.done:
                 raise ConfigError("this session is already training")
-            self.runner = Runner(trainer, self.pool, **run_kwargs)
+            self.runner = self.pool.start(trainer, **run_kwargs)
             if not self.may_train():  # a Stop or Reset came after the caller's may_train(), while
                 self.runner.stop()  # it set up the model: the run ends at once
             return self.runner

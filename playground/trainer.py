@@ -13,7 +13,6 @@ weights.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import threading
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .data import holdout_split
-from .models import BATCH_SIZE, ConfigError, build_model, default_batch_size, default_config
+from .models import BATCH_SIZE, ConfigError, build_model, copy_model, copy_tensors, default_batch_size, default_config
 from .models._common import check_range
 
 if TYPE_CHECKING:
@@ -228,6 +227,13 @@ class Trainer:
         self._snapshot = None
         self._take_snapshot()
         self.running = False  # a run() is in progress (maybe paused)
+        # a playground.cohort.Cohort that takes this trainer's whole steps together with other
+        # runs' (set by the app's training pool for the length of a run); None: steps alone
+        self.cohort = None
+        # the controls of this run's actor when it trains on a cluster (playground/cluster.py):
+        # this trainer is then the app's mirror of it, and pause, resume, stop and live settings
+        # go there too
+        self.remote = None
 
     # -- data ------------------------------------------------------------------------------------
     def next_batch(self) -> torch.Tensor:
@@ -249,10 +255,13 @@ class Trainer:
         with self.lock:
             t0 = time.perf_counter()
             self.model.train()
-            parts = self.model.train_step(
-                self.next_batch, self.opts, batch_size=self.batch_size, step=self.step_count,
-                phase=phase, generator=self.generator,
-            )  # fmt: skip
+            if self.cohort is not None and self.cohort.shared and phase is None:
+                parts = self.cohort.step(self)  # waits for a round of the cohort's batched steps
+            else:
+                parts = self.model.train_step(
+                    self.next_batch, self.opts, batch_size=self.batch_size, step=self.step_count,
+                    phase=phase, generator=self.generator,
+                )  # fmt: skip
             logs = _scalars(parts)
             bad = [k for k, v in logs.items() if isinstance(v, float) and not math.isfinite(v)]
             if bad:
@@ -341,13 +350,19 @@ class Trainer:
 
     def pause(self) -> None:
         self._paused.set()
+        if self.remote is not None:
+            self.remote.pause()
 
     def resume(self) -> None:
         self._paused.clear()
+        if self.remote is not None:
+            self.remote.resume()
 
     def stop(self) -> None:
         self._stop.set()
         self._paused.clear()
+        if self.remote is not None:
+            self.remote.stop()
 
     @property
     def paused(self) -> bool:
@@ -368,6 +383,8 @@ class Trainer:
                 for opt in self.opts.values():
                     for group in opt.param_groups:
                         group["lr"] = new.lr
+        if self.remote is not None:
+            self.remote.set(values)
 
     # -- looking at the model ------------------------------------------------------------------
     @torch.no_grad()
@@ -378,7 +395,7 @@ class Trainer:
         steps) is copied under the lock and sampled outside it, so training does not wait."""
         slow = hasattr(self.model, "preview")
         with self.lock:
-            model = copy.deepcopy(self.model) if slow else self.model
+            model = copy_model(self.model) if slow else self.model
             model.eval()
             if not slow:
                 out = model.decode(self.fixed_z)
@@ -391,8 +408,8 @@ class Trainer:
     def _take_snapshot(self) -> None:
         self._snapshot = (
             self.step_count,
-            copy.deepcopy(self.model.state_dict()),
-            {k: copy.deepcopy(o.state_dict()) for k, o in self.opts.items()},
+            copy_tensors(self.model.state_dict()),
+            {k: copy_tensors(o.state_dict()) for k, o in self.opts.items()},
         )
 
     def _restore_snapshot(self) -> int:

@@ -44,13 +44,16 @@ sees, and sends them settings or a lesson; **Train**, **Explore** and **Inspect*
 as your students have them (what you set up in Train is what *Send my settings* sends)."""
 
 
-def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, classroom: Classroom | None = None, teacher: bool = False) -> gr.Blocks:
-    """The whole app. `max_trainings`: how many sessions may train at once (others queue).
+def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, classroom: Classroom | None = None, teacher: bool = False,
+               batching: bool = False, cluster=None) -> gr.Blocks:  # fmt: skip
+    """The whole app. `max_trainings`: how many sessions may train at once (others queue);
+    `batching`: same-shaped runs step together as one batched model (playground/cohort.py);
+    `cluster`: a playground.cluster.Cluster that trains the runs (playground/cluster.py).
     With a `classroom` (the app has a teacher), every session joins it and its page shows what
     the teacher sends; `teacher` builds the teacher's page, which has the Class tab (serve it
     behind the teacher's login: see `serve_class`). The teacher's page and the students' share
     the `pool`."""
-    pool = pool or TrainingPool(max_trainings)  # every session's runs share it: the limit holds in the process
+    pool = pool or TrainingPool(max_trainings, batching=batching, cluster=cluster)  # every session's runs share it: the limit holds in the process
     if teacher and classroom is None:
         raise ValueError("the teacher's page needs the classroom its students join")
     title = "Generative Models Playground" + (": the teacher's console" if teacher else "")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import gradio as gr
 
+from playground.cluster import ClusterError
 from playground.runs import Runner
 from playground.session import Session
 from playground.trainer import TrainingDiverged
@@ -64,9 +65,11 @@ def stream(session: Session, runner: Runner, every: float, frame: Callable[[str,
             else:
                 runner.wait_stepped(gap)
                 finished = runner.done
+            if first and runner.note:
+                gr.Warning(runner.note)
             first = False
             if runner.error is not None:
-                if isinstance(runner.error, TrainingDiverged):
+                if isinstance(runner.error, (TrainingDiverged, ClusterError)):
                     raise gr.Error(str(runner.error))
                 raise runner.error
             with runner.busy():  # drawing is the watcher at work, not a watcher gone

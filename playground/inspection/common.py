@@ -4,14 +4,13 @@ model, a family's views declared as one object, and the held-out slice."""
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from ..data import holdout_split
-from ..models import ConfigError
+from ..models import ConfigError, copy_model
 
 
 @contextlib.contextmanager
@@ -32,7 +31,7 @@ def snapshot(trainer) -> tuple[torch.nn.Module, dict, int]:
     """A copy of a trainer's model in eval mode, its latest logs and step, taken between two
     steps (a few ms under the trainer's lock): views computed on it never disturb training."""
     with trainer.lock:
-        model = copy.deepcopy(trainer.model)
+        model = copy_model(trainer.model)
         last, step = dict(trainer.last), trainer.step_count
     return model.eval(), last, step
 

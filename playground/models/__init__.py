@@ -12,6 +12,8 @@ from __future__ import annotations
 from ._common import (
     ConfigError,
     Setting,
+    copy_model,
+    copy_tensors,
     descend,
     live_settings,
     make_adam,
@@ -127,6 +129,8 @@ __all__ = [
     "VAEConfig",
     "a_model",
     "build_model",
+    "copy_model",
+    "copy_tensors",
     "default_batch_size",
     "default_config",
     "descend",

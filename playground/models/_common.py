@@ -13,6 +13,7 @@ a `Literal` choice, a checkbox for a bool) and its row. Nothing else lists a fam
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import types
@@ -156,6 +157,30 @@ def descend(parts: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> dict[
     parts["loss"].backward()
     opt.step()
     return {k: v.detach() for k, v in parts.items()}
+
+
+def copy_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `model` whose tensors hold only its own numbers. (A model that trains in a
+    cohort, playground/cohort.py, has weights that view one slice of tensors stacked for a whole
+    class: copy.deepcopy would copy every slice.)"""
+    memo = {}
+    for p in model.parameters():
+        memo[id(p)] = torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = b.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
+def copy_tensors(obj):
+    """A copy of a state dict (nested dicts, lists and tuples of tensors and numbers) whose
+    tensors hold only their own numbers (see copy_model)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: copy_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(copy_tensors(v) for v in obj)
+    return copy.deepcopy(obj)
 
 
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:

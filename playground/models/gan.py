@@ -9,6 +9,8 @@ What is in this file, top to bottom:
                          Algorithm 1: k discriminator steps on real and fake batches, then one
                          generator step against the fixed D. d_step() and g_step() are callable on
                          their own so the app can walk through the procedure one phase at a time.
+                         stacked_train_step() is the same step for a class's N same-shaped GANs
+                         at once, on stacked weights (playground/cohort.py).
 
 The objective (Goodfellow et al. 2014, eq. 1):
 
@@ -265,6 +267,11 @@ def generator_loss(fake_logits: torch.Tensor, loss: str) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()  # non-saturating: minimise -E_z[log D(G(z))]
 
 
+def r1_penalty(real_grad: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al., 2018): gamma/2 * E_x ||grad_x D(x)||^2, from grad_x of D's logits."""
+    return 0.5 * gamma * real_grad.pow(2).flatten(1).sum(1).mean()
+
+
 def _start_at_4(shape: tuple[int, ...]) -> int:
     """Stride-2 stages from a 4x4 map up to the side, where the side halves evenly down to 4
     (16, 32, 64 px); else 0, the stages by the side's own rule (28 px: from 7x7)."""
@@ -300,6 +307,10 @@ class GAN(nn.Module):
     sample_params: ClassVar[tuple[str, ...]] = ()
     curves: ClassVar[tuple] = (("Losses", ("d_loss", "g_loss")), ("Discriminator scores", ("d_real", "d_fake")))
     series: ClassVar[dict] = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
+    # A class's same-shaped runs train as one batched model (playground/cohort.py): the nets
+    # stacked, and the settings that may differ from run to run within the batch
+    stacked_nets: ClassVar[tuple[str, ...]] = ("G", "D", "G_ema")
+    per_run_params: ClassVar[tuple[str, ...]] = ("lr", "beta1", "beta2", "r1", "ema")
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
@@ -414,6 +425,12 @@ class GAN(nn.Module):
         return x.reshape(b // m, -1)  # (B, ...) -> (B/m, m*prod(...))
 
     # -- training ------------------------------------------------------------------------------
+    @property
+    def stackable(self) -> bool:
+        """Whether its steps can be batched with others' (stacked_train_step has no packing and
+        no DiffAugment; nets with batch or spectral norm are refused by the cohort)."""
+        return self.config.pack == 1 and self.config.augment == "off"
+
     def check_batch_size(self, n: int) -> None:
         if n < self.config.pack:
             raise ConfigError(f"batch_size ({n}) must be at least the PacGAN pack ({self.config.pack})")
@@ -468,7 +485,7 @@ class GAN(nn.Module):
         out = {}
         if r1:
             (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            penalty = 0.5 * self.config.r1 * grad.pow(2).flatten(1).sum(1).mean()
+            penalty = r1_penalty(grad, self.config.r1)
             loss = loss + penalty
             out["r1"] = penalty.detach()
         out.update(
@@ -526,4 +543,67 @@ class GAN(nn.Module):
                 out.update(self.d_step(next_batch(), opts, generator, fake))
         if phase in (None, "g"):
             out.update(self.g_step(batch_size, opts, generator, fake))
+        return out
+
+    @staticmethod
+    def stacked_train_step(stack, runs: list, *, batch_size: int, live: torch.Tensor) -> dict[str, torch.Tensor]:
+        """train_step for N same-shaped GANs at once, on a `playground.cohort.Stack` of them: each
+        net runs once for all N (vmapped over the stacked weights), with each run's own data,
+        latents (drawn in the order train_step draws them), lr, betas, R1 gamma and EMA decay.
+        `runs[i]` is run i's (next_batch, generator), or None when it sits this step out (`live`
+        False: its weights do not move). Returns the parts of train_step, each an (N,) tensor.
+        Each run's numbers are its own train_step's (tested), up to float rounding."""
+        model = stack.trainers[0].model
+        cfg = model.config  # the settings every run of a stack shares
+        gamma = stack.per_run(lambda m: m.config.r1)
+        decay = stack.per_run(lambda m: m.config.ema)
+        out: dict[str, torch.Tensor] = {}
+
+        def draw(latent_first: bool) -> tuple[torch.Tensor, torch.Tensor]:  # (N, B, ...) each
+            xs, zs = [None] * len(runs), [None] * len(runs)
+            for i, run in enumerate(runs):
+                if run is not None:
+                    next_batch, gen = run
+                    if latent_first:
+                        zs[i] = torch.randn(batch_size, cfg.latent_dim, generator=gen, device=gen.device)
+                    xs[i] = next_batch()
+                    if not latent_first:
+                        zs[i] = torch.randn(batch_size, cfg.latent_dim, generator=gen, device=gen.device)
+            x0, z0 = next(x for x in xs if x is not None), next(z for z in zs if z is not None)
+            return (torch.stack([torch.zeros_like(x0) if x is None else x for x in xs]),
+                    torch.stack([torch.zeros_like(z0) if z is None else z for z in zs]))  # fmt: skip
+
+        fake = None
+        for i in range(cfg.d_steps):
+            last = i == cfg.d_steps - 1
+            real, z = draw(latent_first=last)  # as train_step: the last D step's fakes come first
+            with torch.set_grad_enabled(last):  # the last D step's fakes keep G's graph for G's step
+                fake = stack.call("G", z)
+            real = model._to_net(real)
+            r1 = bool((gamma > 0).any())
+            if r1:
+                real = real.detach().requires_grad_(True)
+            real_logits, fake_logits = stack.call("D", real), stack.call("D", fake.detach())  # (N, B)
+            terms = torch.func.vmap(value_terms)(real_logits, fake_logits)
+            loss = -(terms["v_real"] + terms["v_fake"])  # (N,)
+            if r1:
+                (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+                penalty = torch.func.vmap(r1_penalty)(grad, gamma)
+                loss = loss + penalty
+                out["r1"] = penalty.detach()
+            d_params = list(stack.params["D"].values())
+            stack.adam("d", torch.autograd.grad(loss.sum(), d_params), live)
+            out.update(
+                d_loss=loss.detach(),
+                d_real=torch.sigmoid(real_logits).mean(1).detach(),
+                d_fake=torch.sigmoid(fake_logits).mean(1).detach(),
+                v_real=terms["v_real"].detach(),
+                v_fake=terms["v_fake"].detach(),
+                value=(terms["v_real"] + terms["v_fake"]).detach(),
+            )
+        fake_logits = stack.call("D", fake)  # G's step: the same fakes, judged by the updated D
+        g_loss = torch.func.vmap(lambda logits: generator_loss(logits, cfg.loss))(fake_logits)
+        stack.adam("g", torch.autograd.grad(g_loss.sum(), list(stack.params["G"].values())), live)
+        stack.lerp("G_ema", "G", torch.where(decay > 0, 1 - decay, 0.0), live)  # as _update_ema
+        out.update(g_loss=g_loss.detach(), d_fake_after=torch.sigmoid(fake_logits).mean(1).detach())
         return out

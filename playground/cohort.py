@@ -1,0 +1,378 @@
+"""Same-shaped runs trained together as one batched model: thirty small steps become one large one.
+
+In a lesson, a class trains thirty copies of the same small model (a GAN on ring8, say), each
+with its own seed and learning rate. Stepped one after another, each step is a few hundred small
+kernel calls and the machine spends its time in Python and the dispatcher. A `Cohort` steps
+them together instead: the weights and Adam states of its members are stacked along a new first
+dimension (`torch.func.stack_module_state`), each member's own parameters and optimizer states
+become views of its slice (so the app, checkpoints and Explore see every step at once, with no
+copying), and the family's `stacked_train_step` runs its nets over all members at once with
+`torch.func.vmap` + `functional_call`. Each member keeps its own data, seed, latents, learning
+rate and Adam betas, and steps exactly as it would alone (within float rounding: tested).
+
+Runs join a cohort through the app's training pool when they start, and leave when they end.
+Each member's thread still runs its own loop (reports, pause, stop, lease); its `Trainer.step`
+hands the step to the cohort's thread and waits for it. The cohort's thread gathers the members
+that are waiting (a short wait for the rest of the previous round), steps them together, and
+hands each its own numbers back; a member that sits out a round (paused, drawing a picture)
+is not changed by it, and one that sits out for a few seconds is let go (its tensors become its
+own again) so that it costs nothing until it steps again.
+
+A family can be stacked when it declares `stacked_nets` (the submodules to stack) and
+`stacked_train_step`, and `per_run_params` (the settings that may differ within one cohort; all
+other settings must be equal). A model whose nets hold buffers (batch norm, spectral norm) or
+whose optimizer does more than plain Adam trains alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+import time
+from collections.abc import Callable
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+GATHER = 0.01  # seconds a round waits for the members of the previous round to come back
+IDLE = 3.0  # seconds a member may sit out before its tensors are unstacked
+LINGER = 5.0  # seconds an empty cohort's thread waits for a new member before it ends
+
+
+# ---------------------------------------------------------------------------------------------
+# Which runs can share a batch
+
+
+def cohort_key(trainer) -> tuple | None:
+    """What runs must share to step together (None: this one trains alone): the family and every
+    setting but its `per_run_params`, the batch and sample shape, dtype and device; nets without
+    buffers; plain Adam, one parameter group, no weight decay."""
+    model = trainer.model
+    nets = getattr(model, "stacked_nets", None)
+    if not nets or not hasattr(model, "stacked_train_step") or not getattr(model, "stackable", True):
+        return None
+    if any(True for name in nets for _ in model.get_submodule(name).buffers()):
+        return None
+    for opt in trainer.opts.values():
+        group = opt.param_groups
+        if type(opt) is not torch.optim.Adam or len(group) != 1:
+            return None
+        g = group[0]
+        if g["weight_decay"] or g["amsgrad"] or g["maximize"] or not isinstance(g["lr"], float):
+            return None
+    per_run = set(model.per_run_params)
+    shared = tuple(sorted((k, repr(v)) for k, v in model.config.to_dict().items() if k not in per_run))
+    return (type(model), shared, trainer.batch_size, tuple(trainer.x.shape[1:]), trainer.x.dtype, str(trainer.device))
+
+
+# ---------------------------------------------------------------------------------------------
+# The stacked weights
+
+
+class Stack:
+    """The nets and Adam states of N models as stacked tensors, each model's own viewing its slice.
+
+    `call(net, *args)` runs net `net` of every model at once: args have a leading model
+    dimension (N, ...) and so does the result. `params[net]` are the stacked leaves the
+    gradients are taken with respect to; `adam(key, grads, live)` steps optimizer `key` of each
+    live model, its own."""
+
+    def __init__(self, trainers: list, nets: tuple[str, ...]):
+        self.trainers = list(trainers)
+        self.nets = nets
+        self.n = len(self.trainers)
+        models = [t.model for t in self.trainers]
+        self.device = trainers[0].device
+        self.params: dict[str, dict[str, torch.Tensor]] = {}
+        self._calls: dict[str, Callable] = {}
+        for name in nets:
+            subs = [m.get_submodule(name) for m in models]
+            trained = any(p.requires_grad for p in subs[0].parameters())
+            params, _ = stack_module_state(subs)  # copies: {name: (N, *shape)}, requiring grad
+            self.params[name] = {k: v.requires_grad_(trained) for k, v in params.items()}
+            # the shape of the computation only: a copy on the meta device (its weights, views of
+            # a stack, would otherwise copy the whole stack)
+            template = copy.deepcopy(subs[0], {id(p): torch.nn.Parameter(torch.empty_like(p, device="meta")) for p in subs[0].parameters()})
+            self._calls[name] = vmap(lambda p, *a, _t=template: functional_call(_t, p, a))
+        # each optimizer's parameters as (net, name), in its own order, from the first model
+        where = {id(p): (net, k) for net in nets for k, p in models[0].get_submodule(net).named_parameters()}
+        self.opt_params = {key: [where[id(p)] for p in opt.param_groups[0]["params"]] for key, opt in trainers[0].opts.items()}
+        self.opt_state = {key: {ref: self._stack_state(key, ref) for ref in refs} for key, refs in self.opt_params.items()}
+        self._bound: list[list[tuple[torch.Tensor, int]]] = [[] for _ in range(self.n)]
+        for i in range(self.n):
+            self._bind(i)
+
+    # -- each model's tensors view its slice ----------------------------------------------------
+    def _param(self, i: int, ref: tuple[str, str]) -> torch.nn.Parameter:
+        return self.trainers[i].model.get_submodule(ref[0]).get_parameter(ref[1])
+
+    def _stack_state(self, key: str, ref: tuple[str, str]) -> dict[str, torch.Tensor]:
+        states = []
+        for i, t in enumerate(self.trainers):
+            p = self._param(i, ref)
+            st = t.opts[key].state.get(p) or {}
+            states.append((
+                st["step"].float() if "step" in st else torch.zeros((), dtype=torch.float32, device=p.device),
+                st["exp_avg"] if "exp_avg" in st else torch.zeros_like(p),
+                st["exp_avg_sq"] if "exp_avg_sq" in st else torch.zeros_like(p),
+            ))  # fmt: skip
+        return {name: torch.stack([s[j].detach() for s in states]) for j, name in enumerate(("step", "exp_avg", "exp_avg_sq"))}
+
+    def _bind(self, i: int) -> None:
+        bound = []
+        for net in self.nets:
+            for k, stacked in self.params[net].items():
+                p = self._param(i, (net, k))
+                p.data = stacked.detach()[i]
+                bound.append((p, p.data_ptr()))
+        for key, refs in self.opt_params.items():
+            opt = self.trainers[i].opts[key]
+            for ref in refs:
+                p = self._param(i, ref)
+                st = {name: s[i] for name, s in self.opt_state[key][ref].items()}
+                opt.state[p] = st
+                bound += [(st["exp_avg"], st["exp_avg"].data_ptr()), (st["exp_avg_sq"], st["exp_avg_sq"].data_ptr())]
+        self._bound[i] = bound
+
+    def intact(self, i: int) -> bool:
+        """Whether model i's tensors still view its slice (loading an optimizer's state, as the
+        NaN guard does, puts new tensors in their place)."""
+        if any(t.data_ptr() != ptr for t, ptr in self._bound[i]):
+            return False
+        for key, refs in self.opt_params.items():
+            state = self.trainers[i].opts[key].state
+            for ref in refs:
+                st = state.get(self._param(i, ref), {})
+                if st.get("exp_avg") is None or st["exp_avg"].data_ptr() != self.opt_state[key][ref]["exp_avg"][i].data_ptr():
+                    return False
+        return True
+
+    @torch.no_grad()
+    def resync(self, i: int) -> None:
+        """Copy model i's own tensors into its slice and view them again."""
+        for net in self.nets:
+            for k, stacked in self.params[net].items():
+                stacked[i].copy_(self._param(i, (net, k)).detach())
+        for key, refs in self.opt_params.items():
+            state = self.trainers[i].opts[key].state
+            for ref in refs:
+                st = state.get(self._param(i, ref)) or {}
+                for name, s in self.opt_state[key][ref].items():
+                    s[i].copy_(st[name] if name in st else torch.zeros_like(s[i]))
+        self._bind(i)
+
+    @torch.no_grad()
+    def unbind(self, i: int) -> None:
+        """Give model i tensors of its own again (copies of its slice)."""
+        for p, _ in self._bound[i]:
+            if isinstance(p, torch.nn.Parameter):
+                p.data = p.data.clone()
+        for key, refs in self.opt_params.items():
+            state = self.trainers[i].opts[key].state
+            for ref in refs:
+                p = self._param(i, ref)
+                if p in state:
+                    state[p] = {name: v.clone() for name, v in state[p].items()}
+        self._bound[i] = []
+
+    # -- computing with it ---------------------------------------------------------------------
+    def call(self, net: str, *args: torch.Tensor) -> torch.Tensor:
+        return self._calls[net](self.params[net], *args)
+
+    def per_run(self, value: Callable[[object], float]) -> torch.Tensor:
+        """(N,) float tensor of `value(model)` for each model (a setting that may differ)."""
+        return torch.tensor([float(value(t.model)) for t in self.trainers], device=self.device)
+
+    @torch.no_grad()
+    def _put(self, dst: torch.Tensor, new: torch.Tensor, rows: torch.Tensor | None) -> None:
+        """Write `new` into dst's rows `rows` (None: all): a model outside the round is never
+        written, not even with its own values (its thread may be writing them)."""
+        if rows is None:
+            dst.copy_(new)
+        else:
+            dst.index_copy_(0, rows, new.index_select(0, rows))
+
+    @torch.no_grad()
+    def adam(self, key: str, grads: list[torch.Tensor], live: torch.Tensor) -> None:
+        """Step optimizer `key` of every live model with its slice of the stacked gradients
+        `grads`: each model's own optimizer (its lr, betas and eps, a live lr change included,
+        and its fused kernel: the numbers of a run alone), whose weights and state are views of
+        the stack. A model that is not live is not touched."""
+        grads = [g.contiguous() for g in grads]  # the fused kernel reads a param's layout in its grad
+        for i in live.nonzero().flatten().tolist():
+            opt = self.trainers[i].opts[key]
+            params = [self._param(i, ref) for ref in self.opt_params[key]]
+            for p, g in zip(params, grads):
+                p.grad = g[i]
+            opt.step()
+            for p in params:
+                p.grad = None
+
+    @torch.no_grad()
+    def lerp(self, dst: str, src: str, weight: torch.Tensor, live: torch.Tensor) -> None:
+        """dst's weights move toward src's by `weight` (N,) for the live models: an average."""
+        live = live.cpu()
+        rows = None if bool(live.all()) else live.nonzero().squeeze(1)
+        for k, d in self.params[dst].items():
+            w = weight.to(d.device, d.dtype).view((self.n,) + (1,) * (d.dim() - 1))
+            self._put(d, d.lerp(self.params[src][k], w), rows.to(d.device) if rows is not None else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cohort: one thread steps its members together
+
+
+class Cohort:
+    """Runs with the same `cohort_key`, stepped together by one thread of their own.
+
+    A run `join`s when it starts and `leave`s when it ends (its tensors become its own again).
+    While two or more have joined (`shared`), `step(trainer)` (called by `Trainer.step` in the
+    member's own thread) waits for the next round that includes it and returns its parts.
+    `around_step` is a context manager the thread holds around each round (the pool's turns,
+    so that other runs share the cores fairly); `threads` is how many PyTorch threads a round
+    may use.
+
+    One rule keeps every member's tensors whole: the cohort's thread writes or re-points a
+    member's tensors only while that member cannot: its thread waits in `step` for the round,
+    or the cohort holds the member's `Trainer.lock` (which its thread holds around everything it
+    does to its weights). A member busy on its own is left where it is until it asks."""
+
+    def __init__(self, key: tuple, around_step: Callable | None = None, threads: int | None = None,
+                 on_empty: Callable[[Cohort], None] | None = None):  # fmt: skip
+        self.key = key
+        self.around_step = around_step
+        self.threads = threads
+        self.on_empty = on_empty
+        self.rounds = 0  # rounds stepped so far, and the most members one of them had
+        self.widest = 0
+        self._cond = threading.Condition()
+        self._compute = threading.Lock()  # held while a round or a leaving member changes the stack
+        self._joined: list = []  # the runs of this cohort (they may or may not be stacked yet)
+        self._waiting: list = []  # trainers asking for a step, in the order they asked
+        self._results: dict[int, dict | BaseException] = {}
+        self._last_round: set[int] = set()
+        self._last_seen: dict[int, float] = {}
+        self._stack: Stack | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def members(self) -> list:
+        """The trainers stacked right now."""
+        stack = self._stack
+        return list(stack.trainers) if stack is not None else []
+
+    @property
+    def shared(self) -> bool:
+        """Whether more than one run has joined (alone, a run steps faster on its own)."""
+        return len(self._joined) > 1
+
+    # -- the members' side ---------------------------------------------------------------------
+    def join(self, trainer) -> None:
+        with self._cond:
+            if trainer not in self._joined:
+                self._joined.append(trainer)
+
+    def leave(self, trainer) -> None:
+        """`trainer` leaves; its tensors become its own again (after a round in progress)."""
+        with self._cond:
+            if trainer in self._joined:
+                self._joined.remove(trainer)
+        with self._compute:
+            stack = self._stack
+            if stack is not None and trainer in stack.trainers:
+                stack.unbind(stack.trainers.index(trainer))  # its slot goes at the next restack
+            self._last_seen.pop(id(trainer), None)
+            empty = not self._joined
+        if empty and self.on_empty is not None:
+            self.on_empty(self)
+
+    def step(self, trainer) -> dict[str, torch.Tensor]:
+        """One training step of `trainer` (holding its lock), taken in the next round; its parts."""
+        me = id(trainer)
+        with self._cond:
+            self._waiting.append(trainer)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="playground-cohort")
+                self._thread.start()
+            self._cond.notify_all()
+            while me not in self._results:
+                self._cond.wait()
+            out = self._results.pop(me)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    # -- the cohort's thread ---------------------------------------------------------------------
+    def _loop(self) -> None:
+        from .runs import lower_priority  # the pool's helper (runs imports this module)
+
+        lower_priority()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        while True:
+            with self._cond:
+                if not self._gather():
+                    self._thread = None  # a later step() starts another
+                    return
+                batch, self._waiting = self._waiting, []
+            try:
+                with self.around_step() if self.around_step is not None else contextlib.nullcontext():
+                    results = self.step_together(batch)
+            except BaseException as e:  # every member of the round hears of it
+                results = {id(t): e for t in batch}
+            with self._cond:
+                self._results.update(results)
+                self._cond.notify_all()
+
+    def _gather(self) -> bool:
+        """Wait (holding the condition) for members asking for a step, then a moment for the
+        rest of the last round; False when nobody asked for LINGER seconds."""
+        end = time.monotonic() + LINGER
+        while not self._waiting:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self._cond.wait(left)
+        deadline = time.monotonic() + GATHER
+        while not self._last_round <= {id(t) for t in self._waiting}:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._cond.wait(left)
+        return True
+
+    def step_together(self, batch: list) -> dict[int, dict]:
+        """One round: a whole step of each trainer in `batch` (same cohort key; each waiting in
+        `step`, or a test's own), taken together; {id(trainer): its parts}."""
+        with self._compute, contextlib.ExitStack() as held:
+            now = time.monotonic()
+            for t in batch:
+                self._last_seen[id(t)] = now
+            stack = self._stack
+            members = stack.trainers if stack is not None else []
+            asked = {id(t) for t in batch}
+            # the members outside the round whose tensors the cohort may touch: not busy on their own
+            free = [t for t in members if id(t) not in asked and t.lock.acquire(blocking=False)]
+            for t in free:
+                held.callback(t.lock.release)
+            free_ids = {id(t) for t in free}
+            keep = [t for t in members if id(t) in asked or (id(t) in free_ids and t in self._joined
+                                                             and now - self._last_seen.get(id(t), now) <= IDLE)]  # fmt: skip
+            new = [t for t in batch if t not in members]
+            if new or len(keep) < len(members):  # restack: newcomers in; the departed, idle and busy out
+                for i, t in enumerate(members):
+                    if t not in keep and id(t) in free_ids and stack.intact(i):
+                        stack.unbind(i)  # (a busy member keeps viewing the old stack until it asks)
+                        self._last_seen.pop(id(t), None)
+                stack = self._stack = Stack([*keep, *new], type(batch[0].model).stacked_nets)
+            for i, t in enumerate(stack.trainers):
+                if id(t) in asked and not stack.intact(i):
+                    stack.resync(i)
+            live = torch.tensor([id(t) in asked for t in stack.trainers])
+            runs = [(t.next_batch, t.generator) if id(t) in asked else None for t in stack.trainers]
+            parts = type(batch[0].model).stacked_train_step(stack, runs, batch_size=batch[0].batch_size, live=live)
+            self._last_round = asked
+            self.rounds += 1
+            self.widest = max(self.widest, len(batch))
+            return {id(t): {k: v[i] for k, v in parts.items()} for i, t in enumerate(stack.trainers) if id(t) in asked}

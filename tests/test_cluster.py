@@ -1,0 +1,120 @@
+"""Training on a Ray cluster (playground/cluster.py), against a local cluster the test starts:
+two simulated nodes on this machine (ray.cluster_utils.Cluster)."""
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+pytest.importorskip("ray", reason="requirements-dev.txt installs Ray")
+from ray.cluster_utils import Cluster as RayCluster
+
+from playground.cluster import Cluster, ClusterError
+from playground.runs import Runner, TrainingPool
+from playground.trainer import TrainConfig, make_trainer
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """A head and one worker node, one CPU each, small object stores; the app's Cluster on it."""
+    nodes = RayCluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20})
+    worker = nodes.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+    nodes.wait_for_nodes()
+    cluster = Cluster(nodes.address)
+    cluster.connect()
+    yield nodes, worker, cluster
+    cluster.shutdown()
+    nodes.shutdown()
+
+
+def _trainer(data, seed=0):
+    return make_trainer("gan", data, {"hidden": 32}, TrainConfig(batch_size=32, seed=seed, device="cpu", adapt_threads=False))
+
+
+def _wait(run, timeout=120.0):
+    assert run.wait(timeout), "the run did not end in time"
+
+
+def test_a_run_trains_on_the_cluster_with_the_numbers_it_has_here(lab, ring8):
+    """Seeded: 30 steps on the cluster, then 10 more on the cluster after a pause in the front,
+    give the weights, optimizer state and curves of 40 steps here."""
+    _, _, cluster = lab
+    pool = TrainingPool(2, cluster=cluster)
+    mirror = _trainer(ring8)
+    run = pool.start(mirror, lease=None, steps=30)
+    _wait(run)
+    assert run.error is None and mirror.step_count == 30 and run.latest.done
+    run = pool.start(mirror, lease=None, steps=10)  # goes on where it stopped: data order, latents
+    _wait(run)
+    assert run.error is None and mirror.step_count == 40
+
+    here = _trainer(ring8)
+    torch.set_num_threads(1)  # the actor's threads: the same sums in the same order
+    try:
+        for _ in range(40):
+            here.step()
+    finally:
+        torch.set_num_threads(torch.get_num_threads())
+    for (name, p), q in zip(mirror.model.named_parameters(), here.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    assert mirror.last["d_loss"] == pytest.approx(here.last["d_loss"], rel=1e-4)
+    assert len(mirror.history.columns()["d_loss"]) == len(here.history.columns()["d_loss"])
+
+
+def test_pause_resume_and_a_live_lr_reach_the_actor(lab, ring8):
+    _, _, cluster = lab
+    pool = TrainingPool(2, cluster=cluster)
+    mirror = _trainer(ring8, seed=3)
+    run = pool.start(mirror, lease=None)
+    run.wait_stepped(60)
+    mirror.set(lr=1e-3)
+    mirror.pause()
+    time.sleep(1.0)
+    paused_at = mirror.step_count
+    time.sleep(1.0)
+    assert mirror.step_count == paused_at and run.latest.paused  # nothing stepped while paused
+    mirror.resume()
+    deadline = time.monotonic() + 30
+    while mirror.step_count == paused_at and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run.stop()
+    _wait(run)
+    assert mirror.step_count > paused_at and run.error is None
+    assert all(g["lr"] == 1e-3 for o in mirror.opts.values() for g in o.param_groups)  # came back with the state
+
+
+def test_a_worker_killed_mid_run_leaves_a_message_and_the_last_weights(lab, ring8):
+    _, _, cluster = lab
+    pool = TrainingPool(2, cluster=cluster)
+    mirror = _trainer(ring8, seed=5)
+    run = pool.start(mirror, lease=None)
+    deadline = time.monotonic() + 60
+    while mirror.step_count < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(run.worker_pid, signal.SIGKILL)  # the worker process, as a machine switched off
+    _wait(run, 60)
+    assert isinstance(run.error, ClusterError)
+    assert "went away" in str(run.error) and f"step {mirror.step_count}" in str(run.error)
+    assert mirror.step_count >= 20 and not mirror.running and mirror.remote is None
+    assert all(torch.isfinite(p).all() for p in mirror.model.parameters())
+    mirror.step()  # the model goes on here
+    assert mirror.step_count >= 21
+
+
+def test_the_front_survives_a_lost_cluster(lab, ring8):
+    """Last: it takes the cluster down. Runs on it end with a message; the front's next run
+    trains here."""
+    nodes, _, cluster = lab
+    pool = TrainingPool(2, cluster=cluster)
+    mirror = _trainer(ring8, seed=7)
+    run = pool.start(mirror, lease=None)
+    run.wait_stepped(60)
+    nodes.shutdown()
+    _wait(run, 90)
+    assert isinstance(run.error, ClusterError) and mirror.step_count > 0
+    local = pool.start(mirror, lease=None, steps=3)
+    assert isinstance(local, Runner)  # the cluster is gone: this server trains it
+    _wait(local, 60)
+    assert local.error is None and local.note and "cluster" in local.note
