@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import ctypes
 import ctypes.util
 import os
@@ -74,6 +75,7 @@ def main(argv=None) -> None:
             cluster.connect()
         except ClusterError as e:  # a wrong address stops here, with Ray's reason
             raise SystemExit(f"app.py: {e}") from None
+        atexit.register(cluster.shutdown)
     demo = build_demo(max_trainings=args.max_trainings, classroom=classroom, batching=args.batching, cluster=cluster)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     options = dict(max_file_size=args.max_file_size, css=CSS)

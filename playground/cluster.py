@@ -38,7 +38,9 @@ import torch
 from .runs import LEASE, TrainingPool, _Either
 from .trainer import History, Report, TrainConfig, Trainer
 
-POLL_TIMEOUT = 20.0  # seconds an actor may take to answer before its run counts as lost
+POLL_TIMEOUT = 20.0  # seconds a placed actor may take to answer before its run counts as lost
+WEIGHTS_EVERY = 0.5  # seconds between two copies of a run's weights and curves to the app
+ORPHAN_AFTER = 60.0  # seconds an actor trains on without the app asking for it (then it stops)
 
 
 class ClusterError(RuntimeError):
@@ -80,6 +82,7 @@ class RunActor:
         self.latest = self.trainer.report()
         self.error: str | None = None
         self.done = False
+        self._asked = self._sent = time.monotonic()
         self.thread = threading.Thread(target=self._work, args=(run_kwargs,), daemon=True)
         self.thread.start()
 
@@ -87,20 +90,30 @@ class RunActor:
         try:
             for report in self.trainer.run(**run_kwargs):
                 self.latest = report
+                if time.monotonic() - self._asked > ORPHAN_AFTER:  # the app is gone
+                    self.trainer.stop()
         except Exception as e:  # the front shows it (a diverged run says which weights it kept)
             self.error = str(e)
         finally:
             self.done = True
 
+    def ready(self) -> int:
+        """Answers once the actor is placed and built (its process id)."""
+        return os.getpid()
+
     def poll(self, since_step: int, full: bool = False) -> dict:
-        """The run's numbers; its weights when they moved since `since_step` (or `full`), and the
-        optimizer's state and data order too when `full`."""
+        """The run's numbers; its weights and curves when they moved since `since_step` and
+        WEIGHTS_EVERY has passed since the last copy (or `full`), and the optimizer's state and
+        data order too when `full`."""
         t = self.trainer
+        now = self._asked = time.monotonic()
         with t.lock:
-            out = {"report": self.latest, "pid": os.getpid(), "step": t.step_count, "elapsed": t.elapsed, "last": dict(t.last),
-                   "history": t.history.state(), "error": self.error, "done": self.done}  # fmt: skip
-            if full or t.step_count != since_step:
+            out = {"report": self.latest, "pid": os.getpid(), "step": t.step_count, "elapsed": t.elapsed,
+                   "last": dict(t.last), "error": self.error, "done": self.done}  # fmt: skip
+            if full or (t.step_count != since_step and now - self._sent >= WEIGHTS_EVERY):
+                self._sent = now
                 out["model"] = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+                out["history"] = t.history.state()
             if full:
                 out["opts"] = {k: o.state_dict() for k, o in t.opts.items()}
                 out["generator"], out["perm"], out["pos"] = t.generator.get_state(), t._perm.clone(), t._pos
@@ -160,7 +173,9 @@ class _Service:
         self._ray = ray
         self._actor = ray.remote(num_cpus=cpus_per_run, max_restarts=0)(RunActor)
         self._runs: dict[int, object] = {}
+        self._ready: dict[int, object] = {}  # the placement answers not yet seen
         self._next = 0
+        threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
         self._lock = threading.Lock()
 
     def alive(self) -> bool:
@@ -170,17 +185,39 @@ class _Service:
             return False
 
     def start(self, blob: bytes, run_kwargs: dict) -> int:
-        actor = self._actor.remote(pickle.loads(blob), run_kwargs)
+        try:
+            actor = self._actor.remote(pickle.loads(blob), run_kwargs)
+            ready = actor.ready.remote()
+        except Exception as e:
+            raise ClusterError(f"the cluster could not start the run: {_first_line(e)}") from None
         with self._lock:
             self._next += 1
             self._runs[self._next] = actor
+            self._ready[self._next] = ready
             return self._next
+
+    def placed(self, run: int) -> bool:
+        """Whether the run's actor has a CPU and is built (False while it waits for one); a
+        ClusterError when building it failed (on a machine without the project's requirements,
+        say: that fails again at every Train)."""
+        ready = self._ready.get(run)
+        if ready is None:
+            return True
+        done, _ = self._ray.wait([ready], timeout=0)
+        if not done:
+            return False
+        try:
+            self._ray.get(ready)
+        except Exception as e:
+            raise ClusterError(f"the cluster could not build the run on its machine: {_first_line(e)}") from None
+        del self._ready[run]
+        return True
 
     def poll(self, run: int, since_step: int, full: bool) -> bytes:
         try:
             out = self._ray.get(self._runs[run].poll.remote(since_step, full), timeout=POLL_TIMEOUT)
         except Exception as e:
-            raise ClusterError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise ClusterError(_first_line(e)) from None
         return pickle.dumps(out)
 
     def send(self, run: int, method: str, args: tuple) -> None:
@@ -188,10 +225,23 @@ class _Service:
             getattr(self._runs[run], method).remote(*args)
 
     def kill(self, run: int) -> None:
+        self._ready.pop(run, None)
         actor = self._runs.pop(run, None)
         if actor is not None:
             with contextlib.suppress(Exception):
                 self._ray.kill(actor)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def _exit_with(parent: int) -> None:
+    """The bridge ends when the app does (its actors, owned by this driver, end with it)."""
+    while os.getppid() == parent:
+        time.sleep(2.0)
+    os._exit(0)
 
 
 class _Bridge(BaseManager):
@@ -236,9 +286,11 @@ class Cluster:
             return getattr(self._service, method)(*args)
         except ClusterError:
             raise
-        except Exception as e:  # the bridge process ended (Ray ends a driver whose cluster went)
+        except (EOFError, OSError) as e:  # the bridge process ended (Ray ends a driver whose cluster went)
             self._lost = True
             raise ClusterError(f"the cluster at {self.address} cannot be reached ({type(e).__name__})") from None
+        except Exception as e:
+            raise ClusterError(_first_line(e)) from None
 
     def alive(self, timeout: float = 3.0) -> bool:
         """Whether the cluster answers within `timeout` seconds (a lost one stays lost: restart
@@ -261,6 +313,9 @@ class Cluster:
         """A RunActor for `trainer` on the cluster (it starts training at once); its run id."""
         self.connect()
         return self._call("start", pickle.dumps(_state_of(trainer)), run_kwargs)
+
+    def placed(self, run: int) -> bool:
+        return bool(self._call("placed", run))
 
     def poll(self, run: int, since_step: int, full: bool = False) -> dict:
         return pickle.loads(self._call("poll", run, since_step, full))  # from our own bridge process
@@ -367,6 +422,7 @@ class RemoteRunner:
         if not self._stop.is_set():
             self.stopped_by = why
         self._stop.set()
+        self.trainer.stop()  # as Runner: the mirror stops paused no more, and so does its actor
 
     def _abandoned(self) -> bool:
         return self.lease is not None and not self._busy and time.monotonic() - self._touched > self.lease + self._back_in
@@ -379,6 +435,10 @@ class RemoteRunner:
             self.run_id = self.cluster.start(t, self._run_kwargs)
             t.remote = _Controls(self.cluster, self.run_id)
             t.running = True
+            while not self.cluster.placed(self.run_id):  # runs beyond the lab's CPUs wait for one
+                if give_up.is_set():
+                    return
+                time.sleep(self.report_every)
             stopping = False
             while True:
                 if give_up.is_set() and not stopping:
@@ -392,21 +452,32 @@ class RemoteRunner:
                     break
                 self._apply(out)
                 time.sleep(self.report_every)
+        except ClusterError as e:
+            if self.waiting:  # it never trained: the cluster refused it
+                self.error = ClusterError(f"{e}. The model stays here as it was: press Train to try again.")
+            else:
+                self._lost(e)
         except Exception as e:  # the actor, its machine or the whole cluster went away
-            lost = not self.cluster.alive()
-            self.error = ClusterError(
-                f"the cluster machine training this model went away ({e}). The model keeps its "
-                f"weights from step {t.step_count}: press Train to go on"
-                + (" (on this server: the cluster cannot be reached)." if lost else ".")
-            )
+            self._lost(e)
         finally:
             t.remote = None
             t.running = False
             if self.run_id is not None:
                 self.cluster.kill(self.run_id)
+            with t.lock:
+                t._take_snapshot()  # the NaN guard goes back to these weights, not to older ones
             self.latest = t.report(done=True)
             self._done.set()
             self._stepped.set()
+
+    def _lost(self, e: Exception) -> None:
+        t = self.trainer
+        lost = not self.cluster.alive()
+        self.error = ClusterError(
+            f"the cluster machine training this model went away ({e}). The model keeps its "
+            f"weights from step {t.step_count}: press Train to go on"
+            + (" (on this server: the cluster cannot be reached)." if lost else ".")
+        )
 
     def _poll(self, full: bool) -> dict:
         out = self.cluster.poll(self.run_id, self.trainer.step_count, full)
@@ -425,7 +496,8 @@ class RemoteRunner:
                 t.generator.set_state(out["generator"])
                 t._perm, t._pos = out["perm"], out["pos"]
             t.step_count, t.elapsed, t.last = out["step"], out["elapsed"], out["last"]
-            t.history = History.from_state(out["history"])
+            if "history" in out:
+                t.history = History.from_state(out["history"])
         self.worker_pid = out.get("pid")
         report = out["report"]
         self.latest = Report(t.step_count, t.elapsed, report.steps_per_sec, dict(t.last), report.paused, False)

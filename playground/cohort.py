@@ -219,6 +219,22 @@ class Stack:
             self._put(d, d.lerp(self.params[src][k], w), rows.to(d.device) if rows is not None else None)
 
 
+@torch.no_grad()
+def own_tensors(trainer, nets: tuple[str, ...]) -> None:
+    """Give a trainer's weights and optimizer states that view a bigger tensor (a stack, the
+    current one or an older one it was left viewing) storage of their own."""
+
+    def owned(t: torch.Tensor) -> torch.Tensor:
+        return t.clone() if t.untyped_storage().nbytes() > t.nbytes else t
+
+    for net in nets:
+        for p in trainer.model.get_submodule(net).parameters():
+            p.data = owned(p.data)
+    for opt in trainer.opts.values():
+        for p, st in list(opt.state.items()):
+            opt.state[p] = {k: owned(v) if isinstance(v, torch.Tensor) else v for k, v in st.items()}
+
+
 # ---------------------------------------------------------------------------------------------
 # The cohort: one thread steps its members together
 
@@ -263,6 +279,11 @@ class Cohort:
         return list(stack.trainers) if stack is not None else []
 
     @property
+    def joined(self) -> int:
+        """How many runs have joined."""
+        return len(self._joined)
+
+    @property
     def shared(self) -> bool:
         """Whether more than one run has joined (alone, a run steps faster on its own)."""
         return len(self._joined) > 1
@@ -278,12 +299,15 @@ class Cohort:
         with self._cond:
             if trainer in self._joined:
                 self._joined.remove(trainer)
-        with self._compute:
+        with self._compute, trainer.lock:
             stack = self._stack
             if stack is not None and trainer in stack.trainers:
                 stack.unbind(stack.trainers.index(trainer))  # its slot goes at the next restack
+            own_tensors(trainer, stack.nets if stack is not None else type(trainer.model).stacked_nets)
             self._last_seen.pop(id(trainer), None)
             empty = not self._joined
+            if empty:
+                self._stack = None  # nobody left to step: let go of the stack (and every trainer in it)
         if empty and self.on_empty is not None:
             self.on_empty(self)
 

@@ -215,7 +215,7 @@ class TrainingPool:
 
     def _drop_cohort(self, cohort: Cohort) -> None:
         with self._cond:
-            if self._cohorts.get(cohort.key) is cohort:
+            if self._cohorts.get(cohort.key) is cohort and not cohort.joined:
                 del self._cohorts[cohort.key]
 
     @contextlib.contextmanager
@@ -324,7 +324,10 @@ class Runner:
         it is stopped or paused."""
         turns = self.pool.turns
         cohort = self.trainer.cohort
-        if cohort is not None and cohort.shared:  # the cohort's thread takes a turn for its rounds
+        # decided once for this step (the trainer reads it): a run that waits for its cohort's
+        # round must not hold a turn, which the cohort's thread needs
+        self.trainer.via_cohort = cohort is not None and cohort.shared
+        if self.trainer.via_cohort:
             self._let_go()
             yield
             return
@@ -371,7 +374,7 @@ class Runner:
             finally:
                 if cohort is not None:
                     cohort.leave(self.trainer)
-                    self.trainer.cohort = None
+                    self.trainer.cohort, self.trainer.via_cohort = None, None
                 self._let_go()
                 self.pool.release(self)
         except Exception as e:  # handed to whoever polls: the UI shows it

@@ -207,7 +207,10 @@ class Session:
         if any(p is not None and p not in t.model.phases for p in phases):
             raise ConfigError(f"D and G steps are for GANs; {a_model(t.model.family)} trains in one step: use {whole}")
         if t.running:
-            t.pause()
+            if t.remote is not None and self.runner is not None:
+                self.runner.stop(timeout=60)  # a run on a cluster ends first: its weights come back here
+            else:
+                t.pause()
         for p in phases:
             t.step(p)
         return t

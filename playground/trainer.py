@@ -230,6 +230,9 @@ class Trainer:
         # a playground.cohort.Cohort that takes this trainer's whole steps together with other
         # runs' (set by the app's training pool for the length of a run); None: steps alone
         self.cohort = None
+        # whether the next whole step goes through the cohort (set by whoever runs the steps, in
+        # step with its turns); None: whenever the cohort is shared
+        self.via_cohort: bool | None = None
         # the controls of this run's actor when it trains on a cluster (playground/cluster.py):
         # this trainer is then the app's mirror of it, and pause, resume, stop and live settings
         # go there too
@@ -255,7 +258,8 @@ class Trainer:
         with self.lock:
             t0 = time.perf_counter()
             self.model.train()
-            if self.cohort is not None and self.cohort.shared and phase is None:
+            via = self.cohort.shared if self.via_cohort is None and self.cohort is not None else self.via_cohort
+            if self.cohort is not None and via and phase is None:
                 parts = self.cohort.step(self)  # waits for a round of the cohort's batched steps
             else:
                 parts = self.model.train_step(

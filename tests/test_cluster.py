@@ -103,6 +103,64 @@ def test_a_worker_killed_mid_run_leaves_a_message_and_the_last_weights(lab, ring
     assert mirror.step_count >= 21
 
 
+def test_a_run_beyond_the_labs_cpus_waits_for_one(lab, ring8):
+    """Two CPUs, three runs: the third waits (no error, no false 'went away') and trains once a
+    CPU is free."""
+    _, _, cluster = lab
+    pool = TrainingPool(3, cluster=cluster)
+    runs = [pool.start(_trainer(ring8, seed), lease=None) for seed in (11, 12)]
+    for run in runs:
+        run.wait_stepped(60)
+    third = pool.start(_trainer(ring8, 13), lease=None)
+    time.sleep(3)
+    assert third.waiting and not third.done and third.error is None
+    runs[0].stop()
+    third.wait_stepped(60)
+    assert third.trainer.step_count > 0 and third.error is None
+    for run in (runs[1], third):
+        run.stop()
+        _wait(run)
+
+
+def test_the_app_trains_on_the_cluster_and_saves_its_weights(lab, tmp_path):
+    """Through the app (gradio_client): Train streams pictures of a run on the cluster, Stop
+    ends it, and Save writes the weights that came back."""
+    import socket
+
+    from gradio_client import Client
+
+    import ui.common
+    from playground.checkpoint import load_model
+    from ui import build_demo
+
+    _, _, cluster = lab
+    ui.common.CHECKPOINT_ROOT = tmp_path
+    demo = build_demo(max_trainings=2, cluster=cluster)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False)
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False)
+        job = c.submit(upload=None, hidden=32, api_name="/train")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("training" in o[0] and "step **0**" not in o[0] for o in job.outputs()):
+            time.sleep(0.2)
+        c.predict(api_name="/stop")
+        job.result(timeout=30)
+        status = job.outputs()[-1][0]
+        assert status.startswith("**stopped**"), status
+        step = int(status.split("step **")[1].split("**")[0].replace(",", ""))
+        assert step > 0
+        _, said = c.predict("from-the-cluster", False, api_name="/save")
+        assert "saved from-the-cluster.safetensors" in said
+        (path,) = (tmp_path / "sessions").glob("*/from-the-cluster.safetensors")
+        _, meta = load_model(path)
+        assert meta["step"] == step  # the weights that came back from the cluster
+    finally:
+        demo.close()
+
+
 def test_the_front_survives_a_lost_cluster(lab, ring8):
     """Last: it takes the cluster down. Runs on it end with a message; the front's next run
     trains here."""

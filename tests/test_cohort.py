@@ -1,6 +1,8 @@
 """Same-shaped runs trained together as one batched model (playground/cohort.py): each run steps
 exactly as it would alone, with its own seed, data order, lr, betas, R1 and EMA."""
 
+import time
+
 import pytest
 import torch
 
@@ -145,3 +147,21 @@ def test_copies_of_a_member_hold_only_its_own_numbers(ring8):
     _, weights, opts = ts[1]._snapshot
     assert all(w.untyped_storage().nbytes() == w.nbytes for w in weights.values())
     assert all(v.untyped_storage().nbytes() == v.nbytes for o in opts.values() for st in o["state"].values() for v in st.values())
+
+
+def test_a_run_that_finds_company_while_holding_the_only_turn_goes_on(ring8):
+    """A run alone steps in turns; when a second joins its cohort, it must not wait for a round
+    while holding the turn the cohort's thread needs (one turn: a 1-core server)."""
+    pool = TrainingPool(2, stepping=1, batching=True)
+    a = Runner(_trainer(ring8, 0), pool, lease=None)
+    a.wait_stepped(30)
+    b = Runner(_trainer(ring8, 1), pool, lease=None)
+    b.wait_stepped(30)
+    start = (a.trainer.step_count, b.trainer.step_count)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (a.trainer.step_count > start[0] + 20 and b.trainer.step_count > start[1] + 20):
+        time.sleep(0.05)
+    for run in (a, b):
+        run.stop()
+    assert a.trainer.step_count > start[0] + 20 and b.trainer.step_count > start[1] + 20
+    assert a.error is None and b.error is None

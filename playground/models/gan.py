@@ -556,7 +556,7 @@ class GAN(nn.Module):
         model = stack.trainers[0].model
         cfg = model.config  # the settings every run of a stack shares
         gamma = stack.per_run(lambda m: m.config.r1)
-        decay = stack.per_run(lambda m: m.config.ema)
+        ema_weight = stack.per_run(lambda m: 1 - m.config.ema if m.config.ema > 0 else 0.0)  # as _update_ema: in double, then cast
         out: dict[str, torch.Tensor] = {}
 
         def draw(latent_first: bool) -> tuple[torch.Tensor, torch.Tensor]:  # (N, B, ...) each
@@ -604,6 +604,6 @@ class GAN(nn.Module):
         fake_logits = stack.call("D", fake)  # G's step: the same fakes, judged by the updated D
         g_loss = torch.func.vmap(lambda logits: generator_loss(logits, cfg.loss))(fake_logits)
         stack.adam("g", torch.autograd.grad(g_loss.sum(), list(stack.params["G"].values())), live)
-        stack.lerp("G_ema", "G", torch.where(decay > 0, 1 - decay, 0.0), live)  # as _update_ema
+        stack.lerp("G_ema", "G", ema_weight, live)
         out.update(g_loss=g_loss.detach(), d_fake_after=torch.sigmoid(fake_logits).mean(1).detach())
         return out
