@@ -52,6 +52,7 @@ what it leaves (a real class's browsers are on other machines).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -309,6 +310,12 @@ def serve(app_dir: str, max_trainings: int | None, batching: bool = False) -> tu
     return server, url
 
 
+def end(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--students", nargs="*", type=int, default=[1, 2, 8, 30], help="class mode: the class sizes, one round each")
@@ -325,16 +332,14 @@ def main() -> None:
                    help="class mode: serve with same-shaped runs batched (app.py --batching), each alone (the default), or both, one after the other")
     args = p.parse_args()
     if args.soak or args.bursts:
-        server, url = serve(args.app, args.max_trainings)
-        os.nice(19)  # the clients (this process, not the server it started) take only what the server leaves
-        try:
+        with contextlib.ExitStack() as servers:
+            server, url = serve(args.app, args.max_trainings)
+            servers.callback(end, server)
+            os.nice(19)  # the clients (this process, not the server it started) take only what the server leaves
             if args.soak:
                 print(json.dumps(soak(url, server.pid, LOG, args.sessions, args.soak, args.settle), indent=None if args.json else 1))
                 return
             rows = [burst(url, server.pid, args.sessions, args.train, args.settle) for _ in range(args.bursts)]
-        finally:
-            server.terminate()
-            server.wait(10)
         if args.json:
             print(json.dumps({"app": args.app, "max_trainings": args.max_trainings, "train_s": args.train, "bursts": rows}))
             return
@@ -346,18 +351,19 @@ def main() -> None:
     rows = []
     # every server starts before the clients lower this process's priority (a child inherits it);
     # the one not being measured sits idle
-    servers = [(b, *serve(args.app, args.max_trainings, b)) for b in {"on": [True], "off": [False], "both": [False, True]}[args.batching]]
-    os.nice(19)
-    for batching, server, url in servers:
-        try:
+    with contextlib.ExitStack() as running:
+        servers = []
+        for b in {"on": [True], "off": [False], "both": [False, True]}[args.batching]:
+            servers.append((b, *serve(args.app, args.max_trainings, b)))
+            running.callback(end, servers[-1][1])
+        os.nice(19)
+        for batching, server, url in servers:
             for n in args.students:
                 rows.append({"batching": batching, **class_round(url, server.pid, n, args.train)})
                 if not args.json:
                     print(json.dumps(rows[-1]), flush=True)
                 time.sleep(5.0)  # the last round's runs end and its sessions go
-        finally:
-            server.terminate()
-            server.wait(10)
+            end(server)  # the next server is measured alone
     if args.json:
         print(json.dumps({"app": args.app, "max_trainings": args.max_trainings, "train_s": args.train, "rounds": rows}))
         return

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from .runs import LEASE, TrainingPool, _Either
+from .runs import LEASE, TrainingPool, Watched, _Either
 from .trainer import History, Report, TrainConfig, Trainer
 
 POLL_TIMEOUT = 20.0  # seconds a placed actor may take to answer before its run counts as lost
@@ -355,77 +355,21 @@ class _Controls:
         self.cluster.send(self.run, "set", values)
 
 
-class RemoteRunner:
+class RemoteRunner(Watched):
     """A run of `trainer` on the cluster, with a Runner's interface (runs.py): the app shows and
     steers it as it does a local one. `trainer` is the front's mirror of the run."""
 
     def __init__(self, trainer: Trainer, pool: TrainingPool, cluster: Cluster, *, lease: float | None = LEASE,
                  report_every: float = 0.1, **run_kwargs):  # fmt: skip
-        self.trainer = trainer
-        self.pool = pool
+        self._watched(trainer, pool, lease)
         self.cluster = cluster
-        self.lease = lease
         self.report_every = max(report_every, 0.05)
-        self.latest: Report = trainer.report()
-        self.error: Exception | None = None
-        self.waiting = True  # for the cluster to place the run
-        self.stopped_by: str | None = None
-        self.note: str | None = None
         self.run_id: int | None = None  # its actor, in the cluster's bridge
         self.worker_pid: int | None = None  # the process training it, on its machine
         self._run_kwargs = {"report_every": self.report_every, **run_kwargs}
-        self._touched = time.monotonic()
-        self._back_in = 0.0
-        self._busy = 0
-        self._first_step = trainer.step_count
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._stepped = threading.Event()
         self.thread = threading.Thread(target=self._work, daemon=True, name="playground-remote")
         pool._register(self)
         self.thread.start()
-
-    # -- the watcher's side (as Runner) ----------------------------------------------------------
-    def touch(self, back_in: float = 0.0) -> None:
-        self._back_in = back_in
-        self._touched = time.monotonic()
-
-    @contextlib.contextmanager
-    def busy(self):
-        self._busy += 1
-        try:
-            yield
-        finally:
-            self._busy -= 1
-            self.touch()
-
-    def wait(self, timeout: float) -> bool:
-        return self._done.wait(timeout)
-
-    def wait_stepped(self, timeout: float) -> None:
-        self._stepped.wait(timeout)
-
-    @property
-    def stepped(self) -> bool:
-        return self._stepped.is_set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._end("stop")
-        if threading.current_thread() is not self.thread:
-            self.thread.join(timeout)
-
-    def _end(self, why: str) -> None:
-        if not self._stop.is_set():
-            self.stopped_by = why
-        self._stop.set()
-        self.trainer.stop()  # as Runner: the mirror stops paused no more, and so does its actor
-
-    def _abandoned(self) -> bool:
-        return self.lease is not None and not self._busy and time.monotonic() - self._touched > self.lease + self._back_in
 
     # -- the thread ------------------------------------------------------------------------------
     def _work(self) -> None:

@@ -238,31 +238,27 @@ def lower_priority(niceness: int | None = None) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
 
 
-class Runner:
-    """Runs `trainer.run(**run_kwargs)` in a thread of its own, inside a slot of `pool`, for as
-    long as its watcher keeps coming back (see the module's docstring)."""
+class Watched:
+    """What every run offers whoever shows it (the watcher's side, and the lease): a local
+    Runner and a run on a cluster (playground/cluster.py RemoteRunner) alike. A subclass sets
+    up its thread and calls `_watched()` first in its __init__."""
 
-    def __init__(self, trainer: Trainer, pool: TrainingPool | None = None, *, lease: float | None = LEASE,
-                 report_every: float = 0.1, **run_kwargs):  # fmt: skip
+    def _watched(self, trainer: Trainer, pool: TrainingPool, lease: float | None) -> None:
         self.trainer = trainer
-        self.pool = pool or TrainingPool(1)
+        self.pool = pool
         self.lease = lease
         self.latest: Report = trainer.report()
         self.error: Exception | None = None
-        self.waiting = True  # for a slot of the pool; False once training has begun
+        self.waiting = True  # for a slot of the pool (or a CPU of the cluster); False once training has begun
         self.stopped_by: str | None = None  # why it ended early: "stop", "lease" (no watcher)
         self.note: str | None = None  # something the user should know about where it trains
         self._touched = time.monotonic()
         self._back_in = 0.0  # how long the watcher said it would be away, at its last visit
         self._busy = 0  # watchers drawing a frame right now (they have not gone away)
-        self._turn_since: float | None = None  # when this run's thread took the turn it holds
         self._first_step = trainer.step_count  # a run's first step goes to the head of the line
         self._stop = threading.Event()
         self._done = threading.Event()
         self._stepped = threading.Event()  # its report shows a step (or it has ended)
-        self.thread = threading.Thread(target=self._work, args=(report_every, run_kwargs), daemon=True, name="playground-train")
-        self.pool._register(self)
-        self.thread.start()
 
     # -- the watcher's side ----------------------------------------------------------------------
     def touch(self, back_in: float = 0.0) -> None:
@@ -306,7 +302,6 @@ class Runner:
         if threading.current_thread() is not self.thread:
             self.thread.join(timeout)
 
-    # -- the thread ------------------------------------------------------------------------------
     def _abandoned(self) -> bool:
         return self.lease is not None and not self._busy and time.monotonic() - self._touched > self.lease + self._back_in
 
@@ -316,6 +311,20 @@ class Runner:
         self._stop.set()
         self.trainer.stop()
 
+
+class Runner(Watched):
+    """Runs `trainer.run(**run_kwargs)` in a thread of its own, inside a slot of `pool`, for as
+    long as its watcher keeps coming back (see the module's docstring)."""
+
+    def __init__(self, trainer: Trainer, pool: TrainingPool | None = None, *, lease: float | None = LEASE,
+                 report_every: float = 0.1, **run_kwargs):  # fmt: skip
+        self._watched(trainer, pool or TrainingPool(1), lease)
+        self._turn_since: float | None = None  # when this run's thread took the turn it holds
+        self.thread = threading.Thread(target=self._work, args=(report_every, run_kwargs), daemon=True, name="playground-train")
+        self.pool._register(self)
+        self.thread.start()
+
+    # -- the thread ------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _step_turn(self) -> Iterator[None]:
         """Around each step: this run's turn among the pool's. A run keeps its turn for
