@@ -166,12 +166,16 @@ class _Service:
         import ray
 
         try:
-            ray.init(address=None if address == "local" else address, log_to_driver=False,
+            ray.init(address=address, log_to_driver=False,
                      runtime_env={"py_modules": [package]}, include_dashboard=False)  # fmt: skip
         except Exception as e:
-            raise ClusterError(f"could not join the Ray cluster at {address}: {e}") from None
+            raise ClusterError(
+                f"could not join the Ray cluster at {address}: {_first_line(e)}. Is `ray start` running there, and "
+                f"does this machine use the cluster's token (RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN or ~/.ray/auth_token)?"
+            ) from None
         self._ray = ray
         self._actor = ray.remote(num_cpus=cpus_per_run, max_restarts=0)(RunActor)
+        self._ping = ray.remote(num_cpus=0)(_pong)  # runs even when every CPU trains
         self._runs: dict[int, object] = {}
         self._ready: dict[int, object] = {}  # the placement answers not yet seen
         self._next = 0
@@ -179,8 +183,10 @@ class _Service:
         self._lock = threading.Lock()
 
     def alive(self) -> bool:
+        """Whether the cluster runs a task now (its list of nodes can be stale once the head
+        is gone; a task needs the head and a live node)."""
         try:
-            return any(n.get("Alive") for n in self._ray.nodes())
+            return bool(self._ray.get(self._ping.remote(), timeout=8.0))
         except Exception:
             return False
 
@@ -232,6 +238,10 @@ class _Service:
                 self._ray.kill(actor)
 
 
+def _pong() -> bool:
+    return True
+
+
 def _first_line(e: Exception) -> str:
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
@@ -252,8 +262,8 @@ _Bridge.register("Service", _Service)
 
 
 class Cluster:
-    """The app's connection to a Ray cluster at `address` ("HOST:PORT", "auto", or "local": a
-    cluster of this machine alone, started for the app), through a bridge process (_Service)."""
+    """The app's connection to a Ray cluster at `address` ("HOST:PORT" of its head, or "auto"),
+    through a bridge process (_Service)."""
 
     def __init__(self, address: str, *, cpus_per_run: float = 1.0):
         self.address = address
@@ -261,6 +271,7 @@ class Cluster:
         self._bridge: _Bridge | None = None
         self._service = None
         self._lost = False
+        self._answered = 0.0  # when the bridge last answered (time.monotonic())
         self._lock = threading.Lock()
 
     def connect(self) -> None:
@@ -283,20 +294,27 @@ class Cluster:
         if self._service is None:
             raise ClusterError(f"the cluster at {self.address} is not connected")
         try:
-            return getattr(self._service, method)(*args)
+            out = getattr(self._service, method)(*args)
+            if method in ("start", "placed", "poll"):  # answers that needed the cluster itself
+                self._answered = time.monotonic()
+            return out
         except ClusterError:
+            self._answered = 0.0
             raise
         except (EOFError, OSError) as e:  # the bridge process ended (Ray ends a driver whose cluster went)
-            self._lost = True
+            self._lost, self._answered = True, 0.0
             raise ClusterError(f"the cluster at {self.address} cannot be reached ({type(e).__name__})") from None
         except Exception as e:
+            self._answered = 0.0
             raise ClusterError(_first_line(e)) from None
 
-    def alive(self, timeout: float = 3.0) -> bool:
-        """Whether the cluster answers within `timeout` seconds (a lost one stays lost: restart
-        the app to join it again once it is back)."""
+    def alive(self, timeout: float = 10.0) -> bool:
+        """Whether the cluster answered in the last few seconds or answers within `timeout` (a
+        lost one stays lost: restart the app to join it again once it is back)."""
         if self._service is None or self._lost:
             return False
+        if time.monotonic() - self._answered < 5.0:
+            return True
         answer: list[bool] = []
         probe = threading.Thread(target=lambda: answer.append(self._try_alive()), daemon=True)
         probe.start()
@@ -305,9 +323,12 @@ class Cluster:
 
     def _try_alive(self) -> bool:
         try:
-            return bool(self._call("alive"))
+            ok = bool(self._call("alive"))
         except ClusterError:
             return False
+        if ok:
+            self._answered = time.monotonic()
+        return ok
 
     def start(self, trainer: Trainer, run_kwargs: dict) -> int:
         """A RunActor for `trainer` on the cluster (it starts training at once); its run id."""

@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("ray", reason="requirements-dev.txt installs Ray")
 from ray.cluster_utils import Cluster as RayCluster
 
-from playground.cluster import Cluster, ClusterError
+from playground.cluster import Cluster, ClusterError, RemoteRunner
 from playground.runs import Runner, TrainingPool
 from playground.trainer import TrainConfig, make_trainer
 
@@ -83,6 +83,21 @@ def test_pause_resume_and_a_live_lr_reach_the_actor(lab, ring8):
     _wait(run)
     assert mirror.step_count > paused_at and run.error is None
     assert all(g["lr"] == 1e-3 for o in mirror.opts.values() for g in o.param_groups)  # came back with the state
+
+
+def test_a_hand_step_during_a_cluster_run_ends_the_run_first(lab, ring8):
+    """Step in the Train tab while a run trains on the cluster: the run ends and its weights come
+    back, then the hand step applies on top of them (not lost under the next poll)."""
+    from playground.session import Session
+
+    _, _, cluster = lab
+    session = Session(pool=TrainingPool(2, cluster=cluster))
+    session.trainer = _trainer(ring8, seed=9)
+    run = session.start(session.trainer, lease=None)
+    run.wait_stepped(60)
+    t = session.step_by_hand()
+    assert run.done and run.error is None and t.remote is None
+    assert t.step_count == run.latest.step + 1
 
 
 def test_a_worker_killed_mid_run_leaves_a_message_and_the_last_weights(lab, ring8):
@@ -157,6 +172,7 @@ def test_the_app_trains_on_the_cluster_and_saves_its_weights(lab, tmp_path):
         (path,) = (tmp_path / "sessions").glob("*/from-the-cluster.safetensors")
         _, meta = load_model(path)
         assert meta["step"] == step  # the weights that came back from the cluster
+        assert any(isinstance(r, RemoteRunner) for r in list(demo.pool._runs))  # it trained there
     finally:
         demo.close()
 
