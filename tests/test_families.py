@@ -258,3 +258,12 @@ def test_one_step_changes_weights_and_sampling_does_not(family, shape, over):
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ConfigError, match="one step"):
         model.train_step(lambda: x, opts, batch_size=16, phase="d")
+
+
+def test_made_warns_before_it_binarizes_colour_pictures():
+    from playground.models import FAMILIES
+
+    made = FAMILIES["autoregressive"]
+    assert "binarized" in made.data_warning((3, 32, 32)) and "grey" in made.data_warning((3, 32, 32))
+    assert made.data_warning((1, 28, 28)) is None  # what MADE is for
+    assert not any(hasattr(cls, "data_warning") for name, cls in FAMILIES.items() if name != "autoregressive")

@@ -432,10 +432,13 @@ class TrainTab:
             yield self.frame(session, self.view(session), "stopped", 0.0)
             return
         try:
-            trainer, _new = session.prepare(self.settings(session, values))
+            trainer, new = session.prepare(self.settings(session, values))
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         view = self.view(session)
+        warning = getattr(trainer.model, "data_warning", lambda shape: None)(trainer.data.sample_shape)
+        if warning and new:  # once, when the model is made
+            gr.Warning(warning)
         runner = session.runner
         if trainer.running and runner is not None and runner.trainer is trainer and not runner.done:
             trainer.resume()  # already training (a lesson, another tab): show that run

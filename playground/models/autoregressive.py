@@ -101,6 +101,15 @@ class MADE(nn.Module):
     phases: ClassVar[tuple[str, ...]] = ()
     live_params: ClassVar[tuple[str, ...]] = live_settings(ARConfig)
     sample_params: ClassVar[tuple[str, ...]] = ()
+    @staticmethod
+    def data_warning(sample_shape: tuple[int, ...]) -> str | None:
+        """What a user should know before training on data of this shape (None: nothing)."""
+        if len(sample_shape) == 3 and sample_shape[0] == 3:
+            return ("MADE models each pixel as on or off: colour pictures are binarized channel by channel, so its "
+                    "samples are dots of primary colours (on emoji, KID 10 after a minute). For colour, train the VAE, "
+                    "the GAN or the diffusion model, or set Colour to grey.")  # fmt: skip
+        return None
+
     latent_note: ClassVar[str] = (
         "The latent is the noise that decides each pixel in turn (pixel d is on when Φ(z_d) < "
         "p(x_d | x_<d)): the seed fixes all of it; the sliders move the noise of the 4 × 4 pixels "

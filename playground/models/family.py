@@ -75,6 +75,7 @@ OPTIONAL = {
     "generator_push": "GAN: (x) -> where the generator's training pushes points x = G(z)",
     "discriminate": "GAN: D(x) in (0, 1) per sample",
     "latent_note": "a sentence on what Explore's latent sliders move",
+    "data_warning": "(sample_shape) -> what a user should know before training on such data, or None",
     "process_note": "a sentence on what the generation steps show",
 }
 
