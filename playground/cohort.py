@@ -35,7 +35,11 @@ from collections.abc import Callable
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-GATHER = 0.01  # seconds a round waits for the members of the previous round to come back
+# how long a round waits for the members of the previous round to come back: GATHER seconds, or
+# this share of the last round's time when longer (a member that misses a round waits a whole
+# round, and the round computed its slice for nothing)
+GATHER = 0.01
+GATHER_SHARE = 0.25
 IDLE = 3.0  # seconds a member may sit out before its tensors are unstacked
 LINGER = 5.0  # seconds an empty cohort's thread waits for a new member before it ends
 
@@ -268,6 +272,8 @@ class Cohort:
         self._waiting: list = []  # trainers asking for a step, in the order they asked
         self._results: dict[int, dict | BaseException] = {}
         self._last_round: set[int] = set()
+        self._round_seconds = 0.0  # how long the last round took
+        self.live_steps = 0  # steps taken in all rounds (rounds x members would be all stacked)
         self._last_seen: dict[int, float] = {}
         self._stack: Stack | None = None
         self._thread: threading.Thread | None = None
@@ -358,7 +364,7 @@ class Cohort:
             if left <= 0:
                 return False
             self._cond.wait(left)
-        deadline = time.monotonic() + GATHER
+        deadline = time.monotonic() + max(GATHER, GATHER_SHARE * self._round_seconds)
         while not self._last_round <= {id(t) for t in self._waiting}:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -397,6 +403,8 @@ class Cohort:
             runs = [(t.next_batch, t.generator) if id(t) in asked else None for t in stack.trainers]
             parts = type(batch[0].model).stacked_train_step(stack, runs, batch_size=batch[0].batch_size, live=live)
             self._last_round = asked
+            self._round_seconds = time.monotonic() - now
             self.rounds += 1
+            self.live_steps += len(batch)
             self.widest = max(self.widest, len(batch))
             return {id(t): {k: v[i] for k, v in parts.items()} for i, t in enumerate(stack.trainers) if id(t) in asked}
