@@ -189,6 +189,68 @@ def interpolation_frames(model, z0: torch.Tensor, z1: torch.Tensor, steps: int =
     return sampling.decode(model, sampling.interpolate(z0, z1, steps, mode))
 
 
+BREED_CHILDREN = 8  # children in a generation
+
+
+def breed(parents: torch.Tensor, n: int, mutation: float, generator: torch.Generator) -> torch.Tensor:
+    """n children of 2 to 4 parents' latents (P, D), (n, D): each coordinate taken from a
+    parent picked at random for it (uniform crossover, as Picbreeder and Artbreeder breed), then
+    moved by Gaussian noise of standard deviation `mutation` (0: no mutation)."""
+    if parents.dim() != 2 or not 2 <= parents.shape[0] <= 4:
+        raise ConfigError(f"breeding takes 2 to 4 parents; {parents.shape[0] if parents.dim() == 2 else 0} are picked")
+    if not 0.0 <= mutation <= 2.0:
+        raise ConfigError(f"mutation strength must be between 0 and 2; got {mutation}")
+    p, d = parents.shape
+    which = torch.randint(p, (n, d), generator=generator)  # (n, D): the parent of each coordinate
+    children = parents.gather(0, which)  # children[i, j] = parents[which[i, j], j]
+    return children + mutation * torch.randn(n, d, generator=generator)
+
+
+class Lineage:
+    """A session's breeding: generations of latents, and which of each generation's members
+    were the parents of the next (the Picbreeder loop, on the model being explored)."""
+
+    def __init__(self, first: torch.Tensor):
+        self.generations: list[torch.Tensor] = [first]  # each (BREED_CHILDREN, D)
+        self.parents: list[list[int]] = []  # parents[k]: members of generation k bred into k + 1
+        self.picked: list[int] = []  # members of the newest generation picked so far
+
+    @classmethod
+    def start(cls, model, seed: int, n: int = BREED_CHILDREN) -> Lineage:
+        """A first generation: n prior samples of this seed."""
+        return cls(sampling.latents(model, n, int(seed)))
+
+    @property
+    def newest(self) -> torch.Tensor:
+        return self.generations[-1]
+
+    def pick(self, i: int) -> list[int]:
+        """Pick member i of the newest generation as a parent, or unpick it; the picks, in order."""
+        if not 0 <= i < len(self.newest):
+            raise ConfigError(f"there are {len(self.newest)} children to pick from; got {i}")
+        if i in self.picked:
+            self.picked.remove(i)
+        elif len(self.picked) >= 4:
+            raise ConfigError("at most 4 parents: unpick one first")
+        else:
+            self.picked.append(i)
+        return list(self.picked)
+
+    def breed(self, mutation: float, seed: int) -> torch.Tensor:
+        """The next generation, from the picked parents; it becomes the newest."""
+        children = breed(self.newest[self.picked], len(self.newest), mutation, torch.Generator().manual_seed(int(seed)))
+        self.parents.append(list(self.picked))
+        self.generations.append(children)
+        self.picked = []
+        return children
+
+    def describe(self) -> str:
+        k = len(self.generations) - 1
+        line = " → ".join("+".join(str(i + 1) for i in p) for p in self.parents)
+        picked = ", ".join(str(i + 1) for i in self.picked) or "none yet (click 2 to 4 children)"
+        return f"Generation {k}" + (f" (lineage: {line})" if line else "") + f" · picked: {picked}"
+
+
 def to_uint8(images: torch.Tensor, scale: int = 1) -> list[np.ndarray]:
     """(N, C, H, W) in [0, 1] -> N uint8 pictures (H*scale, W*scale, 3), nearest-neighbour."""
     imgs = (images.clamp(0, 1) * 255).round().to(torch.uint8)
@@ -280,6 +342,7 @@ class Explorer:
         else:
             self.directions, self.explained = torch.zeros(0, card.latent_dim), torch.zeros(0)
         self.frames: list[tuple[str, np.ndarray]] = []  # the last process() shown, for its step slider
+        self.lineage: Lineage | None = None  # the Breed tab's generations on this model
         self.trainer_step = card.meta.get("trainer_step")  # (trainer id, step) of a session model
         self._canvas = None
         if card.is_points:

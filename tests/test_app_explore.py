@@ -208,3 +208,17 @@ def test_an_uploaded_zip_of_colour_photos_trains_in_colour(app_url, tmp_path):
     status = c.predict(upload=handle_file(str(archive)), family="vae", data="upload", image_size=16, arch="conv",
                        likelihood="logistic", batch_size=8, colour="grey", api_name="/step")[0]  # fmt: skip
     assert "step **1**" in status and saved_shape("zip-grey") == [1, 16, 16]  # grey asked for: a new model on one channel
+
+
+def test_breed_two_children_then_refuse_one_parent(app_url, shipped):
+    c = client(app_url)
+    c.predict(shipped["vae"], api_name="/explore_pick")
+    gallery, parents, info = c.predict(4, api_name="/explore_breed_start")
+    assert gallery["selected_index"] is None  # a new generation: nothing looks picked
+    assert len(gallery["value"]) == 8 and parents == "" and "Generation 0" in info
+    gallery, parents, info = c.predict("2, 7", 0.3, 4, api_name="/explore_breed")
+    assert len(gallery["value"]) == 8 and "Generation 1" in info and "2+7" in info
+    with pytest.raises(Exception, match="2 to 4 parents"):
+        c.predict("3", 0.3, 4, api_name="/explore_breed")
+    with pytest.raises(Exception, match="from 1 to 8"):
+        c.predict("1, 9", 0.3, 4, api_name="/explore_breed")

@@ -10,7 +10,9 @@ from PIL import Image
 from playground.data import DataError
 from playground.explore import (
     Explorer,
+    Lineage,
     ModelCard,
+    breed,
     gif_bytes,
     image_to_tensor,
     kl_order,
@@ -21,7 +23,7 @@ from playground.explore import (
     traversal,
 )
 from playground.metrics import vae_metrics
-from playground.models import build_model, default_config
+from playground.models import ConfigError, build_model, default_config
 from playground.sampling import decode
 
 
@@ -193,3 +195,48 @@ def test_pixel_latents_slide_the_centre_pixels_and_points_show_as_a_disc(ring8):
     one = flow.draw(torch.zeros(2))
     background = flow._canvas.background
     assert (one != background).any(axis=2).sum() > 50  # a disc, not a 2 x 2 dot
+
+
+# -- breeding ------------------------------------------------------------------------------------
+
+
+def test_crossover_children_take_each_coordinate_from_a_parent():
+    parents = torch.randn(3, 64, generator=torch.Generator().manual_seed(0))
+    children = breed(parents, 8, 0.0, torch.Generator().manual_seed(1))
+    assert children.shape == (8, 64)
+    same = children.unsqueeze(1) == parents.unsqueeze(0)  # (8, 3, 64): coordinate j from parent p
+    assert same.any(1).all()  # every coordinate is one of its parents' (so between them)
+    assert same.any(2).any(0).all()  # and every parent passed some on
+    lo, hi = parents.min(0).values, parents.max(0).values
+    assert ((children >= lo) & (children <= hi)).all()
+
+
+def test_mutation_moves_children_off_their_parents_by_its_strength_and_seed():
+    parents = torch.randn(2, 512, generator=torch.Generator().manual_seed(0))
+    mutated = breed(parents, 8, 0.5, torch.Generator().manual_seed(1))
+    again = breed(parents, 8, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(mutated, again)  # the seed decides
+    plain = breed(parents, 8, 0.0, torch.Generator().manual_seed(1))
+    assert 0.45 < float((mutated - plain).std()) < 0.55  # noise of the strength asked
+    for bad_parents, mutation in ((parents[:1], 0.3), (torch.randn(5, 512), 0.3), (parents, -0.1), (parents, 3.0)):
+        with pytest.raises(ConfigError):
+            breed(bad_parents, 8, mutation, torch.Generator())
+
+
+def test_a_lineage_keeps_generations_and_who_bred_them():
+    model = build_model("vae", default_config("vae", (1, 28, 28), latent_dim=4))
+    lineage = Lineage.start(model, seed=3)
+    first = lineage.newest.clone()
+    assert first.shape == (8, 4) and torch.equal(Lineage.start(model, seed=3).newest, first)
+    assert lineage.pick(0) == [0] and lineage.pick(5) == [0, 5] and lineage.pick(0) == [5]
+    lineage.pick(2)
+    children = lineage.breed(0.0, seed=1)
+    assert lineage.parents == [[5, 2]] and len(lineage.generations) == 2 and lineage.picked == []
+    assert ((children == first[5]) | (children == first[2])).all()
+    assert "Generation 1" in lineage.describe() and "6+3" in lineage.describe()
+    with pytest.raises(ConfigError, match="2 to 4 parents"):
+        lineage.breed(0.3, seed=2)  # nobody picked
+    for i in range(4):
+        lineage.pick(i)
+    with pytest.raises(ConfigError, match="at most 4"):
+        lineage.pick(4)

@@ -20,6 +20,7 @@ from playground.explore import (
     N_DIRECTIONS,
     N_SLIDERS,
     Explorer,
+    Lineage,
     card_from_checkpoint,
     card_from_trainer,
     gif_bytes,
@@ -113,6 +114,18 @@ class ExploreTab:
                         self.process_frame = gr.Slider(0, 1, value=0, step=1, label="Step", elem_id="process-frame")
                         self.process_view = gr.Image(label="Step", format="png", type="numpy", interactive=False, elem_id="process-image", elem_classes=["pixelated"], height=380)
                         self.process_gif = gr.File(label="Animated GIF of every step", interactive=False, height=80, elem_id="process-gif")
+                    with gr.Tab("Breed", id="breed"):
+                        gr.Markdown("Children of 2 to 4 parents: each latent coordinate from one parent picked at random "
+                                    "(crossover), then nudged by noise (mutation). Click children to pick them as parents, "
+                                    "breed, and repeat.")  # fmt: skip
+                        with gr.Row():
+                            self.breed_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", min_width=80, elem_id="breed-seed")
+                            self.breed_start = gr.Button("New first generation", elem_id="breed-start")
+                            self.breed_parents = gr.Textbox(label="Parents (click children, or type their numbers)", placeholder="e.g. 1, 4", elem_id="breed-parents")
+                            self.breed_mutation = gr.Slider(0, 2, value=0.3, step=0.05, label="Mutation strength", elem_id="breed-mutation")
+                            self.breed_btn = gr.Button("Breed", variant="primary", elem_id="breed-run")
+                        self.breed_info = gr.Markdown("", elem_id="breed-info")
+                        self.breed_view = gr.Gallery(label="Children", columns=4, allow_preview=False, height="auto", format="png", elem_id="breed-gallery", elem_classes=["pixelated"])
                     with gr.Tab("Traversal", id="trav"):
                         gr.Markdown("One latent direction per row, from −span to +span around the current point (VAE: the most used dimensions; GAN: the principal directions).")
                         with gr.Row():
@@ -149,6 +162,10 @@ class ExploreTab:
         self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
         self.process_btn.click(self.on_process, [S, self.seed, self.process_dir, self.process_steps], [self.process_frame, self.process_view, self.process_gif], api_name="process")
         self.process_frame.input(self.on_process_frame, [S, self.process_frame], self.process_view, api_name="process_frame", trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
+        breed_out = [self.breed_view, self.breed_parents, self.breed_info]
+        self.breed_start.click(self.on_breed_start, [S, self.breed_seed], breed_out, api_name="explore_breed_start")
+        self.breed_btn.click(self.on_breed, [S, self.breed_parents, self.breed_mutation, self.breed_seed], breed_out, api_name="explore_breed")
+        self.breed_view.select(self.on_breed_pick, [S, self.breed_parents], [self.breed_parents, self.breed_info], api_name=False)
         self.trav_btn.click(self.on_traverse, [S, self.trav_steps, self.trav_span, self.trav_rows, *sliders], [self.trav_view, self.trav_gif], api_name="traverse")
 
     # -- choosing a model --------------------------------------------------------------------
@@ -385,6 +402,54 @@ class ExploreTab:
         strip = ex.grid(frames, nrow=int(steps))
         gif = self.gif(ex, frames)
         return strip, self.write("interpolation.gif", lambda p: p.write_bytes(gif))
+
+    # -- breeding ------------------------------------------------------------------------------
+    @staticmethod
+    def parse_parents(text: str, n: int) -> list[int]:
+        """'1, 4' -> [0, 3]: the children numbered as the gallery numbers them (from 1)."""
+        picked = []
+        for part in (text or "").replace(";", ",").replace(" ", ",").split(","):
+            if not part:
+                continue
+            if not part.isdigit() or not 1 <= int(part) <= n:
+                raise gr.Error(f"Parents are children's numbers from 1 to {n}, separated by commas; got {part!r}.")
+            if int(part) - 1 not in picked:
+                picked.append(int(part) - 1)
+        return picked
+
+    @staticmethod
+    def breed_frame(ex: Explorer) -> tuple:
+        lineage = ex.lineage
+        pictures = [(ex.draw(z), str(i + 1)) for i, z in enumerate(lineage.newest)]
+        # a new generation: no child is picked yet, so none looks selected
+        return gr.Gallery(value=pictures, selected_index=None), ", ".join(str(i + 1) for i in lineage.picked), lineage.describe()
+
+    def on_breed_start(self, session: Session, seed):
+        ex = self.explorer(session)
+        ex.lineage = Lineage.start(ex.card.model, int(seed or 0))
+        return self.breed_frame(ex)
+
+    def on_breed(self, session: Session, parents, mutation, seed):
+        ex = self.explorer(session)
+        if ex.lineage is None:
+            raise gr.Error("Make a first generation first: press New first generation.")
+        ex.lineage.picked = self.parse_parents(parents, len(ex.lineage.newest))
+        try:
+            ex.lineage.breed(float(mutation), int(seed or 0) + len(ex.lineage.generations))
+        except ConfigError as e:
+            raise gr.Error(str(e)) from None
+        return self.breed_frame(ex)
+
+    def on_breed_pick(self, session: Session, parents, evt: gr.SelectData):
+        ex = self.explorer(session)
+        if ex.lineage is None:
+            return gr.skip(), gr.skip()
+        ex.lineage.picked = self.parse_parents(parents, len(ex.lineage.newest))
+        try:
+            ex.lineage.pick(int(evt.index))
+        except ConfigError as e:
+            raise gr.Error(str(e)) from None
+        return ", ".join(str(i + 1) for i in ex.lineage.picked), ex.lineage.describe()
 
     def on_traverse(self, session: Session, steps, span, rows, *values):
         ex = self.explorer(session)
