@@ -189,6 +189,33 @@ def interpolation_frames(model, z0: torch.Tensor, z1: torch.Tensor, steps: int =
     return sampling.decode(model, sampling.interpolate(z0, z1, steps, mode))
 
 
+def loop_latents(keys: torch.Tensor, steps_per_key: int, mode: str = "spherical") -> torch.Tensor:
+    """A seamless loop through keyframe latents (K, D), K >= 2: `steps_per_key` latents from
+    each key towards the next, the last key leading back to the first, (K * steps_per_key, D).
+    Frame k * steps_per_key is key k, and the frame after the last would be the first again."""
+    if keys.dim() != 2 or keys.shape[0] < 2:
+        raise ConfigError(f"a loop needs at least 2 keyframes; got {keys.shape[0] if keys.dim() == 2 else 0}")
+    if not 2 <= steps_per_key <= 60:
+        raise ConfigError(f"frames per keyframe must be between 2 and 60; got {steps_per_key}")
+    k = keys.shape[0]
+    return torch.cat([sampling.interpolate(keys[i], keys[(i + 1) % k], steps_per_key + 1, mode)[:-1] for i in range(k)])
+
+
+def sprite_sheet(frames: torch.Tensor, per_row: int) -> bytes:
+    """Images (N, C, H, W) in [0, 1] as one PNG, `per_row` frames a row, in order, no gaps: a
+    sprite sheet for a game engine or a web page."""
+    n, c, h, w = frames.shape
+    rows = math.ceil(n / per_row)
+    sheet = torch.zeros(c, rows * h, per_row * w)
+    for i, f in enumerate(frames):
+        r, col = divmod(i, per_row)
+        sheet[:, r * h : (r + 1) * h, col * w : (col + 1) * w] = f  # (C, H, W) into its cell
+    array = (sheet.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(array[..., 0] if c == 1 else array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 BREED_CHILDREN = 8  # children in a generation
 
 

@@ -1,6 +1,8 @@
 """The Explore tab through gradio_client: pick, slide, seed, encode, interpolate, traverse, export."""
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -222,3 +224,19 @@ def test_breed_two_children_then_refuse_one_parent(app_url, shipped):
         c.predict("3", 0.3, 4, api_name="/explore_breed")
     with pytest.raises(Exception, match="from 1 to 8"):
         c.predict("1, 9", 0.3, 4, api_name="/explore_breed")
+
+
+def test_a_keyframed_loop_comes_as_a_gif_and_a_sprite_sheet(app_url, shipped):
+    c = client(app_url)
+    c.predict(shipped["vae"], api_name="/explore_pick")
+    sheet_view, files = c.predict("1, 2, 3", False, 4, "spherical", api_name="/explore_loop")
+    assert sheet_view is not None
+    paths = sorted(Path(f if isinstance(f, str) else f["path"]) for f in files)
+    assert [p.suffix for p in paths] == [".gif", ".png"]
+    gif, sheet = Image.open(paths[0]), Image.open(paths[1])
+    assert gif.n_frames == 12  # 3 keyframes x 4 frames, no way back: it loops
+    assert sheet.size == (4 * 28, 3 * 28)  # the model's own pixels, a row per keyframe
+    with pytest.raises(Exception, match="seeds"):
+        c.predict("one, two", False, 4, "spherical", api_name="/explore_loop")
+    with pytest.raises(Exception, match="Breed tab"):
+        c.predict("", True, 4, "spherical", api_name="/explore_loop")

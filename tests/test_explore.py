@@ -17,8 +17,10 @@ from playground.explore import (
     image_to_tensor,
     kl_order,
     latent_map,
+    loop_latents,
     map_click_to_latent,
     pca_directions,
+    sprite_sheet,
     to_uint8,
     traversal,
 )
@@ -240,3 +242,29 @@ def test_a_lineage_keeps_generations_and_who_bred_them():
         lineage.pick(i)
     with pytest.raises(ConfigError, match="at most 4"):
         lineage.pick(4)
+
+
+# -- loops ------------------------------------------------------------------------------------------
+
+
+def test_a_loop_passes_every_keyframe_and_leads_back_to_the_first():
+    keys = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
+    z = loop_latents(keys, 5, mode="linear")
+    assert z.shape == (15, 16)
+    for k in range(3):
+        torch.testing.assert_close(z[5 * k], keys[k])  # frame k * steps is key k
+    torch.testing.assert_close(z[-1], keys[2] + 0.8 * (keys[0] - keys[2]))  # one step short of the first again
+    # seamless: from the last frame back to the first is one more step of the last segment
+    torch.testing.assert_close(z[0] - z[-1], (keys[0] - keys[2]) / 5)
+    for bad_keys, n in ((keys[:1], 5), (keys, 1), (keys, 61)):
+        with pytest.raises(ConfigError):
+            loop_latents(bad_keys, n)
+
+
+def test_a_sprite_sheet_lays_frames_out_in_order():
+    frames = torch.rand(7, 3, 4, 5)
+    sheet = np.asarray(Image.open(io.BytesIO(sprite_sheet(frames, per_row=3))))
+    assert sheet.shape == (3 * 4, 3 * 5, 3)  # 3 rows of 3 (the last row: one frame, then empty)
+    cell = sheet[4:8, 5:10]  # frame 4: row 1, column 1
+    assert np.abs(cell.astype(float) - frames[4].permute(1, 2, 0).numpy() * 255).max() <= 0.5 + 1e-6
+    assert (sheet[8:12, 5:] == 0).all()

@@ -28,7 +28,9 @@ from playground.explore import (
     interpolation_frames,
     latent_map,
     list_checkpoints,
+    loop_latents,
     map_click_to_latent,
+    sprite_sheet,
     to_uint8,
     traversal,
 )
@@ -126,6 +128,17 @@ class ExploreTab:
                             self.breed_btn = gr.Button("Breed", variant="primary", elem_id="breed-run")
                         self.breed_info = gr.Markdown("", elem_id="breed-info")
                         self.breed_view = gr.Gallery(label="Children", columns=4, allow_preview=False, height="auto", format="png", elem_id="breed-gallery", elem_classes=["pixelated"])
+                    with gr.Tab("Loop", id="loop"):
+                        gr.Markdown("A seamless loop through keyframes (the last leads back to the first), as an animated "
+                                    "GIF and a sprite sheet PNG (every frame in order, a row per keyframe).")  # fmt: skip
+                        with gr.Row():
+                            self.loop_keys = gr.Textbox(value="1, 2, 3, 4", label="Keyframes: seeds", elem_id="loop-keys")
+                            self.loop_bred = gr.Checkbox(value=False, label="…or the children picked in Breed", elem_id="loop-bred")
+                            self.loop_steps = gr.Slider(2, 60, value=12, step=1, label="Frames per keyframe", elem_id="loop-steps")
+                            self.loop_mode = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
+                        self.loop_btn = gr.Button("Make the loop", elem_id="loop-run")
+                        self.loop_view = gr.Image(label="Sprite sheet", format="png", type="numpy", interactive=False, elem_id="loop-image", elem_classes=["pixelated"])
+                        self.loop_files = gr.File(label="Animated GIF and sprite sheet", file_count="multiple", interactive=False, height=100, elem_id="loop-files")
                     with gr.Tab("Traversal", id="trav"):
                         gr.Markdown("One latent direction per row, from −span to +span around the current point (VAE: the most used dimensions; GAN: the principal directions).")
                         with gr.Row():
@@ -166,6 +179,7 @@ class ExploreTab:
         self.breed_start.click(self.on_breed_start, [S, self.breed_seed], breed_out, api_name="explore_breed_start")
         self.breed_btn.click(self.on_breed, [S, self.breed_parents, self.breed_mutation, self.breed_seed], breed_out, api_name="explore_breed")
         self.breed_view.select(self.on_breed_pick, [S, self.breed_parents], [self.breed_parents, self.breed_info], api_name=False)
+        self.loop_btn.click(self.on_loop, [S, self.loop_keys, self.loop_bred, self.loop_steps, self.loop_mode], [self.loop_view, self.loop_files], api_name="explore_loop")
         self.trav_btn.click(self.on_traverse, [S, self.trav_steps, self.trav_span, self.trav_rows, *sliders], [self.trav_view, self.trav_gif], api_name="traverse")
 
     # -- choosing a model --------------------------------------------------------------------
@@ -450,6 +464,31 @@ class ExploreTab:
         except ConfigError as e:
             raise gr.Error(str(e)) from None
         return ", ".join(str(i + 1) for i in ex.lineage.picked), ex.lineage.describe()
+
+    # -- loops ---------------------------------------------------------------------------------
+    def on_loop(self, session: Session, keys, bred, steps, mode):
+        ex = self.explorer(session)
+        if bred:
+            if ex.lineage is None or len(ex.lineage.picked) < 2:
+                raise gr.Error("Pick at least 2 children in the Breed tab first, or untick it and give seeds.")
+            keyframes = ex.lineage.newest[ex.lineage.picked]
+        else:
+            seeds = [part for part in (keys or "").replace(";", ",").replace(" ", ",").split(",") if part]
+            if not all(s.isdigit() for s in seeds):
+                raise gr.Error(f"Keyframes are seeds (whole numbers 0 or more) separated by commas; got {keys!r}.")
+            keyframes = torch.stack([self.seed_base(ex, int(s)) for s in seeds]) if seeds else torch.zeros(0, ex.card.latent_dim)
+        try:
+            z = loop_latents(keyframes, int(steps), mode)
+        except ConfigError as e:
+            raise gr.Error(str(e)) from None
+        frames = sampling.decode(ex.card.model, z)
+        gif = gif_bytes(to_uint8(frames, ex.scale), bounce=False) if not ex.card.is_points else self.gif(ex, frames)
+        files = [self.write("loop.gif", lambda p: p.write_bytes(gif))]
+        if ex.card.is_points:  # the path drawn, no sheet of frames
+            return ex.grid(frames, nrow=1), files
+        sheet = sprite_sheet(frames.cpu(), int(steps))
+        files.append(self.write("loop-sprites.png", lambda p: p.write_bytes(sheet)))
+        return ex.grid(frames, nrow=int(steps)), files
 
     def on_traverse(self, session: Session, steps, span, rows, *values):
         ex = self.explorer(session)
