@@ -189,6 +189,26 @@ def interpolation_frames(model, z0: torch.Tensor, z1: torch.Tensor, steps: int =
     return sampling.decode(model, sampling.interpolate(z0, z1, steps, mode))
 
 
+def mp4_bytes(frames: list[np.ndarray], fps: float = 12.0) -> bytes:
+    """An H.264 MP4 of the frames (imageio's ffmpeg plugin, whose wheel brings ffmpeg itself),
+    in the pixel format every player reads (yuv420p: sides padded to even numbers)."""
+    import tempfile
+
+    import imageio.v2 as imageio
+
+    if not frames:
+        raise ConfigError("no frames to put in a video")
+    h, w = frames[0].shape[:2]
+    pad = ((0, h % 2), (0, w % 2)) + (((0, 0),) if frames[0].ndim == 3 else ())
+    frames = [np.pad(f, pad, mode="edge") for f in frames]
+    frames = [np.repeat(f[..., None], 3, axis=2) if f.ndim == 2 else f for f in frames]  # grey -> RGB
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "loop.mp4"
+        imageio.mimwrite(path, frames, format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
+                         macro_block_size=1, output_params=["-movflags", "+faststart"])  # fmt: skip
+        return path.read_bytes()
+
+
 def loop_latents(keys: torch.Tensor, steps_per_key: int, mode: str = "spherical") -> torch.Tensor:
     """A seamless loop through keyframe latents (K, D), K >= 2: `steps_per_key` latents from
     each key towards the next, the last key leading back to the first, (K * steps_per_key, D).

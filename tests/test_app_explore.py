@@ -231,10 +231,14 @@ def test_a_keyframed_loop_comes_as_a_gif_and_a_sprite_sheet(app_url, shipped):
     c.predict(shipped["vae"], api_name="/explore_pick")
     sheet_view, files = c.predict("1, 2, 3", False, 4, "spherical", api_name="/explore_loop")
     assert sheet_view is not None
-    paths = sorted(Path(f if isinstance(f, str) else f["path"]) for f in files)
-    assert [p.suffix for p in paths] == [".gif", ".png"]
-    gif, sheet = Image.open(paths[0]), Image.open(paths[1])
+    paths = sorted((Path(f if isinstance(f, str) else f["path"]) for f in files), key=lambda p: p.suffix)
+    assert [p.suffix for p in paths] == [".gif", ".mp4", ".png"]
+    gif, sheet = Image.open(paths[0]), Image.open(paths[2])
     assert gif.n_frames == 12  # 3 keyframes x 4 frames, no way back: it loops
+    import imageio.v2 as imageio
+
+    video = imageio.mimread(paths[1], format="FFMPEG")
+    assert len(video) == 12 and video[0].shape[:2] == np.asarray(gif.convert("RGB")).shape[:2]
     assert sheet.size == (4 * 28, 3 * 28)  # the model's own pixels, a row per keyframe
     with pytest.raises(Exception, match="seeds"):
         c.predict("one, two", False, 4, "spherical", api_name="/explore_loop")

@@ -30,6 +30,7 @@ from playground.explore import (
     list_checkpoints,
     loop_latents,
     map_click_to_latent,
+    mp4_bytes,
     sprite_sheet,
     to_uint8,
     traversal,
@@ -130,7 +131,7 @@ class ExploreTab:
                         self.breed_view = gr.Gallery(label="Children", columns=4, allow_preview=False, height="auto", format="png", elem_id="breed-gallery", elem_classes=["pixelated"])
                     with gr.Tab("Loop", id="loop"):
                         gr.Markdown("A seamless loop through keyframes (the last leads back to the first), as an animated "
-                                    "GIF and a sprite sheet PNG (every frame in order, a row per keyframe).")  # fmt: skip
+                                    "GIF, an MP4 video and a sprite sheet PNG (every frame in order, a row per keyframe).")  # fmt: skip
                         with gr.Row():
                             self.loop_keys = gr.Textbox(value="1, 2, 3, 4", label="Keyframes: seeds", elem_id="loop-keys")
                             self.loop_bred = gr.Checkbox(value=False, label="…or the children picked in Breed", elem_id="loop-bred")
@@ -138,7 +139,7 @@ class ExploreTab:
                             self.loop_mode = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
                         self.loop_btn = gr.Button("Make the loop", elem_id="loop-run")
                         self.loop_view = gr.Image(label="Sprite sheet", format="png", type="numpy", interactive=False, elem_id="loop-image", elem_classes=["pixelated"])
-                        self.loop_files = gr.File(label="Animated GIF and sprite sheet", file_count="multiple", interactive=False, height=100, elem_id="loop-files")
+                        self.loop_files = gr.File(label="Animated GIF, MP4 and sprite sheet", file_count="multiple", interactive=False, height=100, elem_id="loop-files")
                     with gr.Tab("Traversal", id="trav"):
                         gr.Markdown("One latent direction per row, from −span to +span around the current point (VAE: the most used dimensions; GAN: the principal directions).")
                         with gr.Row():
@@ -482,10 +483,13 @@ class ExploreTab:
         except ConfigError as e:
             raise gr.Error(str(e)) from None
         frames = sampling.decode(ex.card.model, z)
-        gif = gif_bytes(to_uint8(frames, ex.scale), bounce=False) if not ex.card.is_points else self.gif(ex, frames)
+        pictures = to_uint8(frames, ex.scale) if not ex.card.is_points else None
+        gif = gif_bytes(pictures, bounce=False) if pictures is not None else self.gif(ex, frames)
         files = [self.write("loop.gif", lambda p: p.write_bytes(gif))]
         if ex.card.is_points:  # the path drawn, no sheet of frames
             return ex.grid(frames, nrow=1), files
+        video = mp4_bytes(pictures)
+        files.append(self.write("loop.mp4", lambda p: p.write_bytes(video)))
         sheet = sprite_sheet(frames.cpu(), int(steps))
         files.append(self.write("loop-sprites.png", lambda p: p.write_bytes(sheet)))
         return ex.grid(frames, nrow=int(steps)), files
