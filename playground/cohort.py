@@ -166,20 +166,6 @@ class Stack:
                     s[i].copy_(st[name] if name in st else torch.zeros_like(s[i]))
         self._bind(i)
 
-    @torch.no_grad()
-    def unbind(self, i: int) -> None:
-        """Give model i tensors of its own again (copies of its slice)."""
-        for p, _ in self._bound[i]:
-            if isinstance(p, torch.nn.Parameter):
-                p.data = p.data.clone()
-        for key, refs in self.opt_params.items():
-            state = self.trainers[i].opts[key].state
-            for ref in refs:
-                p = self._param(i, ref)
-                if p in state:
-                    state[p] = {name: v.clone() for name, v in state[p].items()}
-        self._bound[i] = []
-
     # -- computing with it ---------------------------------------------------------------------
     def call(self, net: str, *args: torch.Tensor) -> torch.Tensor:
         return self._calls[net](self.params[net], *args)
@@ -273,16 +259,9 @@ class Cohort:
         self._results: dict[int, dict | BaseException] = {}
         self._last_round: set[int] = set()
         self._round_seconds = 0.0  # how long the last round took
-        self.live_steps = 0  # steps taken in all rounds (rounds x members would be all stacked)
         self._last_seen: dict[int, float] = {}
         self._stack: Stack | None = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def members(self) -> list:
-        """The trainers stacked right now."""
-        stack = self._stack
-        return list(stack.trainers) if stack is not None else []
 
     @property
     def joined(self) -> int:
@@ -306,10 +285,7 @@ class Cohort:
             if trainer in self._joined:
                 self._joined.remove(trainer)
         with self._compute, trainer.lock:
-            stack = self._stack
-            if stack is not None and trainer in stack.trainers:
-                stack.unbind(stack.trainers.index(trainer))  # its slot goes at the next restack
-            own_tensors(trainer, stack.nets if stack is not None else type(trainer.model).stacked_nets)
+            own_tensors(trainer, type(trainer.model).stacked_nets)  # its slot in the stack goes at the next restack
             self._last_seen.pop(id(trainer), None)
             empty = not self._joined
             if empty:
@@ -391,9 +367,9 @@ class Cohort:
                                                              and now - self._last_seen.get(id(t), now) <= IDLE)]  # fmt: skip
             new = [t for t in batch if t not in members]
             if new or len(keep) < len(members):  # restack: newcomers in; the departed, idle and busy out
-                for i, t in enumerate(members):
-                    if t not in keep and id(t) in free_ids and stack.intact(i):
-                        stack.unbind(i)  # (a busy member keeps viewing the old stack until it asks)
+                for t in members:
+                    if t not in keep and id(t) in free_ids:
+                        own_tensors(t, stack.nets)  # (a busy member keeps viewing the old stack until it asks)
                         self._last_seen.pop(id(t), None)
                 stack = self._stack = Stack([*keep, *new], type(batch[0].model).stacked_nets)
             for i, t in enumerate(stack.trainers):
@@ -405,6 +381,5 @@ class Cohort:
             self._last_round = asked
             self._round_seconds = time.monotonic() - now
             self.rounds += 1
-            self.live_steps += len(batch)
             self.widest = max(self.widest, len(batch))
             return {id(t): {k: v[i] for k, v in parts.items()} for i, t in enumerate(stack.trainers) if id(t) in asked}

@@ -209,10 +209,6 @@ class TrainingPool:
                 self._cohorts[key] = Cohort(key, around_step=self._cohort_turn, threads=self.turns.n, on_empty=self._drop_cohort)
             return self._cohorts[key]
 
-    def cohorts(self) -> list[Cohort]:
-        with self._cond:
-            return list(self._cohorts.values())
-
     def _drop_cohort(self, cohort: Cohort) -> None:
         with self._cond:
             if self._cohorts.get(cohort.key) is cohort and not cohort.joined:

@@ -258,8 +258,7 @@ class Trainer:
         with self.lock:
             t0 = time.perf_counter()
             self.model.train()
-            via = self.cohort.shared if self.via_cohort is None and self.cohort is not None else self.via_cohort
-            if self.cohort is not None and via and phase is None:
+            if phase is None and self.cohort is not None and (self.cohort.shared if self.via_cohort is None else self.via_cohort):
                 parts = self.cohort.step(self)  # waits for a round of the cohort's batched steps
             else:
                 parts = self.model.train_step(
