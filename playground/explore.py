@@ -83,7 +83,8 @@ def describe_checkpoint(path: Path) -> str:
     spec = meta.get("data", {}).get("spec", "?")
     # families without a latent_dim setting have one latent number per data dimension
     latent = cfg.get("latent_dim") or math.prod(cfg.get("data_shape") or [0]) or "?"
-    return f"{meta['family']} on {Path(spec).name}, {latent}-D latent, {meta.get('step', 0):,} steps"
+    classes = f", conditional on {len(cfg['labels'])} classes" if cfg.get("conditional") and cfg.get("labels") else ""
+    return f"{meta['family']} on {Path(spec).name}, {latent}-D latent{classes}, {meta.get('step', 0):,} steps"
 
 
 def list_checkpoints(*folders: Path) -> list[tuple[str, Path]]:
@@ -400,6 +401,31 @@ class Explorer:
             self._canvas = PointsCanvas.of(real, lim)
         side = model.config.data_shape[-1]
         self.scale = 1 if card.is_points else upscale_for_view(side, VIEW_SIDE)
+        if self.classes:  # a conditional model draws the first class until another is picked
+            self.set_class(0)
+
+    # the class a conditional model draws
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names of a conditional model, () for others."""
+        cfg = self.card.model.config
+        return tuple(cfg.labels) if getattr(cfg, "conditional", False) else ()
+
+    @property
+    def guided(self) -> bool:
+        """Whether it samples with a guidance scale (a conditional diffusion model)."""
+        return bool(self.classes) and "guidance" in getattr(self.card.model, "sample_params", ())
+
+    def set_class(self, label: int, blend_label: int = -1, blend: float = 0.0, guidance: float | None = None) -> None:
+        """Every picture from now on is drawn as class `label`, blended with `blend_label` by
+        `blend` (0: all `label`, 1: all the other), with `guidance` (diffusion) when given. The
+        latent stays: the same z, drawn as another class."""
+        if not self.classes:
+            raise ConfigError(f"this {self.card.family} is not conditioned on labels: there is no class to pick")
+        settings = {"label": int(label), "blend_label": int(blend_label), "blend": float(blend) if int(blend_label) >= 0 else 0.0}
+        if guidance is not None and self.guided:
+            settings["guidance"] = float(guidance)
+        sampling.set_sample_params(self.card.model, **settings)
 
     # sliders <-> z
     def slider_label(self, i: int) -> str:

@@ -18,6 +18,7 @@ import torch
 
 from . import sampling
 from .data import holdout_split
+from .models import as_batch
 from .models.vae import LOG_2PI
 
 MODE_PROTOCOL = (
@@ -49,7 +50,7 @@ def model_mode_coverage(model, data, n: int = 2500, seed: int = 0) -> dict:
 
 
 @torch.no_grad()
-def vae_metrics(model, x: torch.Tensor, *, k: int = 100, seed: int = 0, batch_size: int = 256) -> dict:
+def vae_metrics(model, x: torch.Tensor, *, y: torch.Tensor | None = None, k: int = 100, seed: int = 0, batch_size: int = 256) -> dict:
     """Held-out numbers for a VAE on data `x`, in nats per image.
 
     log_likelihood is log p(x) >= E_q[log p(x|z) + log p(z) - log q(z|x)], estimated with k
@@ -75,7 +76,10 @@ def vae_metrics(model, x: torch.Tensor, *, k: int = 100, seed: int = 0, batch_si
         eps = torch.randn((k, b, cfg.latent_dim), generator=gen, device=device)
         z = mu + std * eps
         xk = xb.unsqueeze(0).expand(k, *xb.shape).reshape(k * b, *xb.shape[1:])
-        log_px = model.log_px(xk, z.reshape(k * b, -1)).view(k, b)
+        yk = None
+        if cfg.conditional:  # log p(x | y): each picture's class for each of its k latents
+            yk = as_batch(model, xb, None if y is None else y[start : start + batch_size])[1].repeat(k)
+        log_px = model.log_px(xk, z.reshape(k * b, -1), yk).view(k, b)
         log_pz = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(-1)
         log_qz = (-0.5 * eps.pow(2) - 0.5 * LOG_2PI - torch.log(std)).sum(-1)
         log_w = log_px + log_pz - log_qz  # (k, b)
@@ -133,8 +137,9 @@ def evaluate(model, data, *, seed: int = 0, holdout: float = 0.1, n_samples: int
         result["mode_coverage"] = model_mode_coverage(model, data, n_samples, seed)
     _, test_idx = holdout_split(len(data), holdout)
     x = data.x[test_idx] if test_idx.numel() else data.x
+    y = None if data.y is None else data.y[test_idx] if test_idx.numel() else data.y
     if hasattr(model, "encode"):
-        result["held_out"] = vae_metrics(model, x, seed=seed)
+        result["held_out"] = vae_metrics(model, x, y=y, seed=seed)
     elif hasattr(model, "log_prob"):
         result["held_out"] = likelihood_metrics(model, x, entropy=data.entropy, seed=seed)
     if quality and data.kind == "images":

@@ -1,7 +1,7 @@
 """Sampling, one calling convention for every family, an explicit seed each time.
 
     sample(model, n, seed)           -> n samples in data space
-    decode(model, z)                 -> samples for given latents
+    decode(model, z, labels)         -> samples for given latents (of given classes: conditional)
     encode(model, x)                 -> the posterior mean (VAEs only)
     interpolate(z0, z1, steps, mode) -> a path of latents, "linear" or "spherical"
     set_sample_params(model, ...)    sampling settings (diffusion: sample_steps, eta)
@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from .models import ConfigError
+from .models._common import CONDITIONAL_SAMPLING
 
 
 def latents(model, n: int, seed: int) -> torch.Tensor:
@@ -24,11 +25,15 @@ def latents(model, n: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decode(model, z: torch.Tensor) -> torch.Tensor:
+def decode(model, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Samples for latents z; a conditional model draws them as the labels' classes when given,
+    else as its sampling settings' class (label, blend_label, blend)."""
     was = model.training
     model.eval()
     try:
-        return model.decode(z.to(_device(model))).cpu()
+        if labels is None:
+            return model.decode(z.to(_device(model))).cpu()
+        return model.decode(z.to(_device(model)), labels=labels.to(_device(model))).cpu()
     finally:
         model.train(was)
 
@@ -76,6 +81,8 @@ def set_sample_params(model, **settings) -> None:
     """Change the settings a model allows at sample time (a diffusion model's sample_steps and
     eta), validated by its config class; anything else raises with what is allowed."""
     allowed = getattr(model, "sample_params", ())
+    if not getattr(model.config, "conditional", False):
+        allowed = tuple(k for k in allowed if k not in CONDITIONAL_SAMPLING)
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
         what = f"allowed: {', '.join(allowed)}" if allowed else f"a {model.family} has no sampling settings"

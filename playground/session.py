@@ -28,7 +28,7 @@ from .classroom import Classroom
 from .curves import long_frame, with_level
 from .data import BUILTIN_COLOUR, load_data
 from .files import remove_upload
-from .models import BATCH_SIZE, ConfigError, a_model, default_config, family_of
+from .models import BATCH_SIZE, DATA_FIELDS, ConfigError, a_model, default_config, family_of
 from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, make_trainer
 from .viz import PointsCanvas, plane_limit
@@ -278,7 +278,7 @@ class Session:
                 channels=data_args.get("channels"),
                 batch_size=new.config.batch_size,
                 seed=data_args.get("seed", 0),
-                model={k: v for k, v in new.model.config.to_dict().items() if k != "data_shape"},
+                model={k: v for k, v in new.model.config.to_dict().items() if k not in DATA_FIELDS},
             )
             return new
 
@@ -295,7 +295,8 @@ def fits(trainer: Trainer, settings: TrainSettings) -> bool:
     except ConfigError:
         return False  # invalid settings never fit; building the new model will say why
     have = trainer.model.config.to_dict()
-    return all(want[k] == have[k] for k in want if k not in trainer.model.live_params)
+    # the data's shape and classes: the same data (above) gives the same
+    return all(want[k] == have[k] for k in want if k not in trainer.model.live_params and k not in DATA_FIELDS)
 
 
 def same_data(trainer: Trainer, data_args: dict) -> bool:

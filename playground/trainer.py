@@ -207,6 +207,8 @@ class Trainer:
             raise ConfigError("the dataset is empty")
         train_idx, _ = holdout_split(len(data), self.config.holdout)
         self.x = data.x[train_idx].to(self.device).contiguous()
+        # a conditional model trains on (picture, label) pairs
+        self.y = check_labels(model, data)[train_idx].to(self.device) if getattr(model.config, "conditional", False) else None
         self.batch_size = min(self.config.batch_size, self.x.shape[0])
         if hasattr(model, "check_batch_size"):  # a family whose steps need a batch of some size
             model.check_batch_size(self.batch_size)
@@ -239,15 +241,17 @@ class Trainer:
         self.remote = None
 
     # -- data ------------------------------------------------------------------------------------
-    def next_batch(self) -> torch.Tensor:
-        """The next batch of a shuffled pass over the data (a new permutation every epoch)."""
+    def next_batch(self) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The next batch of a shuffled pass over the data (a new permutation every epoch); for a
+        conditional model, the pictures and their labels, (x, y)."""
         n, b = self.x.shape[0], self.batch_size
         if self._pos + b > self._perm.numel():
             self._perm = torch.randperm(n, generator=self.generator, device=self.device)
             self._pos = 0
         idx = self._perm[self._pos : self._pos + b]
         self._pos += b
-        return self.x.index_select(0, idx)
+        x = self.x.index_select(0, idx)
+        return x if self.y is None else (x, self.y.index_select(0, idx))
 
     # -- stepping --------------------------------------------------------------------------------
     def step(self, phase: str | None = None) -> dict:
@@ -433,8 +437,35 @@ def make_trainer(
     """A fresh model for `data` and its trainer; the weights are seeded by the train config's
     seed (without a train config: the defaults, with the family's batch size for this data)."""
     cfg = train_config or TrainConfig(batch_size=default_batch_size(family, data.sample_shape))
-    model_cfg = default_config(family, data.sample_shape, **(model_overrides or {}))
+    overrides = dict(model_overrides or {})
+    if overrides.get("conditional"):  # the classes come from the data
+        overrides["labels"] = labels_of(data, family)
+    model_cfg = default_config(family, data.sample_shape, **overrides)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = build_model(family, model_cfg)
     return Trainer(model, data, cfg, data_args=data_args)
+
+
+def labels_of(data: Dataset, family: str = "model") -> tuple[str, ...]:
+    """The class names a conditional model of `data` is conditioned on; a ConfigError that says
+    which data has labels when this data has none."""
+    if data.y is None or not data.label_names or len(data.label_names) < 2:
+        raise ConfigError(
+            f"a conditional {family} learns from labelled examples, and {data.name} has no labels. "
+            "Labelled data: digits, emoji, glyphs, shapes, mnist, fashion-mnist, ring8, grid25, moons, spirals, "
+            "a folder or zip with one subfolder per class, or an .npz with a y array"
+        )
+    return tuple(data.label_names)
+
+
+def check_labels(model, data: Dataset) -> torch.Tensor:
+    """The data's labels for a conditional model, checked against the classes it was built with."""
+    names = labels_of(data, model.family)
+    if names != tuple(model.config.labels):
+        raise ConfigError(
+            f"this conditional {model.family} knows {len(model.config.labels)} classes "
+            f"({', '.join(model.config.labels[:8])}...), but {data.name} has {len(names)} ({', '.join(names[:8])}...): "
+            "train a new model on this data"
+        )
+    return data.y

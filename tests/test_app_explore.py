@@ -42,7 +42,7 @@ def test_pick_a_vae_then_slide(app_url, shipped):
     moved = picture(c.predict(*([2.5, -2.5] + [0] * (N - 2)), api_name="/decode"))
     again = picture(c.predict(*([2.5, -2.5] + [0] * (N - 2)), api_name="/decode"))
     assert not np.array_equal(first, moved) and np.array_equal(moved, again)
-    assert out[-2] is not None and out[-1] is not None  # the 2-D latent map and the encoded data
+    assert out[3 + N + 1] is not None and out[3 + N + 2] is not None  # the 2-D latent map and the encoded data
 
 
 def test_seed_random_reset(app_url, shipped):
@@ -244,3 +244,23 @@ def test_a_keyframed_loop_comes_as_a_gif_and_a_sprite_sheet(app_url, shipped):
         c.predict("one, two", False, 4, "spherical", api_name="/explore_loop")
     with pytest.raises(Exception, match="Breed tab"):
         c.predict("", True, 4, "spherical", api_name="/explore_loop")
+
+
+def test_a_conditional_model_draws_the_same_latent_as_each_class(app_url):
+    c = client(app_url)
+    status = c.predict(upload=None, family="vae", data="digits", image_size=16, conditional=True, api_name="/step")[0]
+    assert "step **1**" in status
+    out = c.predict("__session__", api_name="/explore_pick")
+    assert "Conditioned on 10 classes" in out[0]
+    sliders = [1.0, -1.0] + [0.0] * (N - 2)
+    three = picture(c.predict(3, -1, 0.5, 2.0, *sliders, api_name="/explore_class")[0])
+    eight = picture(c.predict(8, -1, 0.5, 2.0, *sliders, api_name="/explore_class")[0])
+    between = picture(c.predict(3, 8, 0.5, 2.0, *sliders, api_name="/explore_class")[0])
+    assert not np.array_equal(three, eight) and not np.array_equal(between, three) and not np.array_equal(between, eight)
+    # the class stays picked: the slider's next picture is drawn as the blend too
+    assert np.array_equal(picture(c.predict(*sliders, api_name="/decode")), between)
+    with pytest.raises(Exception, match="not in the list of choices"):  # the picker offers this model's classes only
+        c.predict(12, -1, 0.5, 2.0, *sliders, api_name="/explore_class")
+    c.predict(upload=None, family="vae", data="digits", image_size=16, conditional=False, api_name="/step")
+    out = c.predict("__session__", api_name="/explore_pick")
+    assert "Conditioned" not in out[0]

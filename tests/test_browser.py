@@ -155,6 +155,50 @@ def test_explore_slider_moves_the_image(browser, app_url, shipped_models, shots)
     page.screenshot(path=str(shots / "explore.png"), full_page=True)
 
 
+def test_train_a_conditional_model_switch_its_class_breed_and_export(browser, app_url, shots):
+    """Issue 14's journey: a cVAE on the digits, each digit drawn from one latent in Explore,
+    one generation bred, the picture exported."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#train")
+    page.get_by_label("VAE").check()
+    page.click("#data input")
+    page.get_by_role("option", name=re.compile("^digits")).click()
+    wait_until(lambda: page.locator("#conditional").is_visible(), what="the conditional checkbox")
+    page.locator("#conditional input").check()
+    page.click("#train")
+    wait_until(lambda: status_step(page) > 600, timeout=120, what="conditional VAE training")
+    page.click("#stop")
+    wait_until(lambda: "stopped" in page.inner_text("#status"), what="stopped")
+
+    page.get_by_role("tab", name="Explore").click()
+    page.click("#explore-model input")
+    page.get_by_role("option", name="The model in the Train tab").click()
+    wait_until(lambda: "Conditioned on 10 classes" in page.inner_text("#explore-info"), what="the conditional model in Explore")
+    wait_until(lambda: page.locator("#explore-image img").count() > 0, what="the decoded image")
+    seen = {page.get_attribute("#explore-image img", "src")}
+    for digit in ("3", "8"):
+        page.click("#explore-class input")
+        page.get_by_role("option", name=digit, exact=True).click()
+        wait_until(lambda: page.get_attribute("#explore-image img", "src") not in seen, what=f"the picture drawn as {digit}")
+        seen.add(page.get_attribute("#explore-image img", "src"))
+    page.screenshot(path=str(shots / "explore-conditional.png"), full_page=True)
+
+    page.get_by_role("tab", name="Breed").click()
+    page.click("#breed-start")
+    wait_until(lambda: page.locator("#breed-gallery img").count() == 8, what="the first generation")
+    first = page.get_attribute("#breed-gallery img >> nth=0", "src")
+    page.locator("#breed-gallery img").nth(1).click()
+    page.locator("#breed-gallery img").nth(4).click()
+    wait_until(lambda: "2, 5" in page.locator("#breed-parents textarea, #breed-parents input").first.input_value(), what="two parents picked")
+    page.click("#breed-run")
+    wait_until(lambda: "Generation 1 (lineage: 2+5)" in page.inner_text("#breed-info"), what="the second generation")
+    assert page.get_attribute("#breed-gallery img >> nth=0", "src") != first
+
+    page.click("#explore-export")
+    wait_until(lambda: ".png" in page.inner_text("#explore-file"), what="the exported PNG")
+
+
 # -- the Inspect tab: open a lesson, watch the views update ------------------------------------
 
 

@@ -76,6 +76,13 @@ class ExploreTab:
                     self.seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", min_width=80, elem_id="explore-seed")
                     self.random_btn = gr.Button("Random", size="sm", min_width=60, elem_id="explore-random")
                     self.reset_btn = gr.Button("Reset", size="sm", min_width=60, elem_id="explore-reset")
+                with gr.Accordion("Class (conditional model)", open=True, visible=False) as self.class_box:
+                    with gr.Row():
+                        self.cls = gr.Dropdown([], label="Draw as class", min_width=120, elem_id="explore-class")
+                        self.cls_other = gr.Dropdown([("none", -1)], value=-1, label="Blend with", min_width=120, elem_id="explore-class-other")
+                    self.cls_mix = gr.Slider(0, 1, value=0.5, step=0.05, label="Blend: 0 = the class, 1 = the other", elem_id="explore-class-mix")
+                    self.guidance = gr.Slider(0, 10, value=2, step=0.5, label="Guidance scale s: 0 unconditional, 1 conditional, more: more like the class",
+                                              visible=False, elem_id="explore-guidance")  # fmt: skip
                 with gr.Accordion("Latent coordinates", open=True):
                     self.z = [gr.Slider(-3, 3, value=0, step=0.01, label=f"z{i}", visible=i < 2, elem_id=f"z{i}") for i in range(N_SLIDERS)]
                 with gr.Accordion("Principal directions (GANSpace)", open=True, visible=False) as self.dir_box:
@@ -157,6 +164,7 @@ class ExploreTab:
             self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter,
             self.process_tab, self.process_md, self.process_dir, self.process_steps,
             self.tabs, self.encode_in, self.img_a, self.img_b,
+            self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance,
         ]  # fmt: skip
         self.pick_outputs = pick_outputs
         self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
@@ -167,6 +175,11 @@ class ExploreTab:
                 self.on_slide, [S, *sliders], self.view, api_name="decode" if s is self.z[0] else False,
                 trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, api_visibility="undocumented", queue=False,
             )  # fmt: skip
+        class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *sliders]
+        for control in (self.cls, self.cls_other):
+            control.input(self.on_class, class_in, [self.view, self.map], api_name="explore_class" if control is self.cls else False)
+        for control in (self.cls_mix, self.guidance):
+            control.release(self.on_class, class_in, [self.view, self.map], api_name=False, trigger_mode="always_last")
         self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.view], api_name="explore_seed")
         self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.view], api_name="explore_random")
         self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.view], api_name="explore_reset")
@@ -253,7 +266,33 @@ class ExploreTab:
             # open on a tab this model has; the image inputs are for models with an encoder
             self.tabs: gr.Tabs(selected="map" if two_d else "process" if ex.has_process else "interp"),
             **{image: gr.Image(visible=card.encodes) for image in (self.encode_in, self.img_a, self.img_b)},
+            **self.class_updates(ex),
         }  # fmt: skip
+
+    def class_updates(self, ex: Explorer) -> dict:
+        """The class picker: shown for conditional models, with their class names."""
+        names = [(name, k) for k, name in enumerate(ex.classes)]
+        cfg = ex.card.model.config
+        return {
+            self.class_box: gr.Accordion(visible=bool(names)),
+            self.cls: gr.Dropdown(choices=names, value=0 if names else None),
+            self.cls_other: gr.Dropdown(choices=[("none", -1), *names], value=-1),
+            self.cls_mix: gr.Slider(value=0.5),
+            self.guidance: gr.Slider(value=getattr(cfg, "guidance", 2.0), visible=ex.guided),
+        }
+
+    def on_class(self, session: Session, label, other, mix, guidance, *values):
+        """Draw the same latent as another class (or between two); the latent map follows."""
+        ex = self.explorer(session)
+        if label is None:
+            raise gr.Error("Pick a class to draw.")
+        try:
+            ex.set_class(int(label), -1 if other is None else int(other), float(mix or 0), guidance)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
+        two_d = ex.card.latent_dim == 2 and not ex.card.is_points
+        return ex.draw(z), ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS) if two_d else gr.skip()
 
     def process_updates(self, ex: Explorer) -> dict:
         """The generation-process tab: shown for models that make samples in steps."""
@@ -302,6 +341,8 @@ class ExploreTab:
             lines.append("Sliders set the raw latent coordinates; the principal directions move along GANSpace axes.")
         else:
             lines.append(getattr(c.model, "latent_note", "Sliders set the raw latent coordinates."))
+        if ex.classes:
+            lines.append(f"Conditioned on {len(ex.classes)} classes: pick the class to draw (the latent stays, so the same style is drawn as another class), or blend two.")
         return " ".join(lines)
 
     @staticmethod

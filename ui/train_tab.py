@@ -18,6 +18,7 @@ from playground.classroom import clean_name
 from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
 from playground.links import Link, query_from_settings, settings_from_query
 from playground.models import (
+    DATA_FIELDS,
     FAMILIES,
     ConfigError,
     Setting,
@@ -422,7 +423,7 @@ class TrainTab:
         settings = settings_from(v)
         t = session.trainer
         if t is not None and t.model.family == settings.family and same_data(t, settings.data_args()):
-            hidden = {k: v for k, v in t.model.config.to_dict().items() if k not in shown(settings.family) and k != "data_shape"}
+            hidden = {k: v for k, v in t.model.config.to_dict().items() if k not in shown(settings.family) and k not in DATA_FIELDS}
             settings.model = {**hidden, **settings.model}
         return settings
 

@@ -28,7 +28,7 @@ import torch
 
 from .. import sampling
 from ..metrics import likelihood_metrics
-from ..models import FAMILIES
+from ..models import FAMILIES, as_batch
 from ..viz import plane_limit
 from . import diffusion, gan, likelihood, steps, vae
 from .common import FamilyViews, device_of, eval_mode, held_out_slice, mark, snapshot, v
@@ -134,12 +134,12 @@ def objective_terms(last: dict, family: str, rows: list[dict] | None = None) -> 
 
 
 @torch.no_grad()
-def estimate_terms(model, x: torch.Tensor, seed: int = 0) -> dict:
-    """The same terms estimated on the batch x (and fresh latents from a seeded generator):
-    the model's loss_parts, without a step."""
+def estimate_terms(model, x: torch.Tensor, seed: int = 0, labels: torch.Tensor | None = None) -> dict:
+    """The same terms estimated on the batch x (with its labels, for a conditional model) and
+    fresh latents from a seeded generator: the model's loss_parts, without a step."""
     gen = torch.Generator(device_of(model)).manual_seed(seed)
     with eval_mode(model):
-        parts = model.loss_parts(x.to(device_of(model)), gen)
+        parts = model.loss_parts(as_batch(model, x.to(device_of(model)), labels), gen)
     out = {k: float(t) for k, t in parts.items() if isinstance(t, torch.Tensor) and t.numel() == 1}
     return {**out, "step": None, "phase": None}
 
@@ -149,7 +149,11 @@ def learn_markdown(family: str, terms: dict, config: dict, *, running: bool = Fa
     phase that ran last highlighted (step-by-step mode) or the whole loop (while training).
     `entropy`: the data's entropy in nats, the floor a likelihood model's NLL is compared with."""
     where = "estimated on a fresh batch" if estimated else f"on the batch of step {terms.get('step') or 0:,}"
-    return views_of(family).learn(terms, config, running, where, entropy)
+    fv = views_of(family)
+    text = fv.learn(terms, config, running, where, entropy)
+    if config.get("conditional") and fv.conditional:
+        text += "\n" + fv.conditional.replace("{classes}", str(len(config.get("labels") or ())))
+    return text
 
 
 class Inspector:
@@ -183,7 +187,7 @@ class Inspector:
         terms = objective_terms(last or {}, model.family, rows) if last else None
         estimated = terms is None or any(terms[k] is None for k in fv.needed)
         if estimated:
-            terms = estimate_terms(model, self.real[:128])
+            terms = estimate_terms(model, self.real[:128], labels=None if self.labels is None else self.labels[:128])
             if last:
                 terms["step"], terms["phase"] = last.get("step"), last.get("phase")
         out["terms"] = terms

@@ -73,7 +73,9 @@ class FamilyViews:
     learn     (terms, config dict, running, where, entropy) -> the Learn panel's markdown
     panels    (inspector, model, rows, step, running, push) -> {view: picture or frame}
     optional  terms a family logs only sometimes (a flow's bits/dim, on images)
-    captions  what its "curve", "reverse" and "forward" views show, in a sentence or two"""
+    captions  what its "curve", "reverse" and "forward" views show, in a sentence or two
+    conditional  the conditional objective, for a model conditioned on labels (markdown, with
+              {classes} for the number of classes), added under the Learn panel's formula"""
 
     terms: tuple[str, ...]
     needed: tuple[str, ...]
@@ -81,3 +83,4 @@ class FamilyViews:
     panels: Callable[..., dict]
     optional: tuple[str, ...] = ()
     captions: dict[str, str] = field(default_factory=dict)
+    conditional: str = ""

@@ -20,6 +20,18 @@ def noise_level_curves(rows: list[dict]) -> pd.DataFrame:
     return long_frame(rows, NOISE_SERIES)
 
 
+CONDITIONAL = r"""### Conditioned on {classes} classes (classifier-free guidance)
+Ho & Salimans 2021: one net learns both $\epsilon_\theta(x_t, t, y)$ and, with the label hidden
+for a share of the training examples (Label dropout), $\epsilon_\theta(x_t, t)$. Each sampling
+step mixes them with the guidance scale s:
+
+$$\tilde\epsilon = \epsilon_\theta(x_t, t) + s\,\big(\epsilon_\theta(x_t, t, y) - \epsilon_\theta(x_t, t)\big)$$
+
+s = 0 samples the unconditional model, s = 1 the conditional one, s > 1 pushes towards what
+makes the class the class: clearer, less varied pictures. Explore has the slider.
+"""
+
+
 def learn(t: dict, cfg: dict, running: bool, where: str, entropy: float | None = None) -> str:
     """The forward process and the simple loss with its value by noise level; Algorithms 1 and 2."""
     T = cfg.get("timesteps", 1000)
@@ -54,7 +66,7 @@ def curve(insp, model, rows: list[dict]) -> tuple[pd.DataFrame, str]:
 
 
 VIEWS = FamilyViews(
-    terms=TERMS, needed=TERMS[:1], learn=learn, panels=step_panels(curve),
+    terms=TERMS, needed=TERMS[:1], learn=learn, panels=step_panels(curve), conditional=CONDITIONAL,
     captions={
         "curve": "**Denoising loss** ‖ε − ε_θ(x_t, t)‖² over all t, and by noise level. High noise is easy (x_t is almost ε); "
         "the low-noise third is the hard part, and the one that shapes the samples' detail.",

@@ -204,4 +204,14 @@ def panels(insp, model, rows: list[dict], step: int, running: bool, push: bool) 
     return out
 
 
-VIEWS = FamilyViews(terms=TERMS, needed=TERMS[:3], learn=learn, panels=panels)
+CONDITIONAL = r"""### Conditioned on {classes} classes (projection discriminator)
+Both players are told the class y: $G(z, y)$ draws a picture of class y, and D judges a picture
+as one of class y (Miyato & Koyama 2018, eq. 3), through an inner product of y's embedding with
+its features $\phi(x)$:
+
+$$\min_G \max_D\; \mathbb{E}_{x,y}[\log D(x, y)] + \mathbb{E}_{z,y}[\log(1 - D(G(z, y), y))],\quad D(x, y) = \sigma\big(\psi(\phi(x)) + \langle e_y, \phi(x)\rangle\big)$$
+
+Real pictures come with their labels; each fake's class is drawn uniformly, so rare classes are learnt too.
+"""
+
+VIEWS = FamilyViews(terms=TERMS, needed=TERMS[:3], learn=learn, panels=panels, conditional=CONDITIONAL)

@@ -75,9 +75,10 @@ def kl_frame(kl_per_dim: np.ndarray) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def reconstructions(model, x: torch.Tensor) -> torch.Tensor:
-    """The decoder's mean at the posterior mean of each input: what the VAE makes of x."""
-    return sampling.decode(model, sampling.encode(model, x))
+def reconstructions(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The decoder's mean at the posterior mean of each input: what the VAE makes of x (a
+    conditional VAE's decoder also told each input's class)."""
+    return sampling.decode(model, sampling.encode(model, x), labels if model.config.conditional else None)
 
 
 def reconstruction_picture(x: torch.Tensor, x_hat: torch.Tensor, per_row: int = 4, scale: int = 3) -> np.ndarray:
@@ -179,7 +180,7 @@ def panels(insp, model, rows: list[dict], step: int, running: bool, push: bool) 
     recon_curve, kl_curve = vae_curves(rows)
     out = {"diagnostics": diag, "kl": kl_frame(diag["kl_per_dim"]), "recon_curve": recon_curve, "kl_curve": kl_curve}
     recon_x = insp.real if insp.points else insp.examples[:N_RECON]
-    x_hat = reconstructions(model, recon_x)
+    x_hat = reconstructions(model, recon_x, None if insp.labels is None else insp.labels[: recon_x.shape[0]])
     if insp.points:
         if "recon" not in cache:
             cache["recon"] = PointsCanvas.of(insp.real, insp.lim, title="data (grey) → reconstruction (orange)")
@@ -194,4 +195,14 @@ def panels(insp, model, rows: list[dict], step: int, running: bool, push: bool) 
     return out
 
 
-VIEWS = FamilyViews(terms=TERMS, needed=TERMS[:3], learn=learn, panels=panels, optional=("bits_per_dim",))
+CONDITIONAL = r"""### Conditioned on {classes} classes (a cVAE)
+Sohn et al. 2015: with each picture's label y, the same bound on $\log p_\theta(x|y)$; the decoder is
+told y, the encoder sees only x (so any picture can be encoded), and the KL makes z drop what y
+already says, so z keeps the style and y the class:
+
+$$\log p_\theta(x|y) \ge -KL\big(q_\phi(z|x)\,\|\,p(z)\big) + \mathbb{E}_q[\log p_\theta(x|z, y)]$$
+
+The numbers above are of this bound. In Explore, one z drawn as every class shows the split.
+"""
+
+VIEWS = FamilyViews(terms=TERMS, needed=TERMS[:3], learn=learn, panels=panels, optional=("bits_per_dim",), conditional=CONDITIONAL)

@@ -10,8 +10,11 @@ is that file and one line below (or `register(MyModel)` from anywhere, as the te
 from __future__ import annotations
 
 from ._common import (
+    DATA_FIELDS,
     ConfigError,
     Setting,
+    as_batch,
+    class_weights,
     copy_model,
     copy_tensors,
     descend,
@@ -89,7 +92,7 @@ def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     if kind not in cls.data_kinds:
         return cls.Config(data_shape=tuple(data_shape), **overrides)  # its own message says why not
     valid = settings_of(cls.Config)
-    unknown = sorted(set(overrides) - set(valid) - {"data_shape"})
+    unknown = sorted(set(overrides) - set(valid) - set(DATA_FIELDS))
     if unknown:
         raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}; valid ones: {', '.join(valid)}")
     colour = cls.defaults.get("colour", {}) if _colour(data_shape) else {}
@@ -103,7 +106,7 @@ def build_model(family: str, config):
     """The model for `family` from a config dataclass or a plain dict (as stored in checkpoints)."""
     cls = family_of(family)
     if isinstance(config, dict):
-        unknown = sorted(set(config) - set(settings_of(cls.Config)) - {"data_shape"})
+        unknown = sorted(set(config) - set(settings_of(cls.Config)) - set(DATA_FIELDS))
         if unknown:
             raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}")
         config = cls.Config(**config)
@@ -112,6 +115,7 @@ def build_model(family: str, config):
 
 __all__ = [
     "BATCH_SIZE",
+    "DATA_FIELDS",
     "DATA_KINDS",
     "FAMILIES",
     "GAN",
@@ -128,7 +132,9 @@ __all__ = [
     "Setting",
     "VAEConfig",
     "a_model",
+    "as_batch",
     "build_model",
+    "class_weights",
     "copy_model",
     "copy_tensors",
     "default_batch_size",

@@ -183,6 +183,87 @@ def copy_tensors(obj):
     return copy.deepcopy(obj)
 
 
+# ---------------------------------------------------------------------------------------------
+# Label conditioning, shared by the families that have it (VAE, GAN, diffusion)
+
+# fields of a config that come from the data, not from the user: the data's shape and, for a
+# conditional model, the names of its classes
+DATA_FIELDS = ("data_shape", "labels")
+# the sample-time settings that only a conditional model has a use for (diffusion's guidance too)
+CONDITIONAL_SAMPLING = ("label", "blend_label", "blend", "guidance")
+
+
+@dataclass
+class Conditioning:
+    """The settings of a label-conditioned model. A family's config inherits them; its nets take
+    the class as a vector of K weights (one-hot for a label, two non-zero for a blend of two
+    classes), so that Explore can draw one latent as any class or between two.
+
+    `labels` are the class names, filled in from the data when `conditional` is on (the app and
+    the CLI do it in make_trainer); `label`, `blend_label` and `blend` say which class samples are
+    drawn as (sample-time settings: Explore changes them on its own copy of the model)."""
+
+    conditional: bool = setting(
+        False, "Conditional on labels", row="conditional",
+        help="labelled data only: learn p(x | class), then pick the class when sampling",
+    )  # fmt: skip
+    label: int = setting(-1, "Class", lo=-1, hi=9999, step=1, sample=True, shown=False, help="-1: each class in turn")
+    blend_label: int = setting(-1, "Blend with class", lo=-1, hi=9999, step=1, sample=True, shown=False, help="-1: none")
+    blend: float = setting(0.0, "Blend", lo=0.0, hi=1.0, step=0.05, sample=True, shown=False, help="0: the class; 1: the other one")
+    labels: tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> int:
+        """K, the number of classes the model is conditioned on (0: unconditional)."""
+        return len(self.labels) if self.conditional else 0
+
+    def check_conditioning(self) -> None:
+        self.labels = tuple(str(n) for n in self.labels)
+        if not self.conditional:
+            return
+        k = len(self.labels)
+        if k < 2:
+            raise ConfigError(
+                "a conditional model needs data with at least 2 labelled classes (built in: digits, "
+                "emoji, glyphs, mnist, ring8, moons; or a folder or zip with one subfolder per class)"
+            )
+        for name in ("label", "blend_label"):
+            if getattr(self, name) >= k:
+                raise ConfigError(f"{name} must be -1 or a class from 0 to {k - 1} ({', '.join(self.labels[:12])}); got {getattr(self, name)}")
+
+
+def class_weights(cfg: Conditioning, n: int, device=None, labels: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The class input of a conditional model's nets for n samples, (n, K) weights: one-hot rows
+    of `labels` (int, (n,)) when given, as in training; otherwise from the sample settings: class
+    `label` (-1: 0, 1, ..., K-1, 0, ... in turn), mixed with `blend_label` by `blend`. None for an
+    unconditional model."""
+    k = cfg.classes
+    if not k:
+        return None
+    if labels is None:
+        labels = torch.arange(n, device=device) % k if cfg.label < 0 else torch.full((n,), cfg.label, device=device)
+        w = torch.nn.functional.one_hot(labels, k).float()
+        if cfg.blend_label >= 0 and cfg.blend > 0:
+            w = (1 - cfg.blend) * w + cfg.blend * torch.nn.functional.one_hot(torch.tensor(cfg.blend_label, device=device), k).float()
+        return w
+    return torch.nn.functional.one_hot(labels.to(device).long(), k).float()
+
+
+def as_batch(model, x: torch.Tensor, y: torch.Tensor | None = None):
+    """What a model's loss_parts takes for pictures x with labels y: x, or a conditional
+    model's (x, y)."""
+    if not getattr(model.config, "conditional", False):
+        return x
+    if y is None:
+        raise ConfigError(f"this conditional {model.family} needs the labels of the pictures it is shown")
+    return (x, y.to(x.device))
+
+
+def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch as (x, labels): a conditional model's trainer hands it (x, y); others x alone."""
+    return (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+
+
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam with the fastest update kernel the parameters' device has.
 

@@ -18,6 +18,10 @@ same abar at a subset of the timesteps, with the betas that subset implies (Nich
 2021, section 4). eta = 1 draws fresh noise at every step (DDPM); eta = 0 is the deterministic
 DDIM sampler (Song et al., 2021), for which x_T is a true latent: close x_T, close samples.
 
+A conditional model (conditional=True, on labelled data) learns eps(x_t, t, y) with classifier-
+free guidance (Ho & Salimans 2021): the class's embedding is added to t's, training hides it for
+a share of the examples, and sampling mixes the two predictions with a guidance scale s.
+
 Points are standardised by statistics taken from the first training batch (kept in the
 checkpoint); images are mapped from [0, 1] to [-1, 1].
 """
@@ -33,11 +37,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, descend, live_settings, make_adam, sample_settings, setting, validate
+from ._common import (
+    Conditioning,
+    ConfigError,
+    class_weights,
+    descend,
+    live_settings,
+    make_adam,
+    sample_settings,
+    setting,
+    split_batch,
+    validate,
+)  # fmt: skip
 
 
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(Conditioning):
     data_shape: tuple[int, ...] = (2,)  # (2,) for points, (C, H, W) for images
     arch: Literal["mlp", "conv"] = setting("mlp", "Architecture", row="arch", points=("mlp",))
     hidden: int = setting(256, "Hidden width", lo=8, hi=2048, step=4, help="MLP width, or conv channels", row="size")
@@ -51,6 +66,14 @@ class DiffusionConfig:
     # bench/targets.py's runs) in a quarter of the time
     sample_steps: int = setting(250, "Sampling steps (≤ T, 0 = all)", lo=0, hi=1000, step=10, live=True, sample=True, row="sampling")
     eta: float = setting(1.0, "η: 1 = DDPM noise, 0 = DDIM", lo=0.0, hi=1.0, step=0.1, live=True, sample=True, row="sampling")
+    # classifier-free guidance (Ho & Salimans 2021), for a conditional model: training hides the
+    # class from a share of the batch (their p_uncond, 0.1 or 0.2), so that one net learns both
+    # eps(x, t, y) and eps(x, t); sampling mixes them, eps(x, t) + s (eps(x, t, y) - eps(x, t))
+    uncond_prob: float = setting(0.1, "Label dropout (for guidance)", lo=0.0, hi=0.9, step=0.05, shown=False, help="the share of training examples shown without their class")
+    guidance: float = setting(
+        2.0, "Guidance scale s", lo=0.0, hi=10.0, step=0.5, live=True, sample=True, shown=False,
+        help="0: unconditional; 1: conditional; more: more like the class, less varied",
+    )  # fmt: skip
     # the sampler is an average of the weights: much cleaner samples
     ema: float = setting(0.995, "Weight averaging (EMA) for sampling", lo=0.0, hi=0.9999, step=0.0001, row="averaging")
     lr: float = setting(1e-3, "Learning rate", lo=1e-6, hi=1.0, live=True, help="1e-6 to 1", row="training")
@@ -60,6 +83,7 @@ class DiffusionConfig:
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
         validate(self)
+        self.check_conditioning()
         if self.arch == "conv" and len(self.data_shape) != 3:
             raise ConfigError("arch 'conv' is for images; use arch 'mlp' for 2-D points")
 
@@ -116,6 +140,13 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
+def embed_step(net: nn.Module, t: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """What tells a denoiser where in the chain it is: t's embedding, plus (conditional) the
+    class's, as in Ho & Salimans' guided models."""
+    emb = net.t_embed(timestep_embedding(t, 64))
+    return emb if w is None else emb + net.c_embed(w)
+
+
 class MLPDenoiser(nn.Module):
     """Residual MLP on [Fourier features of x, embedding of t] (tiny-diffusion's recipe: the
     Fourier features let a small MLP resolve the thin modes of 2-D toy data)."""
@@ -127,6 +158,8 @@ class MLPDenoiser(nn.Module):
         self.n_freq = 16 if self.points else 0
         n_in = self.dim * (1 + 2 * self.n_freq) + cfg.hidden
         self.t_embed = nn.Sequential(nn.Linear(64, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden))
+        # the class's embedding, added to t's (no bias: no class, the zero vector, adds nothing)
+        self.c_embed = nn.Linear(cfg.classes, cfg.hidden, bias=False) if cfg.classes else None
         self.inp = nn.Linear(n_in, cfg.hidden)
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden))
@@ -135,12 +168,12 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, self.dim))
         self.register_buffer("freqs", 2.0 ** torch.arange(self.n_freq) * 0.5)
 
-    def forward(self, x, t):
+    def forward(self, x, t, w=None):  # w: (B, K) class weights, or None
         h = x.flatten(1)
         if self.n_freq:
             a = h.unsqueeze(-1) * self.freqs  # (B, dim, F)
             h = torch.cat([h, torch.sin(a).flatten(1), torch.cos(a).flatten(1)], dim=1)
-        h = self.inp(torch.cat([h, self.t_embed(timestep_embedding(t, 64))], dim=1))
+        h = self.inp(torch.cat([h, embed_step(self, t, w)], dim=1))
         for block in self.blocks:
             h = h + block(h)
         return self.out(h).view_as(x)
@@ -169,6 +202,7 @@ class ConvDenoiser(nn.Module):
         if cfg.data_shape[1] % 2 or cfg.data_shape[2] % 2:
             raise ConfigError("arch 'conv' needs an even image side (such as 28 or 32)")
         self.t_embed = nn.Sequential(nn.Linear(64, ch), nn.SiLU(), nn.Linear(ch, ch))
+        self.c_embed = nn.Linear(cfg.classes, ch, bias=False) if cfg.classes else None
         self.inp = nn.Conv2d(c, ch, 3, padding=1)
         self.down = nn.ModuleList(ConvBlock(ch, ch) for _ in range(max(1, cfg.layers // 2)))
         self.pool = nn.Conv2d(ch, ch, 4, 2, 1)
@@ -177,8 +211,8 @@ class ConvDenoiser(nn.Module):
         self.up = ConvBlock(ch, ch)
         self.out = nn.Sequential(nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, c, 3, padding=1))
 
-    def forward(self, x, t):
-        temb = self.t_embed(timestep_embedding(t, 64))
+    def forward(self, x, t, w=None):
+        temb = embed_step(self, t, w)
         h = self.inp(x)
         for block in self.down:
             h = block(h, temb)
@@ -284,8 +318,24 @@ class Diffusion(nn.Module):
         return torch.randn(n, *self.config.data_shape, generator=generator, device=self._device())
 
     @torch.no_grad()
-    def _chain(self, z: torch.Tensor, steps: int | None = None, eta: float | None = None, frames: int = 0, generator=None):
-        """Run the reverse chain from x_T = z. Yields (t, x_t in diffusion space) at about
+    def guided_eps(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        """The noise prediction a sampling step uses: eps(x, t), or for a conditional model
+        classifier-free guidance (Ho & Salimans 2021, eq. 6, written with s = 1 + w):
+        eps(x, t) + s (eps(x, t, y) - eps(x, t)). s = 0 is the unconditional model, s = 1 the
+        conditional one, s > 1 pushes further towards the class. Both in one pass of the net."""
+        s = self.config.guidance
+        if w is None or s == 0:
+            return net(x, t)
+        if s == 1:
+            return net(x, t, w)
+        both = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([w, torch.zeros_like(w)]))
+        cond, uncond = both.chunk(2)
+        return uncond + s * (cond - uncond)
+
+    def _chain(self, z: torch.Tensor, steps: int | None = None, eta: float | None = None, frames: int = 0, generator=None,
+               labels: torch.Tensor | None = None):  # fmt: skip
+        """Run the reverse chain from x_T = z (of the labels' classes, or the sampling settings'
+        class, when conditional). Yields (t, x_t in diffusion space) at about
         `frames` points of the chain and at the end (t = 0). The frames crowd towards t = 0,
         where the samples take shape (t at T * (1 - j/frames)^2). Noise comes from `generator`
         (default: seeded with 0, so the same z always gives the same samples)."""
@@ -302,9 +352,10 @@ class Diffusion(nn.Module):
             target = c.timesteps * (1 - j / frames) ** 2
             show.add(min(range(len(ts) - 1), key=lambda i: abs(ts[i + 1] - target)))
         x = z.reshape(z.shape[0], *c.data_shape).to(self._device()).float()
+        w = class_weights(c, x.shape[0], x.device, labels)
         for i, t in enumerate(ts):
             a, a_prev = abar_t[i].item(), abar_prev[i].item()
-            eps = net(x, torch.full((x.shape[0],), t, device=x.device))
+            eps = self.guided_eps(net, x, torch.full((x.shape[0],), t, device=x.device), w)
             x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
             if self.images:
                 x0 = x0.clamp(-1, 1)
@@ -327,9 +378,9 @@ class Diffusion(nn.Module):
         return min(int(float(steps)) or T, T)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, steps: int | None = None, eta: float | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, steps: int | None = None, eta: float | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Samples from x_T = z with the configured (or given) number of steps and eta."""
-        *_, (_, x) = self._chain(z, steps, eta)
+        *_, (_, x) = self._chain(z, steps, eta, labels=labels)
         return self._from_net(x)
 
     @torch.no_grad()
@@ -351,15 +402,24 @@ class Diffusion(nn.Module):
         c = self.config
         return {"eps": make_adam(self.net.parameters(), c.lr, (c.beta1, c.beta2))}
 
-    def loss_parts(self, x: torch.Tensor, generator=None) -> dict[str, torch.Tensor]:
+    def loss_parts(self, batch, generator=None) -> dict[str, torch.Tensor]:
         """Ho et al.'s simple loss on a batch: t ~ U{1..T}, eps ~ N(0, I),
         |eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t)|^2 averaged (the loss), and
-        the same over the low, middle and high thirds of t (detached: they are for the curves)."""
+        the same over the low, middle and high thirds of t (detached: they are for the curves).
+        A conditional model takes the batch as (x, labels) and predicts eps(x_t, t, y), the class
+        hidden (the zero vector) for a share uncond_prob of the batch (Ho & Salimans, Algorithm 1)."""
+        x, labels = split_batch(batch)
+        if self.config.classes and labels is None:
+            raise ConfigError("a conditional diffusion model learns with each picture's class: pass the batch as (x, y)")
         x0 = self._to_net(x)
         b, T = x0.shape[0], self.config.timesteps
         t = torch.randint(1, T + 1, (b,), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
-        per_example = (self.net(self.q_sample(x0, t, noise), t) - noise).pow(2).flatten(1).mean(1)
+        w = class_weights(self.config, b, x0.device, labels)
+        if w is not None:
+            keep = torch.rand(b, generator=generator, device=x0.device) >= self.config.uncond_prob
+            w = w * keep.unsqueeze(1)
+        per_example = (self.net(self.q_sample(x0, t, noise), t, w) - noise).pow(2).flatten(1).mean(1)
         loss = per_example.mean()
         out = {"loss": loss}
         with torch.no_grad():

@@ -19,6 +19,10 @@ The objective (Goodfellow et al. 2014, eq. 1):
 D outputs a logit l; D(x) = sigmoid(l), so log D = -softplus(-l) and log(1 - D) = -softplus(l),
 which is exact and never takes log(0).
 
+A conditional GAN (conditional=True, on labelled data) learns p(x | y): G(z, y) sees the class
+as a one-hot vector beside z, and D is the projection discriminator (Miyato & Koyama 2018),
+D(x, y) = psi(phi(x)) + <embed(y), phi(x)>: the class enters as an inner product with D's features.
+
 Remedies for mode collapse you can switch on:
   pack > 1        PacGAN (Lin et al., 2018): D judges m samples at once, concatenated, so a
                   generator that repeats itself is easy to catch.
@@ -46,11 +50,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, check_stages, conv_widths, live_settings, make_adam, setting, validate
+from ._common import (
+    Conditioning,
+    ConfigError,
+    check_stages,
+    class_weights,
+    conv_widths,
+    live_settings,
+    make_adam,
+    sample_settings,
+    setting,
+    split_batch,
+    validate,
+)  # fmt: skip
 
 
 @dataclass
-class GANConfig:
+class GANConfig(Conditioning):
     data_shape: tuple[int, ...] = (2,)  # (2,) for points, (C, H, W) for images
     arch: Literal["mlp", "dcgan"] = setting("mlp", "Architecture", row="arch", points=("mlp",))
     latent_dim: int = setting(2, "Latent dimensions", lo=1, hi=512, step=1, row="size")  # 2-D toy data needs no more; images want 32-128
@@ -84,6 +100,9 @@ class GANConfig:
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
         validate(self)
+        self.check_conditioning()
+        if self.conditional and self.pack > 1:
+            raise ConfigError("PacGAN packs samples of different classes into one judgement: a conditional GAN needs pack 1")
         if self.augment != "off" and len(self.data_shape) != 3:
             raise ConfigError(f"augment {self.augment!r} is for images (it shifts and cuts out pixels); use augment 'off' on 2-D points")
         if self.arch == "dcgan":
@@ -124,7 +143,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.data_shape = cfg.data_shape
         out = math.prod(cfg.data_shape)
-        self.net = nn.Sequential(*_mlp([cfg.latent_dim] + [cfg.hidden] * cfg.g_layers + [out], nn.ReLU()))
+        self.net = nn.Sequential(*_mlp([cfg.latent_dim + cfg.classes] + [cfg.hidden] * cfg.g_layers + [out], nn.ReLU()))
         self.images = len(cfg.data_shape) == 3
 
     def forward(self, z):  # (B, latent) -> (B, *data_shape); images in [-1, 1]
@@ -139,9 +158,10 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         inp = math.prod(cfg.data_shape) * cfg.pack
         self.net = nn.Sequential(*_mlp([inp] + [cfg.hidden] * cfg.d_layers + [1], nn.LeakyReLU(0.2)))
+        self.embed = nn.Linear(cfg.classes, cfg.hidden, bias=False) if cfg.classes else None
 
-    def forward(self, x):  # (B/pack, pack * prod(data_shape)) -> (B/pack,) logits
-        return self.net(x.flatten(1)).squeeze(1)
+    def forward(self, x, w=None):  # (B/pack, pack * prod(data_shape)) -> (B/pack,) logits
+        return projected(self.net, self.embed, x.flatten(1), w)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -168,7 +188,7 @@ class DCGenerator(nn.Module):
         super().__init__()
         widths = conv_widths(cfg.data_shape[1], cfg.channels, cfg.stages)[::-1]  # e.g. 2c, c
         self.c2, self.base = widths[0], cfg.data_shape[1] // 2 ** len(widths)
-        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, self.c2 * self.base**2), nn.BatchNorm1d(self.c2 * self.base**2), nn.ReLU())
+        self.project = nn.Sequential(nn.Linear(cfg.latent_dim + cfg.classes, self.c2 * self.base**2), nn.BatchNorm1d(self.c2 * self.base**2), nn.ReLU())
         ups = [m for a, b in zip(widths, widths[1:]) for m in (nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU())]
         self.net = nn.Sequential(*ups, nn.ConvTranspose2d(widths[-1], cfg.data_shape[0], 4, 2, 1), nn.Tanh())
         dcgan_init(self)
@@ -192,11 +212,24 @@ class DCDiscriminator(nn.Module):
             for i, (a, b) in enumerate(zip([cfg.data_shape[0] * cfg.pack, *widths], widths))
             for m in (nn.Conv2d(a, b, 4, 2, 1), *([nn.BatchNorm2d(b)] if norm and i else []), nn.LeakyReLU(0.2))
         ]
-        self.net = nn.Sequential(*convs, nn.Flatten(), nn.Linear(widths[-1] * (side // 2 ** len(widths)) ** 2, 1))
+        features = widths[-1] * (side // 2 ** len(widths)) ** 2
+        self.net = nn.Sequential(*convs, nn.Flatten(), nn.Linear(features, 1))
+        self.embed = nn.Linear(cfg.classes, features, bias=False) if cfg.classes else None
         dcgan_init(self)
 
-    def forward(self, x):  # (B/pack, pack * C, H, W) -> (B/pack,) logits
-        return self.net(x).squeeze(1)
+    def forward(self, x, w=None):  # (B/pack, pack * C, H, W) -> (B/pack,) logits
+        return projected(self.net, self.embed, x, w)
+
+
+def projected(net: nn.Sequential, embed: nn.Linear | None, x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """D's logits, (B,). Unconditional: net(x). Conditional, the projection discriminator (Miyato
+    & Koyama 2018, eq. 3): with phi(x) the features under the last layer psi,
+    D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, the class weights w standing in for y's one-hot
+    vector (so the inner product is with y's embedding, or a blend of two)."""
+    if w is None:
+        return net(x).squeeze(1)
+    h = net[:-1](x)
+    return (net[-1](h).squeeze(1) + (embed(w) * h).sum(1))
 
 
 def _spectral_norm_all(module: nn.Module) -> None:
@@ -304,7 +337,7 @@ class GAN(nn.Module):
     data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ("d", "g")  # step-by-step mode: one D step, one G step
     live_params: ClassVar[tuple[str, ...]] = live_settings(GANConfig)  # may change while training runs
-    sample_params: ClassVar[tuple[str, ...]] = ()
+    sample_params: ClassVar[tuple[str, ...]] = sample_settings(GANConfig)  # the class to draw
     curves: ClassVar[tuple] = (("Losses", ("d_loss", "g_loss")), ("Discriminator scores", ("d_real", "d_fake")))
     series: ClassVar[dict] = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
     # A class's same-shaped runs train as one batched model (playground/cohort.py): the nets
@@ -345,21 +378,36 @@ class GAN(nn.Module):
         """The generator samples come from: the averaged one when ema > 0."""
         return self.G_ema if self.config.ema > 0 else self.G
 
+    def _with_class(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """G's input: z, and for a conditional GAN the class weights beside it (the labels', or
+        the sampling settings' class)."""
+        w = class_weights(self.config, z.shape[0], z.device, labels)
+        return z if w is None else torch.cat([z, w], dim=1)
+
+    def _critic_class(self, n: int, device, labels: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The class D judges n samples against: the labels', the sampling settings' class, or
+        (no class picked) the average of all classes' embeddings."""
+        c = self.config
+        if not c.classes or labels is not None or c.label >= 0:
+            return class_weights(c, n, device, labels)
+        return torch.full((n, c.classes), 1.0 / c.classes, device=device)
+
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, *, averaged: bool = True) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, *, averaged: bool = True, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G(z) in data space, in eval mode (batch norm uses running statistics): from the
         averaged generator samples come from, or (averaged=False) from the one being trained,
         the one D judges and the gradient moves."""
         g = self.sampler if averaged else self.G
         was = g.training
         g.eval()
-        out = self._from_net(g(z))
+        out = self._from_net(g(self._with_class(z, labels)))
         g.train(was)
         return out
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples: G(z) from the averaged generator."""
-        return self.generate(z)
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples: G(z) from the averaged generator (of the labels' classes, or the sampling
+        settings' class, when conditional)."""
+        return self.generate(z, labels=labels)
 
     @torch.no_grad()
     def features(self, z: torch.Tensor) -> torch.Tensor:
@@ -369,11 +417,11 @@ class GAN(nn.Module):
         first = g.project if hasattr(g, "project") else nn.Sequential(*list(g.net.children())[:2])
         was = g.training
         g.eval()
-        out = first(z).flatten(1)
+        out = first(self._with_class(z)).flatten(1)
         g.train(was)
         return out
 
-    def generator_push(self, x: torch.Tensor) -> torch.Tensor:
+    def generator_push(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Where the generator's training pushes each data-space point x = G(z): the gradient,
         with respect to x, of the per-sample objective G ascends, (N, *data_shape).
 
@@ -387,7 +435,7 @@ class GAN(nn.Module):
         self.D.eval()
         try:
             with torch.enable_grad():
-                logits = self.D(self._pack(self._to_net(x).repeat_interleave(m, 0)))
+                logits = self.D(self._pack(self._to_net(x).repeat_interleave(m, 0)), self._critic_class(x.shape[0], x.device, labels))
                 objective = F.softplus(logits) if self.config.loss == "minimax" else -F.softplus(-logits)
                 (grad,) = torch.autograd.grad(objective.sum(), x)
         finally:
@@ -408,10 +456,12 @@ class GAN(nn.Module):
                 b_ema.copy_(b)
 
     @torch.no_grad()
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D(x) in (0, 1) for data-space samples; with packing each sample is judged alongside
-        copies of itself, so the score is per sample."""
-        logits = self.D(self._pack(self._to_net(x).repeat_interleave(self.config.pack, 0)))
+        copies of itself, so the score is per sample. A conditional D judges them as the labels'
+        class, the sampling settings' class, or (none picked) the average class."""
+        w = self._critic_class(x.shape[0], x.device, labels)
+        logits = self.D(self._pack(self._to_net(x).repeat_interleave(self.config.pack, 0)), w)
         return torch.sigmoid(logits)
 
     def _pack(self, x: torch.Tensor) -> torch.Tensor:
@@ -428,8 +478,8 @@ class GAN(nn.Module):
     @property
     def stackable(self) -> bool:
         """Whether its steps can be batched with others' (stacked_train_step has no packing and
-        no DiffAugment; nets with batch or spectral norm are refused by the cohort)."""
-        return self.config.pack == 1 and self.config.augment == "off"
+        no DiffAugment and no classes; nets with batch or spectral norm are refused by the cohort)."""
+        return self.config.pack == 1 and self.config.augment == "off" and not self.config.conditional
 
     def check_batch_size(self, n: int) -> None:
         if n < self.config.pack:
@@ -442,44 +492,55 @@ class GAN(nn.Module):
             "g": make_adam(self.G.parameters(), c.lr, (c.beta1, c.beta2)),
         }
 
-    def loss_parts(self, x: torch.Tensor, generator=None, phase: str | None = None) -> dict[str, torch.Tensor]:
-        """Named parts of the game on a real batch `x`, for one phase or (None) both.
+    def loss_parts(self, batch, generator=None, phase: str | None = None) -> dict[str, torch.Tensor]:
+        """Named parts of the game on a real batch (x, or a conditional GAN's (x, labels)), for
+        one phase or (None) both.
 
         phase "d": D's loss -V(D, G) on x and as many fresh fakes (+ the R1 penalty, when on and
         gradients are enabled), with d_real = mean D(x), d_fake = mean D(G(z)), v_real, v_fake and
         value = V(D, G). Phase "g": the generator loss on as many fresh fakes, and D's score of them.
         For one phase, "loss" is the loss that phase minimises (d_loss or g_loss)."""
+        n = split_batch(batch)[0].shape[0]
         if phase == "d":
-            return self._d_parts(x, generator)
+            return self._d_parts(batch, generator)
         if phase == "g":
-            return self._g_parts(x.shape[0], generator)
+            return self._g_parts(n, generator)
         if phase is not None:
             raise ConfigError(f"a GAN's phases are 'd' and 'g'; got {phase!r}")
-        parts = {**self._d_parts(x, generator), **self._g_parts(x.shape[0], generator)}
+        parts = {**self._d_parts(batch, generator), **self._g_parts(n, generator)}
         del parts["loss"]
         return parts
 
-    def _judge(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        """D's logits for network-space samples, through DiffAugment when it is on (in D's and
-        G's steps alike, as the method requires)."""
+    def _judge(self, x: torch.Tensor, generator=None, w: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits for network-space samples (of classes w, when conditional), through
+        DiffAugment when it is on (in D's and G's steps alike, as the method requires)."""
         if self.config.augment == "diffaugment":
             x = diff_augment(x, generator)
-        return self.D(self._pack(x))
+        return self.D(self._pack(x), w)
 
-    def _fakes(self, n: int, generator=None) -> torch.Tensor:
-        """n samples of the generator being trained, in network space, with its graph."""
-        return self.G(self.sample_latent(n, generator))
+    def _fakes(self, n: int, generator=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """n samples of the generator being trained, in network space, with its graph, and
+        their class weights: a conditional GAN draws each fake's class uniformly, so that it
+        learns rare classes as well as common ones (None when unconditional)."""
+        z = self.sample_latent(n, generator)
+        labels = torch.randint(self.config.classes, (n,), generator=generator, device=z.device) if self.config.classes else None
+        w = class_weights(self.config, n, z.device, labels)
+        return self.G(z if w is None else torch.cat([z, w], dim=1)), w
 
-    def _d_parts(self, real, generator=None, fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        real = self._to_net(real)
+    def _d_parts(self, real, generator=None, fake: tuple | None = None) -> dict[str, torch.Tensor]:
+        real, labels = split_batch(real)
+        if self.config.classes and labels is None:
+            raise ConfigError("a conditional GAN's discriminator judges pictures with their class: pass the batch as (x, y)")
+        real, w_real = self._to_net(real), class_weights(self.config, real.shape[0], real.device, labels)
         if fake is None:
             with torch.no_grad():
                 fake = self._fakes(real.shape[0], generator)
+        fake, w_fake = fake
         r1 = self.config.r1 > 0 and torch.is_grad_enabled()
         if r1:
             real = real.detach().requires_grad_(True)
-        real_logits = self._judge(real, generator)
-        fake_logits = self._judge(fake.detach(), generator)  # D's step moves D only
+        real_logits = self._judge(real, generator, w_real)
+        fake_logits = self._judge(fake.detach(), generator, w_fake)  # D's step moves D only
         terms = value_terms(real_logits, fake_logits)
         loss = -(terms["v_real"] + terms["v_fake"])  # D maximises V
         out = {}
@@ -499,14 +560,15 @@ class GAN(nn.Module):
         )
         return out
 
-    def _g_parts(self, n: int, generator=None, fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        fake_logits = self._judge(self._fakes(n, generator) if fake is None else fake, generator)
+    def _g_parts(self, n: int, generator=None, fake: tuple | None = None) -> dict[str, torch.Tensor]:
+        fake, w = self._fakes(n, generator) if fake is None else fake
+        fake_logits = self._judge(fake, generator, w)
         loss = generator_loss(fake_logits, self.config.loss)
         return {"loss": loss, "g_loss": loss.detach(), "d_fake_after": torch.sigmoid(fake_logits).mean().detach()}
 
-    def d_step(self, real, opts, generator=None, fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def d_step(self, real, opts, generator=None, fake: tuple | None = None) -> dict[str, torch.Tensor]:
         """Ascend V(D, G) in D's parameters on one real and one fake batch (G fixed): fresh
-        fakes, or `fake` (network space) when given."""
+        fakes, or `fake` when given: (network-space samples, their class weights or None)."""
         parts = self._d_parts(real, generator, fake)
         loss = parts.pop("loss")
         opts["d"].zero_grad(set_to_none=True)
@@ -514,9 +576,9 @@ class GAN(nn.Module):
         opts["d"].step()
         return parts
 
-    def g_step(self, batch_size: int, opts, generator=None, fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def g_step(self, batch_size: int, opts, generator=None, fake: tuple | None = None) -> dict[str, torch.Tensor]:
         """Descend the generator loss against the fixed D (only G's optimizer steps), on fresh
-        fakes or on `fake`, drawn by G with its graph."""
+        fakes or on `fake` ((samples, class weights) as from _fakes), drawn by G with its graph."""
         parts = self._g_parts(batch_size, generator, fake)
         loss = parts.pop("loss")
         opts["g"].zero_grad(set_to_none=True)

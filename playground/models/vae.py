@@ -7,6 +7,9 @@ What is in this file, top to bottom:
   log_likelihood()       - log p_theta(x|z): Bernoulli, Gaussian, or discretised logistic
   VAE                    - encode, reparameterise, decode, and one gradient step on the ELBO
 
+A conditional VAE (conditional=True, on labelled data) learns p(x | y): its decoder p(x | z, y)
+sees the class y as a one-hot vector beside z, so one z can be drawn as every class.
+
 The evidence lower bound (Kingma & Welling 2014, eq. 3 and Appendix B), per image:
 
     L(theta, phi; x) = -KL(q_phi(z|x) || p(z)) + E_q[log p_theta(x|z)]
@@ -37,13 +40,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import ConfigError, check_stages, conv_widths, descend, live_settings, make_adam, setting, validate
+from ._common import (
+    Conditioning,
+    ConfigError,
+    check_stages,
+    class_weights,
+    conv_widths,
+    descend,
+    live_settings,
+    make_adam,
+    sample_settings,
+    setting,
+    split_batch,
+    validate,
+)  # fmt: skip
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(Conditioning):
     data_shape: tuple[int, ...] = (1, 28, 28)  # (2,) for points, (C, H, W) for images
     arch: Literal["mlp", "conv"] = setting("mlp", "Architecture", row="arch", points=("mlp",))
     # pytorch/examples' 784-400-20, so the two loops compare directly
@@ -68,6 +84,7 @@ class VAEConfig:
     def __post_init__(self):
         self.data_shape = tuple(int(s) for s in self.data_shape)
         validate(self)
+        self.check_conditioning()
         if self.arch == "conv":
             if len(self.data_shape) != 3:
                 raise ConfigError("arch 'conv' is for images; use arch 'mlp' for 2-D points")
@@ -116,7 +133,7 @@ class MLPDecoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.out_shape = cfg.out_shape
-        sizes = [cfg.latent_dim] + [cfg.hidden] * cfg.layers
+        sizes = [cfg.latent_dim + cfg.classes] + [cfg.hidden] * cfg.layers  # z, and the class when conditional
         body = [m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
         self.net = nn.Sequential(*body, nn.Linear(cfg.hidden, math.prod(cfg.out_shape)))
 
@@ -149,7 +166,7 @@ class ConvDecoder(nn.Module):
         widths = conv_widths(cfg.data_shape[1], cfg.channels, cfg.stages)[::-1]  # e.g. 2c, c
         self.top, self.base = widths[0], cfg.data_shape[1] // 2 ** len(widths)
         self.project = nn.Sequential(
-            nn.Linear(cfg.latent_dim, 256), nn.ReLU(), nn.Linear(256, self.top * self.base**2), nn.ReLU()
+            nn.Linear(cfg.latent_dim + cfg.classes, 256), nn.ReLU(), nn.Linear(256, self.top * self.base**2), nn.ReLU()
         )
         ups = [m for a, b in zip(widths, widths[1:]) for m in (nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU())]
         self.net = nn.Sequential(*ups, nn.ConvTranspose2d(widths[-1], cfg.out_shape[0], 4, 2, 1))
@@ -250,7 +267,7 @@ class VAE(nn.Module):
     data_kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     phases: ClassVar[tuple[str, ...]] = ()
     live_params: ClassVar[tuple[str, ...]] = live_settings(VAEConfig)  # may change while training runs
-    sample_params: ClassVar[tuple[str, ...]] = ()
+    sample_params: ClassVar[tuple[str, ...]] = sample_settings(VAEConfig)  # the class to draw
     curves: ClassVar[tuple] = (("Nats per image", ("recon", "kl")), ("ELBO (nats per image)", ("elbo",)))
     series: ClassVar[dict] = {"recon": "reconstruction", "kl": "KL", "elbo": "ELBO"}
 
@@ -278,17 +295,21 @@ class VAE(nn.Module):
         mu, logvar = self.encoder(x)
         return mu, logvar.clamp(-30.0, 20.0)  # keeps exp() finite for far-off inputs
 
-    def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+    def _decoder(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's raw output for latents z; a conditional VAE's decoder also sees the class
+        (the labels' one-hot rows, or the sampling settings' class)."""
+        w = class_weights(self.config, z.shape[0], z.device, labels)
+        return self.decoder(z if w is None else torch.cat([z, w], dim=1))
 
-    def log_px(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p_theta(x | z) per example, (B,): the decoder's likelihood of x at latents z."""
-        return log_likelihood(x, self.decoder(z), self.config.likelihood, self.log_sigma)
+    def log_px(self, x: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """log p_theta(x | z) per example, (B,): the decoder's likelihood of x at latents z (and,
+        conditional, the labels of x)."""
+        return log_likelihood(x, self._decoder(z, labels), self.config.likelihood, self.log_sigma)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's mean in data space: pixel probabilities or means, or point means."""
-        out = self.decoder(z)
+        out = self._decoder(z, labels)
         if self.config.likelihood == "bernoulli":
             return torch.sigmoid(out)
         return logistic_mean(out) if self.config.likelihood == "logistic" else out
@@ -309,13 +330,20 @@ class VAE(nn.Module):
         c = self.config
         return c.beta if c.kl_warmup == 0 else c.beta * min(1.0, step / c.kl_warmup)
 
-    def loss_parts(self, x, generator=None, step: int | None = None) -> dict[str, torch.Tensor]:
+    def loss_parts(self, batch, generator=None, step: int | None = None) -> dict[str, torch.Tensor]:
         """Per-image named parts of the negative ELBO on a batch: recon, kl, elbo, kl_per_dim,
         and the loss training descends, recon + beta * kl, with its beta (at `step` when given,
-        for the KL warm-up; the configured beta otherwise)."""
+        for the KL warm-up; the configured beta otherwise).
+
+        A conditional VAE takes the batch as (x, labels) and bounds log p(x | y) (Sohn et al.
+        2015): its decoder sees the class, its encoder q(z|x) only the picture, so that any
+        picture can be encoded, and the KL term pays for whatever z repeats of the class."""
+        x, labels = split_batch(batch)
+        if self.config.classes and labels is None:
+            raise ConfigError("a conditional VAE's ELBO is of p(x | class): pass the batch with its labels, (x, y)")
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
-        log_px = log_likelihood(x, self.decoder(z), self.config.likelihood, self.log_sigma)
+        log_px = self.log_px(x, z, labels)
         kl_dims = kl_divergence(mu, logvar)  # (B, latent)
         recon = -log_px.mean()
         kl_per_dim = kl_dims.mean(0)  # (latent,)
