@@ -427,6 +427,13 @@ class Explorer:
             settings["guidance"] = float(guidance)
         sampling.set_sample_params(self.card.model, **settings)
 
+    def every_class(self, z: torch.Tensor) -> torch.Tensor:
+        """One latent drawn as each class in turn, (K, *data_shape): what the class adds to it."""
+        if not self.classes:
+            raise ConfigError(f"this {self.card.family} is not conditioned on labels: it has no classes to draw")
+        k = len(self.classes)
+        return sampling.decode(self.card.model, z.view(1, -1).repeat(k, 1), torch.arange(k))
+
     # sliders <-> z
     def slider_label(self, i: int) -> str:
         d = self.sliders[i]
@@ -505,9 +512,11 @@ class Explorer:
         nrow = math.ceil(math.sqrt(n))
         return [(title, self.grid(x.cpu(), nrow)) for title, x in frames]
 
-    def grid(self, images: torch.Tensor, nrow: int) -> np.ndarray:
+    def grid(self, images: torch.Tensor, nrow: int, width: int = 448) -> np.ndarray:
+        """Pictures in rows of `nrow`, upscaled to about `width` pixels across (points: drawn
+        over the data)."""
         from .viz import image_grid
 
         if self._canvas is not None:
             return self._canvas.draw(images)
-        return image_grid(images, nrow=nrow, scale=max(1, math.ceil(448 / (nrow * (images.shape[-1] + 1)))))
+        return image_grid(images, nrow=nrow, scale=max(1, math.ceil(width / (nrow * (images.shape[-1] + 1)))))

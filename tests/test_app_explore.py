@@ -259,6 +259,8 @@ def test_a_conditional_model_draws_the_same_latent_as_each_class(app_url):
     assert not np.array_equal(three, eight) and not np.array_equal(between, three) and not np.array_equal(between, eight)
     # the class stays picked: the slider's next picture is drawn as the blend too
     assert np.array_equal(picture(c.predict(*sliders, api_name="/decode")), between)
+    grid = picture(c.predict(*sliders, api_name="/explore_every_class"))
+    assert grid.shape[1] > 5 * grid.shape[0]  # ten digits in one row
     with pytest.raises(Exception, match="not in the list of choices"):  # the picker offers this model's classes only
         c.predict(12, -1, 0.5, 2.0, *sliders, api_name="/explore_class")
     c.predict(upload=None, family="vae", data="digits", image_size=16, conditional=False, api_name="/step")

@@ -185,6 +185,9 @@ def test_explore_draws_one_latent_as_each_class_and_refuses_a_class_for_an_uncon
     fifth = sampling.decode(ex.card.model, z.view(1, -1))
     torch.testing.assert_close(fifth, sampling.decode(t.model, z.view(1, -1), torch.tensor([5])))
     assert not torch.allclose(first, fifth)
+    every = ex.every_class(z)
+    assert every.shape == (8, 2)
+    torch.testing.assert_close(every[5:6], fifth)
     assert t.model.config.label == -1  # the trainer's model is not the explored copy
     with pytest.raises(ConfigError, match="blend_label must be -1 or a class from 0 to 7"):
         ex.set_class(1, 9, 0.5)

@@ -147,6 +147,10 @@ class ExploreTab:
                         self.loop_btn = gr.Button("Make the loop", elem_id="loop-run")
                         self.loop_view = gr.Image(label="Sprite sheet", format="png", type="numpy", interactive=False, elem_id="loop-image", elem_classes=["pixelated"])
                         self.loop_files = gr.File(label="Animated GIF, MP4 and sprite sheet", file_count="multiple", interactive=False, height=100, elem_id="loop-files")
+                    with gr.Tab("Every class", id="classes", visible=False) as self.classes_tab:
+                        gr.Markdown("The current latent drawn as each class in turn, in the order of the class list: what the class adds, and what the latent keeps.")
+                        self.classes_btn = gr.Button("Draw every class", elem_id="classes-run")
+                        self.classes_view = gr.Image(label="Every class", format="png", type="numpy", interactive=False, elem_id="classes-image", elem_classes=["pixelated"])
                     with gr.Tab("Traversal", id="trav"):
                         gr.Markdown("One latent direction per row, from −span to +span around the current point (VAE: the most used dimensions; GAN: the principal directions).")
                         with gr.Row():
@@ -164,7 +168,7 @@ class ExploreTab:
             self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter,
             self.process_tab, self.process_md, self.process_dir, self.process_steps,
             self.tabs, self.encode_in, self.img_a, self.img_b,
-            self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance,
+            self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, self.classes_tab,
         ]  # fmt: skip
         self.pick_outputs = pick_outputs
         self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
@@ -180,6 +184,7 @@ class ExploreTab:
             control.input(self.on_class, class_in, [self.view, self.map], api_name="explore_class" if control is self.cls else False)
         for control in (self.cls_mix, self.guidance):
             control.release(self.on_class, class_in, [self.view, self.map], api_name=False, trigger_mode="always_last")
+        self.classes_btn.click(self.on_every_class, [S, *sliders], self.classes_view, api_name="explore_every_class")
         self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.view], api_name="explore_seed")
         self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.view], api_name="explore_random")
         self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.view], api_name="explore_reset")
@@ -279,7 +284,16 @@ class ExploreTab:
             self.cls_other: gr.Dropdown(choices=[("none", -1), *names], value=-1),
             self.cls_mix: gr.Slider(value=0.5),
             self.guidance: gr.Slider(value=getattr(cfg, "guidance", 2.0), visible=ex.guided),
+            self.classes_tab: gr.Tab(visible=bool(names)),
         }
+
+    def on_every_class(self, session: Session, *values):
+        ex = self.explorer(session)
+        try:
+            x = ex.every_class(ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:])))
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        return ex.grid(x, nrow=min(len(ex.classes), 10), width=800)
 
     def on_class(self, session: Session, label, other, mix, guidance, *values):
         """Draw the same latent as another class (or between two); the latent map follows."""
