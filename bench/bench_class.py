@@ -71,6 +71,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import httpx  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
+from playground.explore import N_DIRECTIONS, N_SLIDERS  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -164,7 +166,7 @@ def soak(url: str, pid: int, log: Path, sessions: int, seconds: float, settle_s:
             time.sleep(rng.uniform(1, 4))
             if call(c, "__session__", api_name="/explore_pick") is not None:
                 for _ in range(5):
-                    call(c, *[rng.uniform(-2, 2) for _ in range(2)], *([0.0] * 22), api_name="/decode")
+                    call(c, *[rng.uniform(-2, 2) for _ in range(2)], *([0.0] * (N_SLIDERS + N_DIRECTIONS - 2)), api_name="/decode")
             saved = call(c, f"soak-{i}", False, api_name="/save")
             if saved is not None:
                 count("saves")

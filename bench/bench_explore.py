@@ -48,10 +48,12 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
+from playground.explore import N_DIRECTIONS  # noqa: E402
+from playground.explore import N_SLIDERS as N_LATENT  # noqa: E402
 from playground.trainer import configure_threads  # noqa: E402
 from ui import CSS, build_demo  # noqa: E402
 
-N_SLIDERS = 24
+N_SLIDERS = N_LATENT + N_DIRECTIONS  # the /decode endpoint's inputs
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 TIME_CHANGE_JS = """

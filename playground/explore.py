@@ -143,6 +143,54 @@ def pca_directions(model, k: int = 8, n: int = 1024, seed: int = 0) -> tuple[tor
     return u, (s[:k].pow(2) / total).clone()
 
 
+@torch.no_grad()
+def attribute_directions(card: ModelCard, k: int, n: int = 2000) -> tuple[torch.Tensor, list[str]]:
+    """Named directions in an encoder's latent space from what the data says about its pictures
+    (the "bold" vector of Carter & Nielsen's font model): the mean code of the pictures with an
+    attribute minus the mean code of those without. Factors first (a 0/1 factor such as glyphs'
+    bold or italic; a continuous one such as shapes' scale split at its median: "more scale"),
+    then labels: for two classes (two folders) "more like B", the mean of B minus the mean of A;
+    for more, "more like k", the mean of k minus the mean of the others (a conditional model's
+    labels are its class input instead). At most k directions, (k', latent), and their names."""
+    data = card.data
+    if not card.encodes or data is None:
+        return torch.zeros(0, card.latent_dim), []
+    mu = sampling.encode(card.model, data.x[:n]).float()
+    out: list[tuple[str, torch.Tensor]] = []
+
+    def gap(has: torch.Tensor) -> torch.Tensor | None:
+        if has.all() or not has.any():
+            return None
+        return mu[has].mean(0) - mu[~has].mean(0)
+
+    y = data.y[:n] if data.y is not None else None
+    if data.factors is not None:
+        for name, f in zip(data.factor_names or [], data.factors[:n].T):
+            if y is not None and torch.equal(f.long().float(), f) and torch.equal(f.long(), y):
+                continue  # a factor that is the label (shapes' shape)
+            values = f.unique()
+            has = f == values.max() if len(values) == 2 else f > f.median()
+            d = gap(has)
+            if d is not None:
+                out.append((f"more {name}", d))
+    conditional = getattr(card.model.config, "conditional", False)
+    if y is not None and data.label_names and not conditional:
+        names = data.label_names
+        if len(names) == 2:
+            d = gap(y == 1)
+            if d is not None:
+                out.append((f"more like {names[1]} (less {names[0]})", d))
+        else:
+            for c, name in enumerate(names):
+                d = gap(y == c)
+                if d is not None:
+                    out.append((f"more like {name}", d))
+    out = out[:k]
+    if not out:
+        return torch.zeros(0, card.latent_dim), []
+    return torch.stack([d for _, d in out]), [name for name, _ in out]
+
+
 # -- pictures ----------------------------------------------------------------------------------
 
 
@@ -362,7 +410,7 @@ def upscale_for_view(side: int, target: int = 256) -> int:
 # -- one user's exploration --------------------------------------------------------------------
 
 N_SLIDERS = 16  # latent sliders the app shows (a VAE shows its 16 most used dimensions)
-N_DIRECTIONS = 8  # GAN principal directions
+N_DIRECTIONS = 10  # GAN principal directions, or an encoder's attribute directions (ten: a slider per digit)
 VIEW_SIDE = 256  # pixels of the explored picture
 
 
@@ -385,10 +433,17 @@ class Explorer:
             k, (_, h, w) = int(math.isqrt(N_SLIDERS)), shape
             r0, c0 = max(0, (h - k) // 2), max(0, (w - k) // 2)
             self.sliders = [r * w + c for r in range(r0, min(h, r0 + k)) for c in range(c0, min(w, c0 + k))]
+        # direction sliders: a generator's principal directions, or an encoder's attributes
+        self.directions_kind = None
+        self.direction_names: list[str] = []
         if hasattr(model, "features"):  # a generator network to find principal directions in
             self.directions, self.explained = pca_directions(model, N_DIRECTIONS)
+            self.directions_kind = "principal"
+            self.direction_names = [f"PC{i + 1} · {float(e) * 100:.0f}% of variance" for i, e in enumerate(self.explained)]
         else:
-            self.directions, self.explained = torch.zeros(0, card.latent_dim), torch.zeros(0)
+            self.directions, self.direction_names = attribute_directions(card, N_DIRECTIONS)
+            self.explained = torch.zeros(len(self.directions))
+            self.directions_kind = "attributes" if self.direction_names else None
         self.frames: list[tuple[str, np.ndarray]] = []  # the last process() shown, for its step slider
         self.lineage: Lineage | None = None  # the Breed tab's generations on this model
         self.trainer_step = card.meta.get("trainer_step")  # (trainer id, step) of a session model

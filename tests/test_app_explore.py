@@ -24,7 +24,7 @@ def picture(out) -> np.ndarray:
     return np.asarray(Image.open(path))
 
 
-N = 16 + 8  # latent and direction sliders
+N = 16 + 10  # latent and direction sliders
 
 
 def val(x):
@@ -62,7 +62,7 @@ def test_gan_has_principal_directions(app_url, shipped):
     out = c.predict(shipped["gan"], api_name="/explore_pick")
     assert "GAN" in out[0]
     base = picture(c.predict(*([0.0] * N), api_name="/decode"))
-    pushed = picture(c.predict(*([0.0] * 16 + [4.0] + [0.0] * 7), api_name="/decode"))
+    pushed = picture(c.predict(*([0.0] * 16 + [4.0] + [0.0] * (N - 17)), api_name="/decode"))
     assert not np.array_equal(base, pushed)  # PC1 moves the generated point
 
 

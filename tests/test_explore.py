@@ -268,3 +268,41 @@ def test_a_sprite_sheet_lays_frames_out_in_order():
     cell = sheet[4:8, 5:10]  # frame 4: row 1, column 1
     assert np.abs(cell.astype(float) - frames[4].permute(1, 2, 0).numpy() * 255).max() <= 0.5 + 1e-6
     assert (sheet[8:12, 5:] == 0).all()
+
+
+def test_attribute_directions_are_the_gaps_between_mean_codes_and_move_pictures_that_way():
+    """Carter & Nielsen's "bold" vector, from the data's factors and labels: on shapes, "more
+    scale" is the mean code of the big shapes minus that of the small ones, and walking along
+    it draws bigger shapes (more ink)."""
+    from playground import sampling
+    from playground.data import load_data
+    from playground.explore import Explorer, attribute_directions, card_from_trainer
+    from playground.trainer import TrainConfig, make_trainer
+
+    data = load_data("shapes", image_size=16, n=3000)
+    t = make_trainer("vae", data, {"latent_dim": 6, "arch": "conv"}, TrainConfig(batch_size=64))
+    for _ in range(600):
+        t.step()
+    card = card_from_trainer(t)
+    dirs, names = attribute_directions(card, 10)
+    # factors first (shape is the label, so it is not repeated), then one per class
+    assert names == ["more scale", "more rotation", "more x", "more y", "more like square", "more like ellipse", "more like heart"]
+    mu = sampling.encode(card.model, data.x[:2000])
+    big = data.factors[:2000, 1] > data.factors[:2000, 1].median()
+    torch.testing.assert_close(dirs[0], mu[big].mean(0) - mu[~big].mean(0))
+    ex = Explorer(card)
+    assert ex.directions_kind == "attributes" and ex.direction_names == names
+    # the slider adds alpha times the gap to the code; the pictures' ink follows their scale
+    base = ex.z_from([0.5] * len(ex.sliders))
+    torch.testing.assert_close(ex.z_from([0.5] * len(ex.sliders), [1.5]), base + 1.5 * dirs[0])
+    ink = [sampling.decode(card.model, mu[:500] + a * dirs[0]).sum((1, 2, 3)).mean().item() for a in (-1.0, 0.0, 1.0)]
+    assert ink[0] + 1 < ink[1] < ink[2] - 1, ink
+    # two folders: one slider, "more like B (less A)"
+    two = load_data("moons", n=600)
+    t2 = make_trainer("vae", two)
+    t2.step()
+    _, names2 = attribute_directions(card_from_trainer(t2), 10)
+    assert names2 == ["more like lower (less upper)"]
+    # a model without an encoder, or a conditional one's labels, give none of these
+    assert attribute_directions(card_from_trainer(make_trainer("gan", two)), 10)[1] == []
+    assert attribute_directions(card_from_trainer(make_trainer("vae", two, {"conditional": True})), 10)[1] == []

@@ -44,6 +44,7 @@ from . import common
 from .common import SESSION_MODEL, USER_ERRORS, model_choices
 
 MAP_STEPS = 15
+DIRECTION_TITLES = {"principal": "Principal directions (GANSpace)", "attributes": "Attributes (from the data's labels and factors)"}
 EXPORT_TTL = 3600  # seconds an exported PNG/GIF stays in our folder
 
 
@@ -254,7 +255,7 @@ class ExploreTab:
             else:
                 z_updates.append(gr.Slider(value=0, visible=False))
         d_updates = [
-            gr.Slider(value=0, label=f"PC{i + 1} · {float(ex.explained[i]) * 100:.0f}% of variance", visible=True)
+            gr.Slider(value=0, label=ex.direction_names[i], visible=True)
             if i < len(ex.directions) else gr.Slider(value=0, visible=False)
             for i in range(N_DIRECTIONS)
         ]  # fmt: skip
@@ -265,7 +266,7 @@ class ExploreTab:
             map_pic = ex.grid(latent_map(card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
             scatter = self.scatter_picture(ex)
         return {
-            self.info: self.describe(ex), self.view: view, self.dir_box: gr.Accordion(visible=len(ex.directions) > 0),
+            self.info: self.describe(ex), self.view: view, self.dir_box: gr.Accordion(label=DIRECTION_TITLES.get(ex.directions_kind, ""), visible=len(ex.directions) > 0),
             **dict(zip(self.z, z_updates)), **dict(zip(self.d, d_updates)),
             self.map_tab: gr.Tab(visible=two_d), self.map: map_pic, self.scatter: scatter, **self.process_updates(ex),
             # open on a tab this model has; the image inputs are for models with an encoder
@@ -351,6 +352,8 @@ class ExploreTab:
             shown = min(N_SLIDERS, c.latent_dim)
             note = "ordered by average KL, most used first" if c.data is not None else "in their own order (the data is not at hand to rank them)"
             lines.append(f"Sliders set the {shown} latent coordinates {note}; the rest stay at 0.")
+            if ex.directions_kind == "attributes":
+                lines.append("The attribute sliders move along the gap between the mean codes of the pictures with and without each label or factor (1 = the whole gap).")
         elif len(ex.directions):
             lines.append("Sliders set the raw latent coordinates; the principal directions move along GANSpace axes.")
         else:
@@ -553,7 +556,7 @@ class ExploreTab:
         ex = self.explorer(session)
         z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
         rows = int(rows)
-        if len(ex.directions):  # principal directions (a GAN's GANSpace axes)
+        if ex.directions_kind == "principal":  # a GAN's GANSpace axes; a VAE's most used dimensions
             dirs = ex.directions[:rows]
             absolute = False
         else:
