@@ -37,6 +37,7 @@ class ModelCard:
     model: torch.nn.Module
     data: Dataset | None = None  # the data it was trained on, when it can be loaded
     meta: dict = field(default_factory=dict)
+    path: Path | None = None  # its checkpoint file, when it came from one
 
     @property
     def family(self) -> str:
@@ -66,7 +67,7 @@ def card_from_checkpoint(path: str | Path, name: str | None = None, *, max_items
         data = None  # e.g. an upload that is no longer on this machine: explore without data
     if data is not None and tuple(data.sample_shape) != tuple(model.config.data_shape):
         data = None
-    return ModelCard(name or Path(path).stem, model, data, meta)
+    return ModelCard(name or Path(path).stem, model, data, meta, Path(path))
 
 
 def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCard:
@@ -74,6 +75,48 @@ def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCa
     with trainer.lock:
         model = copy_model(trainer.model).eval()
     return ModelCard(name, model, trainer.data, {"step": trainer.step_count, "trainer_step": (id(trainer), trainer.step_count)})
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) -> its SHA-256
+
+
+def find_model(rec: dict, paths: list[Path], current: ModelCard | None = None, trainer=None) -> ModelCard:
+    """The model that made the picture a provenance record describes: the one explored now, a
+    checkpoint among `paths` (by the file's hash, or by its weights' for a picture of an unsaved
+    model), or the session's trainer. A ProvenanceError that names the model when none is it."""
+    from .provenance import ProvenanceError, describe_model, file_sha256, weights_sha256
+
+    want = rec["model"]["weights_sha256"]
+    if current is not None and weights_sha256(current.model) == want:
+        return current
+    file_want = rec["model"].get("checkpoint_sha256")
+    for path in paths:
+        path = Path(path)
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if file_want:
+            key = (str(path), st.st_mtime_ns, st.st_size)
+            if key not in _FILE_HASHES:
+                _FILE_HASHES[key] = file_sha256(path)
+            if _FILE_HASHES[key] == file_want:
+                return card_from_checkpoint(path)
+        else:  # a picture of a model that was not saved when it was made: a checkpoint may have its weights
+            try:
+                card = card_from_checkpoint(path)
+            except (CheckpointError, ConfigError):
+                continue
+            if weights_sha256(card.model) == want:
+                return card
+    if trainer is not None:
+        card = card_from_trainer(trainer)
+        if weights_sha256(card.model) == want:
+            return card
+    raise ProvenanceError(
+        f"this picture was made by {describe_model(rec)}, which is not among the models you can explore: "
+        "upload that checkpoint above (or pick it), then drop the picture again"
+    )
 
 
 def describe_checkpoint(path: Path) -> str:
@@ -444,6 +487,8 @@ class Explorer:
             self.directions, self.direction_names = attribute_directions(card, N_DIRECTIONS)
             self.explained = torch.zeros(len(self.directions))
             self.directions_kind = "attributes" if self.direction_names else None
+        self.base = torch.zeros(card.latent_dim)  # the current point's coordinates without a slider
+        self.seed: int | None = None  # the seed the current point came from, if it did
         self.frames: list[tuple[str, np.ndarray]] = []  # the last process() shown, for its step slider
         self.lineage: Lineage | None = None  # the Breed tab's generations on this model
         self.trainer_step = card.meta.get("trainer_step")  # (trainer id, step) of a session model
@@ -502,8 +547,17 @@ class Explorer:
         z = sampling.latents(self.card.model, 1, int(seed))[0]
         return [round(float(z[d]), 2) for d in self.sliders]
 
+    def jump(self, z: torch.Tensor, seed: int | None = None) -> list[float]:
+        """Make z the current point (a seed's prior sample, an encoded picture, a map cell, a
+        reopened export): the coordinates no slider moves keep its values from now on. Returns
+        the slider positions."""
+        self.base, self.seed = z.detach().flatten().float().clone(), seed
+        return self.values_from(self.base)
+
     def z_from(self, values: list[float], alphas: list[float] | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
-        z = base.clone() if base is not None else torch.zeros(self.card.latent_dim)
+        """The latent at these slider positions and direction amounts, over `base` (default: the
+        current point's other coordinates)."""
+        z = (base if base is not None else self.base).clone()
         for d, v in zip(self.sliders, values):
             z[d] = float(v)
         for u, a in zip(self.directions, alphas or []):
@@ -531,6 +585,33 @@ class Explorer:
         if self.card.is_points:
             return self.draw(z)
         return export_picture(sampling.decode(self.card.model, z.view(1, -1))[0], scale, smooth)
+
+    def export_traced(self, z: torch.Tensor, scale: int, smooth: bool) -> tuple[np.ndarray, bytes, dict]:
+        """The picture at z, as a PNG that carries what made it (playground/provenance.py), and
+        that record (for the JSON sidecar)."""
+        from . import provenance
+
+        pic = self.export(z, scale, smooth)
+        rec = provenance.record(self.card, z, seed=self.seed, export={"scale": int(scale), "smooth": bool(smooth), "size": [pic.shape[1], pic.shape[0]]})
+        return pic, provenance.png_bytes(pic, rec), rec
+
+    def reopen(self, rec: dict) -> tuple[torch.Tensor, dict]:
+        """Put this model back in the state a picture's record describes (its class and
+        sampling settings); returns its latent and the export settings."""
+        from .provenance import ProvenanceError, describe_model, weights_sha256
+
+        if rec["model"]["weights_sha256"] != weights_sha256(self.card.model):
+            raise ProvenanceError(f"this picture was made by {describe_model(rec)}, not by {self.card.name!r}")
+        z = torch.tensor(rec["latent"], dtype=torch.float32)
+        if z.numel() != self.card.latent_dim:
+            raise ProvenanceError(f"the picture's latent has {z.numel()} numbers; this model's has {self.card.latent_dim}")
+        settings = {k: v for k, v in rec.get("sampling", {}).items() if k in getattr(self.card.model, "sample_params", ())}
+        try:
+            sampling.set_sample_params(self.card.model, **settings)
+        except ConfigError as e:
+            raise ProvenanceError(f"the picture's sampling settings do not fit this model: {e}") from None
+        self.jump(z, rec.get("seed") if isinstance(rec.get("seed"), int) else None)
+        return z, rec.get("export") or {}
 
     # how a sample is made
     @property

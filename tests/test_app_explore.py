@@ -27,6 +27,12 @@ def picture(out) -> np.ndarray:
 N = 16 + 10  # latent and direction sliders
 
 
+def exported(out) -> tuple[str, str]:
+    """The export's two files: the PNG and its JSON sidecar."""
+    paths = [f if isinstance(f, str) else f["path"] for f in out]
+    return next(p for p in paths if p.endswith(".png")), next(p for p in paths if p.endswith(".json"))
+
+
 def val(x):
     """A slider's value, whether it came back as a plain value or an update."""
     return x.get("value") if isinstance(x, dict) else x
@@ -42,7 +48,8 @@ def test_pick_a_vae_then_slide(app_url, shipped):
     moved = picture(c.predict(*([2.5, -2.5] + [0] * (N - 2)), api_name="/decode"))
     again = picture(c.predict(*([2.5, -2.5] + [0] * (N - 2)), api_name="/decode"))
     assert not np.array_equal(first, moved) and np.array_equal(moved, again)
-    assert out[3 + N + 1] is not None and out[3 + N + 2] is not None  # the 2-D latent map and the encoded data
+    # the 2-D latent map and the encoded data, after info, view and the sliders (the client leaves out layout blocks)
+    assert picture(out[2 + N]).shape[0] > 100 and picture(out[2 + N + 1]).shape[0] > 100
 
 
 def test_seed_random_reset(app_url, shipped):
@@ -78,13 +85,13 @@ def test_encode_interpolate_traverse_export(app_url, shipped, tmp_path, digits):
     assert g.format == "GIF" and g.n_frames == 8  # 5 frames there, 3 back
     grid, _tgif = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse")
     assert picture(grid).shape[1] > picture(grid).shape[0]  # 2 rows of 5
-    png = c.predict(8, False, *([0.0] * N), api_name="/explore_export")
-    crisp = Image.open(png if isinstance(png, str) else png["path"])
+    png, _ = exported(c.predict(8, False, *([0.0] * N), api_name="/explore_export"))
+    crisp = Image.open(png)
     assert crisp.format == "PNG" and crisp.size == (28 * 8, 28 * 8)  # the model's pixels, 8 times
     blocks = np.asarray(crisp)[::8, ::8]
     assert np.array_equal(np.asarray(crisp), blocks.repeat(8, 0).repeat(8, 1))  # each pixel a crisp block
-    png = c.predict(4, True, *([0.0] * N), api_name="/explore_export")
-    smooth = np.asarray(Image.open(png if isinstance(png, str) else png["path"]))
+    png, _ = exported(c.predict(4, True, *([0.0] * N), api_name="/explore_export"))
+    smooth = np.asarray(Image.open(png))
     assert smooth.shape[:2] == (112, 112) and not np.array_equal(smooth, smooth[::4, ::4].repeat(4, 0).repeat(4, 1))
     with pytest.raises(Exception, match="3 is not in the list of choices"):
         c.predict(3, False, *([0.0] * N), api_name="/explore_export")
@@ -175,9 +182,9 @@ def test_a_colour_checkpoint_explores_and_exports_in_colour(app_url):
     c = client(app_url)
     info, view = c.predict(str(path), api_name="/explore_pick")[:2]
     assert "GAN" in info and colour_share(picture(view)) > 0.05  # the decoded picture is in colour
-    png = c.predict(4, False, *([0.5] * N), api_name="/explore_export")
-    exported = picture(png)
-    assert exported.shape[:2] == (64, 64) and colour_share(exported) > 0.05
+    png, _ = exported(c.predict(4, False, *([0.5] * N), api_name="/explore_export"))
+    pic = picture(png)
+    assert pic.shape[:2] == (64, 64) and colour_share(pic) > 0.05
 
 
 def test_an_uploaded_zip_of_colour_photos_trains_in_colour(app_url, tmp_path):
@@ -266,3 +273,44 @@ def test_a_conditional_model_draws_the_same_latent_as_each_class(app_url):
     c.predict(upload=None, family="vae", data="digits", image_size=16, conditional=False, api_name="/step")
     out = c.predict("__session__", api_name="/explore_pick")
     assert "Conditioned" not in out[0]
+
+
+def test_an_exported_picture_carries_what_made_it_and_reopens_on_its_model(app_url, shipped):
+    """Issue 14's provenance round trip: export, drop the PNG back (after looking at another
+    model), the same model, class, latent and settings, and the same pixels."""
+    import json
+
+    import ui.common
+    from playground.checkpoint import save_checkpoint
+    from playground.data import load_data
+    from playground.trainer import TrainConfig, make_trainer
+
+    data_args = {"spec": "digits", "image_size": 16}
+    t = make_trainer("vae", load_data(**data_args), {"conditional": True, "latent_dim": 8, "hidden": 64}, TrainConfig(batch_size=64), data_args=data_args)
+    for _ in range(30):
+        t.step()
+    path = save_checkpoint(ui.common.CHECKPOINT_ROOT / "cvae-test.safetensors", t, optimizer=False)
+    c = client(app_url)
+    out = c.predict(str(path), api_name="/explore_pick")
+    assert "Conditioned on 10 classes" in out[0]
+    sliders = [0.7, -1.2, 0.3] + [0.0] * (N - 3)
+    c.predict(7, 2, 0.25, 2.0, *sliders, api_name="/explore_class")  # a 7, a quarter of the way to a 2
+    png, sidecar = exported(c.predict(4, False, *sliders, api_name="/explore_export"))
+    rec = json.loads(Path(sidecar).read_text())
+    assert rec["model"]["checkpoint"] == "cvae-test.safetensors" and rec["model"]["family"] == "vae"
+    assert rec["class"] == {"label": 7, "name": "7", "blend_label": 2, "blend_name": "2", "blend": 0.25}
+    assert "CC BY 4.0" in rec["data"]["credit"] and len(rec["latent"]) == 8
+    with Image.open(png) as img:  # the PNG carries the same record, and a credit viewers show
+        assert json.loads(img.text["playground"])["latent"] == rec["latent"] and "Alpaydin" in img.text["Copyright"]
+    c.predict(shipped["gan"], api_name="/explore_pick")  # look at something else, then drop the picture
+    back = c.predict(handle_file(png), api_name="/explore_reopen")
+    assert "cvae-test" in back[0] and val(back[-2]) == 4  # the model, and the export's scale
+    # (the client leaves out layout blocks: info, view, then the sliders)
+    assert [val(v) for v in back[2:5]] == [0.7, -1.2, 0.3]
+    again, _ = exported(c.predict(4, False, *[val(v) or 0.0 for v in back[2 : 2 + N]], api_name="/explore_export"))
+    assert np.array_equal(picture(again), picture(png))  # the same pixels
+    plain = Image.new("RGB", (8, 8))
+    plain_path = Path(png).with_name("plain.png")
+    plain.save(plain_path)
+    with pytest.raises(Exception, match="no record of what made it"):
+        c.predict(handle_file(str(plain_path)), api_name="/explore_reopen")

@@ -5,6 +5,7 @@ Handlers are thin: widget values -> playground.explore.Explorer -> pictures.
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import uuid
@@ -12,9 +13,8 @@ from pathlib import Path
 
 import gradio as gr
 import torch
-from PIL import Image
 
-from playground import sampling
+from playground import provenance, sampling
 from playground.explore import (
     EXPORT_SCALES,
     N_DIRECTIONS,
@@ -23,6 +23,7 @@ from playground.explore import (
     Lineage,
     card_from_checkpoint,
     card_from_trainer,
+    find_model,
     gif_bytes,
     image_to_tensor,
     interpolation_frames,
@@ -97,7 +98,10 @@ class ExploreTab:
                             self.export_scale = gr.Dropdown([(f"×{k}", k) for k in EXPORT_SCALES], value=8, label="Export size", min_width=90, elem_id="explore-export-scale")
                             self.export_smooth = gr.Radio([("crisp pixels", False), ("smooth", True)], value=False, label="Upscaling", min_width=120, elem_id="explore-export-smooth")
                         self.export_btn = gr.Button("Export PNG", size="sm", elem_id="explore-export")
-                        self.export_file = gr.File(label="Export", interactive=False, height=60, elem_id="explore-file")
+                        self.export_file = gr.File(label="Export: the PNG (it carries what made it) and the same as JSON", file_count="multiple",
+                                                   interactive=False, height=90, elem_id="explore-file")  # fmt: skip
+                        self.reopen = gr.File(label="Drop an exported PNG to reopen it on its model", file_types=[".png"], type="filepath",
+                                              height=90, elem_id="explore-reopen")  # fmt: skip
                 with gr.Tabs() as self.tabs:
                     with gr.Tab("Latent map", id="map") as self.map_tab:
                         gr.Markdown("For models with a 2-D latent: decoded images over the plane (click to jump there) and the data encoded onto it, coloured by label.")
@@ -174,6 +178,7 @@ class ExploreTab:
         self.pick_outputs = pick_outputs
         self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
         self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload")
+        self.reopen.upload(self.on_reopen, [S, self.reopen], [*pick_outputs, self.export_scale, self.export_smooth], api_name="explore_reopen")
         self.refresh.click(self.on_refresh, None, self.pick, api_name=False)
         for s in sliders:
             s.input(
@@ -243,10 +248,37 @@ class ExploreTab:
             raise gr.Error(f"Could not load that checkpoint: {e}") from None
         return self.show(session, card)
 
-    def show(self, session: Session, card):
+    def on_reopen(self, session: Session, path: str | None, request: gr.Request):
+        """A PNG exported by Explore, dropped back: the model that made it, in the state it was
+        in (latent, class, sampling settings), or a message naming the checkpoint it needs."""
+        session.adopt(path)
+        if not path:
+            return tuple(gr.skip() for _ in range(len(self.pick_outputs) + 2))
+        ex = session.views.get("explorer")
+        try:
+            rec = provenance.read_record(path)
+            paths = [Path(value) for _, value in model_choices(request) if value != SESSION_MODEL]
+            card = find_model(rec, paths, ex.card if ex is not None else None, session.trainer)
+            out = self.show(session, card, rec)
+        except (*USER_ERRORS, provenance.ProvenanceError) as e:
+            raise gr.Error(f"Could not reopen that picture: {e}") from None
+        export = rec.get("export") or {}
+        out[self.export_scale] = export.get("scale") if export.get("scale") in EXPORT_SCALES else gr.skip()
+        out[self.export_smooth] = bool(export.get("smooth", False))
+        return out
+
+    def show(self, session: Session, card, rec: dict | None = None):
+        """Explore `card`: at the origin (VAEs), at seed 0's latent, or (a reopened picture) where
+        its record says."""
         ex = Explorer(card)
         session.views["explorer"] = ex
-        values = [0.0] * len(ex.sliders) if card.encodes else ex.seed_values(0)
+        if rec is not None:
+            ex.reopen(rec)
+            values = ex.values_from(ex.base)
+        elif card.encodes:
+            values = ex.jump(torch.zeros(card.latent_dim))
+        else:
+            values = ex.jump(self.seed_base(ex, 0), 0)
         z_updates = []
         for i in range(N_SLIDERS):
             if i < len(ex.sliders):
@@ -279,11 +311,12 @@ class ExploreTab:
         """The class picker: shown for conditional models, with their class names."""
         names = [(name, k) for k, name in enumerate(ex.classes)]
         cfg = ex.card.model.config
+        blending = bool(names) and cfg.blend_label >= 0
         return {
             self.class_box: gr.Accordion(visible=bool(names)),
-            self.cls: gr.Dropdown(choices=names, value=0 if names else None),
-            self.cls_other: gr.Dropdown(choices=[("none", -1), *names], value=-1),
-            self.cls_mix: gr.Slider(value=0.5),
+            self.cls: gr.Dropdown(choices=names, value=max(cfg.label, 0) if names else None),
+            self.cls_other: gr.Dropdown(choices=[("none", -1), *names], value=cfg.blend_label if blending else -1),
+            self.cls_mix: gr.Slider(value=cfg.blend if blending else 0.5),
             self.guidance: gr.Slider(value=getattr(cfg, "guidance", 2.0), visible=ex.guided),
             self.classes_tab: gr.Tab(visible=bool(names)),
         }
@@ -393,8 +426,8 @@ class ExploreTab:
         ex = self.explorer(session)
         if seed is None or seed < 0:
             raise gr.Error("The seed must be a whole number, 0 or more.")
-        values = ex.seed_values(int(seed))
-        return (*self.slider_updates(ex, values), ex.draw(ex.z_from(values, base=self.seed_base(ex, seed))))
+        values = ex.jump(self.seed_base(ex, seed), int(seed))
+        return (*self.slider_updates(ex, values), ex.draw(ex.z_from(values)))
 
     @staticmethod
     def seed_base(ex: Explorer, seed) -> torch.Tensor:
@@ -407,7 +440,7 @@ class ExploreTab:
 
     def on_reset(self, session: Session):
         ex = self.explorer(session)
-        values = [0.0] * len(ex.sliders)
+        values = ex.jump(torch.zeros(ex.card.latent_dim))
         return (*self.slider_updates(ex, values), ex.draw(ex.z_from(values)))
 
     def on_map_click(self, session: Session, evt: gr.SelectData):
@@ -418,7 +451,7 @@ class ExploreTab:
         full = ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
         lx, ly = map_click_to_latent(x, y, full.shape[1], full.shape[0], steps=MAP_STEPS)
         z = torch.tensor([lx, ly])
-        values = ex.values_from(z)
+        values = ex.jump(z)
         return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), ex.draw(z))
 
     def on_encode(self, session: Session, path: str | None):
@@ -427,7 +460,7 @@ class ExploreTab:
         if not path:
             return (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.update())
         z = self.encode_file(ex, path)
-        values = ex.values_from(z)
+        values = ex.jump(z)
         return (*self.slider_updates(ex, values), ex.draw(z))
 
     @staticmethod
@@ -447,11 +480,14 @@ class ExploreTab:
         ex = self.explorer(session)
         z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
         try:
-            pic = ex.export(z, int(scale or 1), bool(smooth))
+            pic, png, rec = ex.export_traced(z, int(scale or 1), bool(smooth))
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
-        side = pic.shape[0]
-        return self.write(f"explore-{side}px.png", lambda p: Image.fromarray(pic).save(p))
+        name = f"{ex.card.name}-{pic.shape[0]}px".replace(" ", "-")
+        png_path = self.write(f"{name}.png", lambda p: p.write_bytes(png))
+        json_path = str(Path(png_path).with_suffix(".json"))
+        Path(json_path).write_text(json.dumps(rec, indent=1))
+        return [png_path, json_path]
 
     @staticmethod
     def write(name: str, save) -> str:
