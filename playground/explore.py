@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -444,6 +445,52 @@ def image_to_tensor(path: str | Path, data_shape: tuple[int, ...]) -> torch.Tens
         raise DataError(f"could not read {Path(path).name} as an image ({e}); use a PNG or JPEG") from None
     t = torch.from_numpy(arr)
     return (t.unsqueeze(0) if c == 1 else t.permute(2, 0, 1)).unsqueeze(0)  # (1, C, H, W)
+
+
+INVERT_STEPS = 300  # Adam steps of a GAN inversion
+INVERT_RESTARTS = 8  # starting latents searched together; the best one is kept
+INVERT_PRIOR = 1e-3  # weight of |z|^2 / dim: keeps the latent where the prior puts samples
+
+
+def invert(model, x: torch.Tensor, *, steps: int = INVERT_STEPS, restarts: int = INVERT_RESTARTS, lr: float = 0.05,
+           seed: int = 0, every: int = 25) -> Iterator[tuple[int, torch.Tensor, float]]:  # fmt: skip
+    """Put a picture x (1, C, H, W) into a generator's latent space: search the z whose G(z) is
+    closest to x (mean squared error per pixel, plus a small pull towards the prior's typical
+    latents), by Adam on z from `restarts` seeded starting points at once (Zhu et al. 2016,
+    "Generative Visual Manipulation on the Natural Image Manifold", section 3.1, without the
+    encoder). Yields (step, the best z found so far (latent,), its RMS pixel error) every
+    `every` steps and at the end. The generator's weights are never changed."""
+    if not hasattr(model, "decode_with_grad"):
+        raise ConfigError(f"only a GAN's latent is searched for a picture; {model.a_model} has " + ("an encoder: encode the picture" if hasattr(model, "encode") else "no generator to invert"))
+    if tuple(x.shape[1:]) != tuple(model.config.data_shape):
+        raise ConfigError(f"the picture is {tuple(x.shape[1:])}; this model draws {tuple(model.config.data_shape)}")
+    device = next(model.parameters()).device
+    target = x.to(device).float()
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(restarts, model.latent_dim, generator=gen).to(device).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    best_z, best_err = z[0].detach().cpu().clone(), math.inf
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)  # only z learns; no gradient is kept for the weights
+    try:
+        for step in range(1, steps + 1):
+            with torch.enable_grad():
+                err = (model.decode_with_grad(z) - target).pow(2).flatten(1).mean(1)  # (restarts,)
+                loss = err.sum() + INVERT_PRIOR * z.pow(2).mean(1).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            opt.step()
+            if step % every == 0 or step == steps:
+                with torch.no_grad():
+                    err = (model.decode_with_grad(z) - target).pow(2).flatten(1).mean(1)
+                i = int(err.argmin())
+                if float(err[i].sqrt()) < best_err:  # the best found so far: it never gets worse
+                    best_z, best_err = z[i].detach().cpu().clone(), float(err[i].sqrt())
+                yield step, best_z, best_err
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def upscale_for_view(side: int, target: int = 256) -> int:

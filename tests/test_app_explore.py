@@ -115,7 +115,7 @@ def test_refusals(app_url, shipped, tmp_path):
     c.predict(shipped["gan"], api_name="/explore_pick")
     img = tmp_path / "x.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(img)
-    with pytest.raises(Exception, match="Only a VAE can encode"):
+    with pytest.raises(Exception, match="GAN models 2-D points, not images"):
         c.predict(handle_file(str(img)), api_name="/explore_encode")
 
 
@@ -185,6 +185,13 @@ def test_a_colour_checkpoint_explores_and_exports_in_colour(app_url):
     png, _ = exported(c.predict(4, False, *([0.5] * N), api_name="/explore_export"))
     pic = picture(png)
     assert pic.shape[:2] == (64, 64) and colour_share(pic) > 0.05
+    # a picture put into the GAN's latent space: searched, then on the sliders
+    out = c.predict(handle_file(png), api_name="/explore_encode")
+    import re
+
+    found = re.match(r"Found after 300 steps: RMS pixel error ([\d.]+)\.", out[-1])
+    assert found and float(found.group(1)) < 0.2  # it drew a picture close to the export of its own
+    assert val(out[0]) != 0.5 or val(out[1]) != 0.5  # the sliders moved to the latent found
 
 
 def test_an_uploaded_zip_of_colour_photos_trains_in_colour(app_url, tmp_path):

@@ -174,7 +174,11 @@ def test_train_a_conditional_model_switch_its_class_breed_and_export(browser, ap
     page.get_by_role("tab", name="Explore").click()
     page.click("#explore-model input")
     page.get_by_role("option", name="The model in the Train tab").click()
-    wait_until(lambda: "Conditioned on 10 classes" in page.inner_text("#explore-info"), what="the conditional model in Explore")
+    try:
+        wait_until(lambda: "Conditioned on 10 classes" in page.inner_text("#explore-info"), timeout=90, what="the conditional model in Explore")
+    except AssertionError:
+        page.screenshot(path=str(shots / "explore-conditional-failed.png"), full_page=True)
+        raise AssertionError(f"Explore shows: {page.inner_text('#explore-info')!r}") from None
     wait_until(lambda: page.locator("#explore-image img").count() > 0, what="the decoded image")
     seen = {page.get_attribute("#explore-image img", "src")}
     for digit in ("3", "8"):

@@ -208,3 +208,27 @@ def test_the_learn_panel_writes_out_the_conditional_objective(family, formula):
     text = learn_markdown(family, {}, cfg.to_dict())
     assert "Conditioned on 8 classes" in text and formula in text
     assert "Conditioned" not in learn_markdown(family, {}, default_config(family, (2,)).to_dict())
+
+
+def test_an_uploaded_folder_s_subfolders_are_the_classes_of_a_conditional_model(tmp_path):
+    """Two folders of pictures, red and blue: the conditional VAE learns each as a class, and
+    the same latents drawn as class 'blue' are bluer than drawn as class 'red'."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, channel in (("red", 0), ("blue", 2)):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for i in range(24):
+            img = np.full((16, 16, 3), 40, np.uint8)
+            img[..., channel] = 200 + rng.integers(0, 40)
+            Image.fromarray(img).save(tmp_path / "pics" / name / f"{i}.png")
+    data = load_data(str(tmp_path / "pics"), image_size=16)
+    assert data.label_names == ["blue", "red"] and data.sample_shape == (3, 16, 16)
+    t = make_trainer("vae", data, {"conditional": True}, TrainConfig(batch_size=16))
+    for _ in range(400):
+        t.step()
+    z = sampling.latents(t.model, 8, seed=0)
+    blue, red = (sampling.decode(t.model, z, torch.full((8,), k)) for k in (0, 1))
+    blueness = [(pics[:, 2] - pics[:, 0]).mean().item() for pics in (blue, red)]  # blue minus red, per class
+    assert blueness[0] > 0.3 and blueness[0] - blueness[1] > 0.5, blueness

@@ -34,7 +34,7 @@ def export(ex: Explorer, z: torch.Tensor, tmp_path, scale: int = 2):
 
 
 def test_a_picture_reopens_on_its_checkpoint_with_its_class_latent_and_pixels(trained, tmp_path):
-    t, path = trained
+    _, path = trained
     ex = Explorer(card_from_checkpoint(path))
     ex.set_class(3, 7, 0.4)
     ex.jump(torch.linspace(-1, 1, 8), seed=11)
@@ -67,7 +67,7 @@ def test_a_picture_of_an_unsaved_model_is_found_by_its_weights(trained, tmp_path
 
 
 def test_reopening_refuses_what_it_cannot_trust_or_use(trained, tmp_path):
-    t, path = trained
+    _, path = trained
     plain = tmp_path / "plain.png"
     Image.new("RGB", (4, 4)).save(plain)
     with pytest.raises(ProvenanceError, match="no record of what made it"):
@@ -114,7 +114,7 @@ def test_credits_name_the_data_and_its_licence():
 
 
 def test_the_png_also_says_it_in_chunks_other_programs_show(trained, tmp_path):
-    t, path = trained
+    _, path = trained
     _, png, rec = export(Explorer(card_from_checkpoint(path)), torch.zeros(8), tmp_path)
     with Image.open(png) as img:
         assert img.text["Software"] == "Generative Models Playground"

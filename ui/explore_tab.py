@@ -17,6 +17,7 @@ import torch
 from playground import provenance, sampling
 from playground.explore import (
     EXPORT_SCALES,
+    INVERT_STEPS,
     N_DIRECTIONS,
     N_SLIDERS,
     Explorer,
@@ -27,6 +28,7 @@ from playground.explore import (
     gif_bytes,
     image_to_tensor,
     interpolation_frames,
+    invert,
     latent_map,
     list_checkpoints,
     loop_latents,
@@ -93,7 +95,9 @@ class ExploreTab:
                 with gr.Row(equal_height=False):
                     self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"], scale=3)
                     with gr.Column(scale=2, min_width=200):
-                        self.encode_in = gr.Image(label="Encode an image (VAE), then edit it with the sliders", type="filepath", sources=["upload"], height=160, elem_id="explore-encode")
+                        self.encode_in = gr.Image(label="Put an image in the latent space (VAE: encode; GAN: search), then edit it with the sliders",
+                                                  type="filepath", sources=["upload"], height=160, elem_id="explore-encode")  # fmt: skip
+                        self.encode_info = gr.Markdown("", elem_id="explore-encode-info")
                         with gr.Row():
                             self.export_scale = gr.Dropdown([(f"×{k}", k) for k in EXPORT_SCALES], value=8, label="Export size", min_width=90, elem_id="explore-export-scale")
                             self.export_smooth = gr.Radio([("crisp pixels", False), ("smooth", True)], value=False, label="Upscaling", min_width=120, elem_id="explore-export-smooth")
@@ -195,7 +199,7 @@ class ExploreTab:
         self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.view], api_name="explore_random")
         self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.view], api_name="explore_reset")
         self.map.select(self.on_map_click, S, [*self.z, self.view], api_name=False)
-        self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view], api_name="explore_encode")
+        self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view, self.encode_info], api_name="explore_encode")
         self.export_btn.click(self.on_export, [S, self.export_scale, self.export_smooth, *sliders], self.export_file, api_name="explore_export")
         self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
         self.process_btn.click(self.on_process, [S, self.seed, self.process_dir, self.process_steps], [self.process_frame, self.process_view, self.process_gif], api_name="process")
@@ -303,7 +307,8 @@ class ExploreTab:
             self.map_tab: gr.Tab(visible=two_d), self.map: map_pic, self.scatter: scatter, **self.process_updates(ex),
             # open on a tab this model has; the image inputs are for models with an encoder
             self.tabs: gr.Tabs(selected="map" if two_d else "process" if ex.has_process else "interp"),
-            **{image: gr.Image(visible=card.encodes) for image in (self.encode_in, self.img_a, self.img_b)},
+            **{image: gr.Image(visible=card.encodes) for image in (self.img_a, self.img_b)},
+            self.encode_in: gr.Image(visible=not card.is_points and (card.encodes or hasattr(card.model, "decode_with_grad"))),
             **self.class_updates(ex),
         }  # fmt: skip
 
@@ -455,24 +460,41 @@ class ExploreTab:
         return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), ex.draw(z))
 
     def on_encode(self, session: Session, path: str | None):
+        """A picture into the latent space: a VAE encodes it; a GAN's latent is searched for it,
+        the best match so far shown as the search goes, with its error."""
         session.adopt(path)
         ex = self.explorer(session)
         if not path:
-            return (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.update())
-        z = self.encode_file(ex, path)
-        values = ex.jump(z)
-        return (*self.slider_updates(ex, values), ex.draw(z))
-
-    @staticmethod
-    def encode_file(ex: Explorer, path: str) -> torch.Tensor:
-        if not ex.card.encodes:
-            raise gr.Error(f"Only a VAE can encode an image (a model with an encoder); this one is {a_model(ex.card.family)}. Pick a VAE.")
-        if ex.card.is_points:
-            raise gr.Error("This VAE models 2-D points, not images.")
+            yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.update(), gr.update())
+            return
+        if ex.card.encodes or ex.card.is_points:
+            z = self.encode_file(ex, path)
+            yield (*self.slider_updates(ex, ex.jump(z)), ex.draw(z), "Encoded: the sliders are at the posterior mean of its code.")
+            return
+        x = self.read_picture(ex, path)
         try:
-            x = image_to_tensor(path, ex.card.model.config.data_shape)
+            for step, z, err in invert(ex.card.model, x):
+                note = f"Searching the latent: step {step} of {INVERT_STEPS}, RMS pixel error {err:.3f} (0 = the same picture, 1 = opposite)."
+                if step < INVERT_STEPS:
+                    yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), ex.draw(z), note)
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
+        note = f"Found after {INVERT_STEPS} steps: RMS pixel error {err:.3f}. The generator draws the closest picture it can; edit it with the sliders."
+        yield (*self.slider_updates(ex, ex.jump(z)), ex.draw(z), note)
+
+    @staticmethod
+    def read_picture(ex: Explorer, path: str) -> torch.Tensor:
+        if ex.card.is_points:
+            raise gr.Error(f"This {ex.card.model.label} models 2-D points, not images.")
+        try:
+            return image_to_tensor(path, ex.card.model.config.data_shape)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+
+    def encode_file(self, ex: Explorer, path: str) -> torch.Tensor:
+        x = self.read_picture(ex, path)
+        if not ex.card.encodes:
+            raise gr.Error(f"Only a VAE can encode an image (a model with an encoder); this one is {a_model(ex.card.family)}. Pick a VAE.")
         return sampling.encode(ex.card.model, x)[0]
 
     def on_export(self, session: Session, scale, smooth, *values):

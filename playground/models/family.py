@@ -72,6 +72,7 @@ OPTIONAL = {
     "log_px": "VAE: (x, z) -> log p(x | z) per example, for importance-sampled likelihoods",
     "features": "GAN: (z) -> the generator's first activations, where GANSpace finds directions",
     "generate": "GAN: (z, averaged=) -> G(z) from the averaged or the trained generator",
+    "decode_with_grad": "GAN: (z) -> G(z) with gradients to z: a picture is put into its latent space by optimising z",
     "generator_push": "GAN: (x) -> where the generator's training pushes points x = G(z)",
     "discriminate": "GAN: D(x) in (0, 1) per sample",
     "latent_note": "a sentence on what Explore's latent sliders move",

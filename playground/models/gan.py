@@ -397,12 +397,18 @@ class GAN(nn.Module):
         """G(z) in data space, in eval mode (batch norm uses running statistics): from the
         averaged generator samples come from, or (averaged=False) from the one being trained,
         the one D judges and the gradient moves."""
+        return self.decode_with_grad(z, averaged=averaged, labels=labels)
+
+    def decode_with_grad(self, z: torch.Tensor, *, averaged: bool = True, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """generate() with the graph kept, so that a gradient reaches z: how a picture is put
+        into the latent space (explore.invert). The generator's weights are not changed."""
         g = self.sampler if averaged else self.G
         was = g.training
         g.eval()
-        out = self._from_net(g(self._with_class(z, labels)))
-        g.train(was)
-        return out
+        try:
+            return self._from_net(g(self._with_class(z, labels)))
+        finally:
+            g.train(was)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Samples: G(z) from the averaged generator (of the labels' classes, or the sampling
