@@ -493,6 +493,32 @@ def invert(model, x: torch.Tensor, *, steps: int = INVERT_STEPS, restarts: int =
             p.requires_grad_(True)
 
 
+def sketch_to_tensor(sketch, data_shape: tuple[int, ...]) -> torch.Tensor:
+    """A drawing from the app's sketchpad (its composite picture, RGB or RGBA, strokes on a white
+    or transparent ground) -> (1, C, H, W) in [0, 1] as the model takes pictures: for grey models
+    the ink, bright on black as in the digits and shapes; for colour ones the drawing on white."""
+    pic = sketch.get("composite") if isinstance(sketch, dict) else sketch
+    if pic is None:
+        raise ConfigError("draw something on the canvas first")
+    pic = np.asarray(pic)
+    if pic.ndim == 2:
+        pic = np.stack([pic] * 3, axis=-1)
+    if pic.ndim != 3 or pic.shape[-1] not in (3, 4):
+        raise ConfigError(f"the drawing must be an RGB or RGBA picture; got an array of shape {pic.shape}")
+    rgb = pic[..., :3].astype(np.float32) / 255.0
+    if pic.shape[-1] == 4:  # transparent ground: composite on white
+        alpha = pic[..., 3:].astype(np.float32) / 255.0
+        rgb = rgb * alpha + (1 - alpha)
+    if (rgb > 0.98).all():
+        raise ConfigError("the canvas is empty: draw something first")
+    c, h, w = data_shape
+    img = Image.fromarray((rgb * 255).round().astype(np.uint8)).resize((w, h), Image.Resampling.BILINEAR)
+    t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)  # (3, h, w)
+    if c == 1:
+        t = 1 - t.mean(0, keepdim=True)  # the ink
+    return t.unsqueeze(0)
+
+
 def upscale_for_view(side: int, target: int = 256) -> int:
     return max(1, math.ceil(target / side))
 

@@ -336,3 +336,20 @@ def test_inverting_a_gan_finds_a_latent_that_draws_the_picture_it_made():
     assert all(p.requires_grad for p in model.G.parameters())
     with pytest.raises(ConfigError, match="encode the picture"):
         next(invert(make_trainer("vae", load_data("digits", image_size=16)).model, x))
+
+
+def test_a_drawing_becomes_a_picture_as_the_model_takes_them():
+    from playground.explore import sketch_to_tensor
+
+    canvas = np.zeros((280, 280, 4), np.uint8)  # a transparent ground
+    canvas[100:180, 130:150] = (0, 0, 0, 255)  # a black stroke: a "1"
+    grey = sketch_to_tensor({"composite": canvas, "layers": [], "background": None}, (1, 28, 28))
+    assert grey.shape == (1, 1, 28, 28) and grey[0, 0, 14, 14] > 0.8 and grey[0, 0, 2, 2] < 0.05  # bright ink on black
+    red = np.full((280, 280, 3), 255, np.uint8)
+    red[50:230, 50:230] = (220, 20, 20)
+    colour = sketch_to_tensor({"composite": red}, (3, 16, 16))
+    assert colour.shape == (1, 3, 16, 16) and colour[0, 0, 8, 8] > 0.8 and colour[0, 2, 8, 8] < 0.2 and colour[0, :, 0, 0].min() > 0.95
+    with pytest.raises(ConfigError, match="empty"):
+        sketch_to_tensor({"composite": np.zeros((280, 280, 4), np.uint8)}, (1, 28, 28))
+    with pytest.raises(ConfigError, match="draw something"):
+        sketch_to_tensor({"composite": None}, (1, 28, 28))

@@ -147,7 +147,9 @@ def test_the_three_tabs_show_it(toy_url):
     assert "step **4**" in status
     info, view = c.predict("__session__", api_name="/explore_pick")[:2]
     assert "a Gaussian mixture" in info and "3-D latent" in info and view is not None
-    moved = c.predict(*([2.0, 1.0, -1.0] + [0.0] * 21), api_name="/decode")
+    from playground.explore import N_DIRECTIONS, N_SLIDERS
+
+    moved = c.predict(*([2.0, 1.0, -1.0] + [0.0] * (N_SLIDERS + N_DIRECTIONS - 3)), api_name="/decode")
     assert moved is not None
     out = json.dumps(c.predict("__session__", api_name="/inspect_render"))
     assert "a Gaussian mixture" in out

@@ -34,6 +34,7 @@ from playground.explore import (
     loop_latents,
     map_click_to_latent,
     mp4_bytes,
+    sketch_to_tensor,
     sprite_sheet,
     to_uint8,
     traversal,
@@ -97,6 +98,11 @@ class ExploreTab:
                     with gr.Column(scale=2, min_width=200):
                         self.encode_in = gr.Image(label="Put an image in the latent space (VAE: encode; GAN: search), then edit it with the sliders",
                                                   type="filepath", sources=["upload"], height=160, elem_id="explore-encode")  # fmt: skip
+                        with gr.Accordion("…or draw one", open=False, visible=False) as self.sketch_box:
+                            self.sketch = gr.Sketchpad(type="numpy", image_mode="RGBA", canvas_size=(280, 280), layers=False, height=300,
+                                                       brush=gr.Brush(default_size=18, colors=["#000000", "#d32f2f", "#1976d2", "#388e3c", "#fbc02d"]),
+                                                       label="Draw (black ink for grey models)", elem_id="explore-sketch")  # fmt: skip
+                            self.sketch_btn = gr.Button("Put the drawing in the latent space", size="sm", elem_id="explore-sketch-run")
                         self.encode_info = gr.Markdown("", elem_id="explore-encode-info")
                         with gr.Row():
                             self.export_scale = gr.Dropdown([(f"×{k}", k) for k in EXPORT_SCALES], value=8, label="Export size", min_width=90, elem_id="explore-export-scale")
@@ -176,7 +182,7 @@ class ExploreTab:
         pick_outputs = [
             self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter,
             self.process_tab, self.process_md, self.process_dir, self.process_steps,
-            self.tabs, self.encode_in, self.img_a, self.img_b,
+            self.tabs, self.encode_in, self.sketch_box, self.img_a, self.img_b,
             self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, self.classes_tab,
         ]  # fmt: skip
         self.pick_outputs = pick_outputs
@@ -200,6 +206,7 @@ class ExploreTab:
         self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.view], api_name="explore_reset")
         self.map.select(self.on_map_click, S, [*self.z, self.view], api_name=False)
         self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view, self.encode_info], api_name="explore_encode")
+        self.sketch_btn.click(self.on_sketch, [S, self.sketch], [*self.z, *self.d, self.view, self.encode_info], api_name="explore_sketch")
         self.export_btn.click(self.on_export, [S, self.export_scale, self.export_smooth, *sliders], self.export_file, api_name="explore_export")
         self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
         self.process_btn.click(self.on_process, [S, self.seed, self.process_dir, self.process_steps], [self.process_frame, self.process_view, self.process_gif], api_name="process")
@@ -308,7 +315,7 @@ class ExploreTab:
             # open on a tab this model has; the image inputs are for models with an encoder
             self.tabs: gr.Tabs(selected="map" if two_d else "process" if ex.has_process else "interp"),
             **{image: gr.Image(visible=card.encodes) for image in (self.img_a, self.img_b)},
-            self.encode_in: gr.Image(visible=not card.is_points and (card.encodes or hasattr(card.model, "decode_with_grad"))),
+            **{box: gr.update(visible=not card.is_points and (card.encodes or hasattr(card.model, "decode_with_grad"))) for box in (self.encode_in, self.sketch_box)},
             **self.class_updates(ex),
         }  # fmt: skip
 
@@ -467,11 +474,25 @@ class ExploreTab:
         if not path:
             yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.update(), gr.update())
             return
-        if ex.card.encodes or ex.card.is_points:
-            z = self.encode_file(ex, path)
+        yield from self.place(ex, self.read_picture(ex, path))
+
+    def on_sketch(self, session: Session, sketch):
+        """The sketchpad's drawing into the latent space, as an uploaded picture would go."""
+        ex = self.explorer(session)
+        if ex.card.is_points or not (ex.card.encodes or hasattr(ex.card.model, "decode_with_grad")):
+            raise gr.Error(f"Only a VAE or a GAN on pictures can take a drawing; this one is {a_model(ex.card.family)}.")
+        try:
+            x = sketch_to_tensor(sketch, ex.card.model.config.data_shape)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        yield from self.place(ex, x)
+
+    def place(self, ex: Explorer, x: torch.Tensor):
+        """Yield the sliders, the picture and a note for picture x put into the latent space."""
+        if ex.card.encodes:
+            z = sampling.encode(ex.card.model, x)[0]
             yield (*self.slider_updates(ex, ex.jump(z)), ex.draw(z), "Encoded: the sliders are at the posterior mean of its code.")
             return
-        x = self.read_picture(ex, path)
         try:
             for step, z, err in invert(ex.card.model, x):
                 note = f"Searching the latent: step {step} of {INVERT_STEPS}, RMS pixel error {err:.3f} (0 = the same picture, 1 = opposite)."
