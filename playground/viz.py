@@ -38,8 +38,8 @@ GENERATED = "#f57c00"
 GENERATED_RGB = (245, 124, 0)
 
 
-def points_figure(real: torch.Tensor | None, fake: torch.Tensor | None, *, title: str = "", lim: float | None = None) -> Figure:
-    """A scatter of real data (grey) under generated points (orange)."""
+def points_figure(real: torch.Tensor | None, fake: torch.Tensor | None, *, title: str = "", lim: float | None = None, legend: bool = True) -> Figure:
+    """A scatter of real data (grey) under generated points (orange), with their legend."""
     fig = Figure(figsize=(4.5, 4.5), dpi=100)
     ax = fig.add_subplot()
     pts = [p for p in (real, fake) if p is not None]
@@ -56,7 +56,8 @@ def points_figure(real: torch.Tensor | None, fake: torch.Tensor | None, *, title
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=8, markerscale=3)
+    if legend:
+        ax.legend(loc="upper right", fontsize=8, markerscale=3)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -91,20 +92,27 @@ class PointsCanvas:
     """
 
     @classmethod
-    def of(cls, real: torch.Tensor | None, lim: float, title: str = "") -> PointsCanvas:
+    def of(cls, real: torch.Tensor | None, lim: float, title: str = "", legend: bool = True) -> PointsCanvas:
         """The canvas of these points, drawn once per process for the same points, limit and
         title (a class whose 30 students train on ring8 shares one; a canvas never changes)."""
         key = None if real is None else hashlib.blake2b(real.detach().float().cpu().numpy().tobytes(), digest_size=16).hexdigest()
-        return _canvas(key, None if real is None else tuple(real.shape), round(float(lim), 6), title, real)
+        return _canvas(key, None if real is None else tuple(real.shape), round(float(lim), 6), title, real, legend)
 
-    def __init__(self, real: torch.Tensor | None, lim: float, title: str = ""):
-        fig = points_figure(real, None, lim=lim, title=title)
+    def __init__(self, real: torch.Tensor | None, lim: float, title: str = "", legend: bool = True):
+        fig = points_figure(real, None, lim=lim, title=title, legend=legend)
         self.background = figure_array(fig)  # (H, W, 3); draws the figure, fixing the transform
         ax = fig.axes[0]
         self._to_pixels = ax.transData.transform
+        self._to_data = ax.transData.inverted().transform
         x0, y0, x1, y1 = ax.bbox.extents  # the axes' box in display pixels, origin bottom-left
         h = self.background.shape[0]
         self._box = (int(x0) + 1, int(h - y1) + 1, int(x1) - 1, int(h - y0) - 1)  # left, top, right, bottom
+
+    def to_plane(self, px: float, py: float) -> tuple[float, float]:
+        """The data coordinates under pixel (px, py) of a picture drawn on this canvas (origin
+        top left, as a click on the picture reports it)."""
+        x, y = self._to_data([[float(px), float(self.background.shape[0] - py)]])[0]
+        return float(x), float(y)
 
     def draw(self, points: torch.Tensor, rgb: tuple[int, int, int] = GENERATED_RGB, radius: int = 0) -> np.ndarray:
         """The points as 2 x 2 pixel dots, or as discs of `radius` pixels (one explored point)."""
@@ -133,10 +141,10 @@ CANVASES_KEPT = 16
 _DRAWING: dict[tuple, threading.Lock] = {}  # a lock per canvas being drawn
 
 
-def _canvas(key, shape, lim, title, real) -> PointsCanvas:
+def _canvas(key, shape, lim, title, real, legend=True) -> PointsCanvas:
     """The cached canvas, drawn once: a class pressing Train together on the same data waits
     for the first drawing instead of drawing it thirty times over."""
-    k = (key, shape, lim, title)
+    k = (key, shape, lim, title, legend)
     with _CANVASES_LOCK:
         if k in _CANVASES:
             _CANVASES.move_to_end(k)
@@ -146,7 +154,7 @@ def _canvas(key, shape, lim, title, real) -> PointsCanvas:
         with _CANVASES_LOCK:
             if k in _CANVASES:
                 return _CANVASES[k]
-        canvas = PointsCanvas(real, lim, title)
+        canvas = PointsCanvas(real, lim, title, legend)
         with _CANVASES_LOCK:
             _CANVASES[k] = canvas
             _DRAWING.pop(k, None)

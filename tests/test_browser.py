@@ -203,6 +203,35 @@ def test_train_a_conditional_model_switch_its_class_breed_and_export(browser, ap
     wait_until(lambda: ".png" in page.inner_text("#explore-file"), what="the exported PNG")
 
 
+def test_draw_points_on_the_plane_and_train_on_them(browser, app_url, shots):
+    """GAN Lab's "draw a distribution": three clicks, three blobs, and a GAN learns them."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#train")
+    page.click("#data input")
+    page.get_by_role("option", name=re.compile("^your own points")).click()
+    wait_until(lambda: page.locator("#draw-plane img").is_visible(), what="the drawing plane")
+    img = page.locator("#draw-plane img")
+    box = img.bounding_box()
+    for fx, fy in ((0.3, 0.3), (0.7, 0.35), (0.5, 0.75)):
+        before = page.inner_text("#draw-info")
+        img.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+        wait_until(lambda: page.inner_text("#draw-info") != before, what="the points to appear")
+    assert "300 points** in 3 blobs" in page.inner_text("#draw-info") or "300 points in 3 blobs" in page.inner_text("#draw-info")
+    page.click("#draw-undo")
+    wait_until(lambda: "200 points" in page.inner_text("#draw-info"), what="undo")
+    page.click("#train")
+    wait_until(lambda: status_step(page) > 50, timeout=60, what="training on the drawing")
+    time.sleep(1.0)
+    page.screenshot(path=str(shots / "train-drawn.png"), full_page=True)
+    page.click("#stop")
+    wait_until(lambda: "stopped" in page.inner_text("#status"), what="stopped")
+    page.get_by_role("tab", name="Explore").click()  # the model is of the drawn points
+    page.click("#explore-model input")
+    page.get_by_role("option", name="The model in the Train tab").click()
+    wait_until(lambda: "drawn-" in page.inner_text("#explore-info"), timeout=60, what="the model of the drawing in Explore")
+
+
 # -- the Inspect tab: open a lesson, watch the views update ------------------------------------
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import inspect
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import gradio as gr
 
 from playground.classroom import clean_name
 from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
+from playground.drawing import Drawing
 from playground.links import Link, query_from_settings, settings_from_query
 from playground.models import (
     DATA_FIELDS,
@@ -46,6 +48,8 @@ from .common import USER_ERRORS, plot_series, png_file, session_dir
 from .streaming import queued, stream
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
+DRAW = "draw"  # the dataset choice that means "the points drawn on the plane below"
+DRAWINGS = Path(tempfile.gettempdir()) / "playground-drawings"  # drawn points as CSV files, one per session and version
 IMAGE_SIDES = (16, 28, 32, 64)  # the image sides the tab offers (data.IMAGE_SIZE_RANGE allows more)
 DEFAULT_FAMILY, DEFAULT_DATA = "gan", "ring8"  # what the tab shows first
 TRAINING_ROW, ARCH_ROW = "training", "arch"  # rows that also hold the tab's own controls
@@ -144,10 +148,12 @@ def make_control(s: Setting, value, visible: bool) -> gr.components.Component:
 def data_choices() -> list[tuple[str, str]]:
     short = {n: re.split(r"[:;]", describe(n))[0].rstrip(". ") for n in BUILTIN_POINTS + BUILTIN_IMAGES}
     items = [(f"{n} · {short[n]}", n) for n in BUILTIN_POINTS + BUILTIN_IMAGES]
-    return items + [("your file (upload below)", UPLOAD)]
+    return items + [("your file (upload below)", UPLOAD), ("your own points (click the plane below)", DRAW)]
 
 
 def _is_points(data: str, upload: str | None) -> bool:
+    if data == DRAW:
+        return True
     if data == UPLOAD:
         return bool(upload) and Path(upload).suffix.lower() == ".csv"
     return data in BUILTIN_POINTS
@@ -265,6 +271,16 @@ class TrainTab:
                 c["family"] = gr.Radio(family_choices, value=DEFAULT_FAMILY, label="Model family", elem_id="family")
                 c["data"] = gr.Dropdown(data_choices(), value=DEFAULT_DATA, label="Data", elem_id="data")
                 c["upload"] = gr.File(label="Your data: .zip of images, .npz (x: uint8 N×H×W[×C]), or .csv of x,y", file_types=[".zip", ".npz", ".csv"], type="filepath", visible=False, elem_id="upload")
+                with gr.Group(visible=False) as self.draw_box:
+                    self.draw_view = gr.Image(value=Drawing().picture(), label="Click to put down points; Train trains on them", format="png", type="numpy",
+                                              interactive=False, buttons=[], elem_id="draw-plane")  # fmt: skip
+                    with gr.Row():
+                        self.draw_n = gr.Slider(10, 500, value=100, step=10, label="Points per click", elem_id="draw-n")
+                        self.draw_spread = gr.Slider(0.02, 1.0, value=0.2, step=0.02, label="Spread (σ)", elem_id="draw-spread")
+                    with gr.Row():
+                        self.draw_info = gr.Markdown("No points yet.", elem_id="draw-info")
+                        self.draw_undo = gr.Button("Undo", size="sm", min_width=60, elem_id="draw-undo")
+                        self.draw_clear = gr.Button("Clear", size="sm", min_width=60, elem_id="draw-clear")
                 self.knob_rows: dict[str, gr.Row] = {}  # rows of settings: hidden when none is shown
                 for row, names in self.rows.items():
                     with gr.Row(visible=row == TRAINING_ROW or any(k in first_shown for k in names)) as self.knob_rows[row]:
@@ -316,12 +332,16 @@ class TrainTab:
         settings_inputs = [S, *c.values()]  # handlers get (session, *values) in self.names order
         self.phase_btns = [self.d_btn, self.g_btn, self.dg_btn]
         self.knobs = list(self.controls)
-        family_outputs = [c["data"], c["image_size"], c["colour"], c["upload"], c["batch_size"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
+        family_outputs = [c["data"], c["image_size"], c["colour"], c["upload"], self.draw_box, c["batch_size"], *self.phase_btns, *[c[k] for k in self.knobs], *self.knob_rows.values()]
         picked = [c["family"], c["data"], c["upload"], c["colour"]]
         for trigger in (c["family"].input, c["upload"].upload, c["colour"].input):
             trigger(self.on_family_or_data, picked, family_outputs, api_name=False, show_progress="hidden")
         c["data"].input(self.on_data, picked[:3], family_outputs, api_name=False, show_progress="hidden")
         c["upload"].upload(self.on_upload_data, [c["family"], c["upload"]], c["data"], api_name=False)
+        draw_out = [self.draw_view, self.draw_info]
+        self.draw_view.select(self.on_draw, [S, self.draw_n, self.draw_spread], draw_out, api_name=False)
+        self.draw_undo.click(self.on_draw_edit("undo"), S, draw_out, api_name=False)
+        self.draw_clear.click(self.on_draw_edit("clear"), S, draw_out, api_name=False)
 
         self.train_event = self.train_btn.click(
             with_names(self.on_train, self.names), settings_inputs, self.outputs, api_name="train",
@@ -362,6 +382,32 @@ class TrainTab:
             updates[self.c["image_size"]] = gr.update(value=default_side(data), visible=visible)
         return updates
 
+    # Drawing 2-D data ------------------------------------------------------------------------
+    @staticmethod
+    def drawing(session: Session) -> Drawing:
+        return session.views.setdefault("drawing", Drawing())
+
+    def draw_frame(self, drawing: Drawing) -> tuple:
+        n = len(drawing.points)
+        return drawing.picture(), (f"**{n:,} points** in {len(drawing.blobs)} blobs: press Train." if n else "No points yet.")
+
+    def on_draw(self, session: Session, n, spread, evt: gr.SelectData):
+        drawing = self.drawing(session)
+        x, y = drawing.canvas().to_plane(*evt.index)
+        try:
+            drawing.add(x, y, int(n), float(spread))
+        except DataError as e:
+            raise gr.Error(str(e)) from None
+        return self.draw_frame(drawing)
+
+    def on_draw_edit(self, what: str):
+        def edit(session: Session):
+            drawing = self.drawing(session)
+            getattr(drawing, what)()
+            return self.draw_frame(drawing)
+
+        return edit
+
     @staticmethod
     def on_upload_data(family, upload):
         """An upload selects itself as the data, unless it is points for an images-only family
@@ -378,7 +424,7 @@ class TrainTab:
             gr.Info(f"{family_of(family).label} models are for images: switched the data to digits.")
         points = _is_points(data, upload)
         colour = not points and colour != "grey" and _is_colour(data, upload)
-        updates = {c["data"]: gr.update(value=data), c["upload"]: gr.update(visible=data == UPLOAD),
+        updates = {c["data"]: gr.update(value=data), c["upload"]: gr.update(visible=data == UPLOAD), self.draw_box: gr.update(visible=data == DRAW),
                    c["batch_size"]: gr.update(value=default_batch_size(family, shape_for(family, points, colour)))}  # fmt: skip
         updates.update({c[k]: gr.update(visible=not points) for k in ("image_size", "colour")})
         updates.update({btn: gr.update(visible=bool(phases(family))) for btn in self.phase_btns})
@@ -420,6 +466,11 @@ class TrainTab:
         a lesson's or a loaded checkpoint's model is continued rather than replaced."""
         v = self.values(values)
         session.adopt(v.get("upload"))
+        if v.get("data") == DRAW:  # the drawn points, as the CSV file an upload would be
+            DRAWINGS.mkdir(exist_ok=True)
+            path = self.drawing(session).to_csv(DRAWINGS)
+            session.adopt(path)
+            v = {**v, "data": UPLOAD, "upload": str(path)}
         settings = settings_from(v)
         t = session.trainer
         if t is not None and t.model.family == settings.family and same_data(t, settings.data_args()):
