@@ -600,6 +600,17 @@ class Explorer:
             settings["guidance"] = float(guidance)
         sampling.set_sample_params(self.card.model, **settings)
 
+    def set_class_mix(self, amounts: list[float]) -> None:
+        """Add `amounts[k]` of class k's embedding to the class input of every picture from now
+        on (the "more like k" sliders: attribute directions through the class embedding, for
+        conditional GANs and diffusion models as for cVAEs). Missing amounts are 0."""
+        if not self.classes:
+            raise ConfigError(f"this {self.card.family} is not conditioned on labels: there are no classes to mix in")
+        mix = [float(a or 0) for a in amounts][: len(self.classes)]
+        mix += [0.0] * (len(self.classes) - len(mix))
+        cfg = self.card.model.config
+        self.card.model.config = type(cfg)(**{**cfg.to_dict(), "class_mix": tuple(mix) if any(mix) else ()})
+
     def every_class(self, z: torch.Tensor) -> torch.Tensor:
         """One latent drawn as each class in turn, (K, *data_shape): what the class adds to it."""
         if not self.classes:
@@ -681,6 +692,8 @@ class Explorer:
         settings = {k: v for k, v in rec.get("sampling", {}).items() if k in getattr(self.card.model, "sample_params", ())}
         try:
             sampling.set_sample_params(self.card.model, **settings)
+            if self.classes:
+                self.set_class_mix(list((rec.get("class") or {}).get("mix") or []))
         except ConfigError as e:
             raise ProvenanceError(f"the picture's sampling settings do not fit this model: {e}") from None
         self.jump(z, rec.get("seed") if isinstance(rec.get("seed"), int) else None)

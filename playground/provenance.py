@@ -84,7 +84,7 @@ def record(card, z: torch.Tensor, *, seed: int | None = None, export: dict | Non
         out["class"] = {
             "label": cfg.label, "name": names[cfg.label] if cfg.label >= 0 else None,
             "blend_label": cfg.blend_label, "blend_name": names[cfg.blend_label] if cfg.blend_label >= 0 else None,
-            "blend": cfg.blend,
+            "blend": cfg.blend, "mix": list(cfg.class_mix),
         }  # fmt: skip
     if export:
         out["export"] = export
@@ -141,8 +141,11 @@ def check(rec) -> None:
         raise ProvenanceError(f"that PNG's record has no latent of 1 to {MAX_LATENT:,} numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in latent):
         raise ProvenanceError("that PNG's latent holds something other than finite numbers")
-    if not isinstance(rec.get("sampling", {}), dict) or not isinstance(rec.get("class", {}), dict):
+    if not isinstance(rec.get("sampling", {}), dict) or not isinstance(rec.get("class") or {}, dict):
         raise ProvenanceError("that PNG's sampling or class settings are not a set of named values")
+    mix = (rec.get("class") or {}).get("mix", [])
+    if not isinstance(mix, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mix):
+        raise ProvenanceError("that PNG's class mix is not a list of finite numbers")
 
 
 def describe_model(rec: dict) -> str:

@@ -267,16 +267,20 @@ def test_a_conditional_model_draws_the_same_latent_as_each_class(app_url):
     out = c.predict("__session__", api_name="/explore_pick")
     assert "Conditioned on 10 classes" in out[0]
     sliders = [1.0, -1.0] + [0.0] * (N - 2)
-    three = picture(c.predict(3, -1, 0.5, 2.0, *sliders, api_name="/explore_class")[0])
-    eight = picture(c.predict(8, -1, 0.5, 2.0, *sliders, api_name="/explore_class")[0])
-    between = picture(c.predict(3, 8, 0.5, 2.0, *sliders, api_name="/explore_class")[0])
+    none = [0.0] * 10  # the "more like" sliders
+    three = picture(c.predict(3, -1, 0.5, 2.0, *none, *sliders, api_name="/explore_class")[0])
+    eight = picture(c.predict(8, -1, 0.5, 2.0, *none, *sliders, api_name="/explore_class")[0])
+    between = picture(c.predict(3, 8, 0.5, 2.0, *none, *sliders, api_name="/explore_class")[0])
+    more_eight = picture(c.predict(3, -1, 0.5, 2.0, *([0.0] * 8 + [0.5, 0.0]), *sliders, api_name="/explore_class")[0])
+    assert not np.array_equal(more_eight, three) and not np.array_equal(more_eight, eight)
+    c.predict(3, 8, 0.5, 2.0, *none, *sliders, api_name="/explore_class")
     assert not np.array_equal(three, eight) and not np.array_equal(between, three) and not np.array_equal(between, eight)
     # the class stays picked: the slider's next picture is drawn as the blend too
     assert np.array_equal(picture(c.predict(*sliders, api_name="/decode")), between)
     grid = picture(c.predict(*sliders, api_name="/explore_every_class"))
     assert grid.shape[1] > 5 * grid.shape[0]  # ten digits in one row
     with pytest.raises(Exception, match="not in the list of choices"):  # the picker offers this model's classes only
-        c.predict(12, -1, 0.5, 2.0, *sliders, api_name="/explore_class")
+        c.predict(12, -1, 0.5, 2.0, *none, *sliders, api_name="/explore_class")
     c.predict(upload=None, family="vae", data="digits", image_size=16, conditional=False, api_name="/step")
     out = c.predict("__session__", api_name="/explore_pick")
     assert "Conditioned" not in out[0]
@@ -301,11 +305,11 @@ def test_an_exported_picture_carries_what_made_it_and_reopens_on_its_model(app_u
     out = c.predict(str(path), api_name="/explore_pick")
     assert "Conditioned on 10 classes" in out[0]
     sliders = [0.7, -1.2, 0.3] + [0.0] * (N - 3)
-    c.predict(7, 2, 0.25, 2.0, *sliders, api_name="/explore_class")  # a 7, a quarter of the way to a 2
+    c.predict(7, 2, 0.25, 2.0, *([0.0] * 9 + [0.3]), *sliders, api_name="/explore_class")  # a 7, a quarter of the way to a 2, and some 9
     png, sidecar = exported(c.predict(4, False, *sliders, api_name="/explore_export"))
     rec = json.loads(Path(sidecar).read_text())
     assert rec["model"]["checkpoint"] == "cvae-test.safetensors" and rec["model"]["family"] == "vae"
-    assert rec["class"] == {"label": 7, "name": "7", "blend_label": 2, "blend_name": "2", "blend": 0.25}
+    assert rec["class"] == {"label": 7, "name": "7", "blend_label": 2, "blend_name": "2", "blend": 0.25, "mix": [0.0] * 9 + [0.3]}
     assert "CC BY 4.0" in rec["data"]["credit"] and len(rec["latent"]) == 8
     with Image.open(png) as img:  # the PNG carries the same record, and a credit viewers show
         assert json.loads(img.text["playground"])["latent"] == rec["latent"] and "Alpaydin" in img.text["Copyright"]

@@ -117,6 +117,10 @@ def test_class_weights_for_a_label_a_cycle_and_a_blend():
     torch.testing.assert_close(class_weights(cfg, 2), torch.tensor([[0.0, 0.75, 0.25]] * 2))
     torch.testing.assert_close(class_weights(cfg, 2, labels=torch.tensor([2, 0])), torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
     assert class_weights(default_config("gan", (2,)), 4) is None  # unconditional
+    cfg.class_mix = (0.5, 0.0, -0.25)  # Explore's "more like" sliders add to the class input
+    torch.testing.assert_close(class_weights(cfg, 1), torch.tensor([[0.5, 0.75, 0.0]]))
+    with pytest.raises(ConfigError, match="one amount from -5 to 5 per class"):
+        default_config("gan", (2,), conditional=True, labels=("a", "b", "c"), class_mix=(1.0, 2.0))
 
 
 def test_projection_discriminator_is_linear_in_the_class():
@@ -189,6 +193,11 @@ def test_explore_draws_one_latent_as_each_class_and_refuses_a_class_for_an_uncon
     assert every.shape == (8, 2)
     torch.testing.assert_close(every[5:6], fifth)
     assert t.model.config.label == -1  # the trainer's model is not the explored copy
+    ex.set_class_mix([0.0, 0.0, 1.0])  # more like mode 2, through the class embedding
+    more = sampling.decode(ex.card.model, z.view(1, -1))
+    assert not torch.allclose(more, fifth) and ex.card.model.config.class_mix == (0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    ex.set_class_mix([0.0] * 8)
+    assert ex.card.model.config.class_mix == ()
     with pytest.raises(ConfigError, match="blend_label must be -1 or a class from 0 to 7"):
         ex.set_class(1, 9, 0.5)
     diffusion = Explorer(card_from_trainer(make_trainer("diffusion", load_data("ring8", n=500), {"conditional": True, "timesteps": 100})))

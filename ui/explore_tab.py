@@ -48,6 +48,7 @@ from . import common
 from .common import SESSION_MODEL, USER_ERRORS, model_choices
 
 MAP_STEPS = 15
+N_CLASS_SLIDERS = 10  # "more like" sliders of a conditional model (its first ten classes)
 DIRECTION_TITLES = {"principal": "Principal directions (GANSpace)", "attributes": "Attributes (from the data's labels and factors)"}
 EXPORT_TTL = 3600  # seconds an exported PNG/GIF stays in our folder
 
@@ -88,6 +89,9 @@ class ExploreTab:
                     self.cls_mix = gr.Slider(0, 1, value=0.5, step=0.05, label="Blend: 0 = the class, 1 = the other", elem_id="explore-class-mix")
                     self.guidance = gr.Slider(0, 10, value=2, step=0.5, label="Guidance scale s: 0 unconditional, 1 conditional, more: more like the class",
                                               visible=False, elem_id="explore-guidance")  # fmt: skip
+                    # attribute sliders through the class input: add some of a class's embedding
+                    self.cls_more = [gr.Slider(-1, 2, value=0, step=0.05, label=f"more like class {k}", visible=False, elem_id=f"class-more{k}")
+                                     for k in range(N_CLASS_SLIDERS)]  # fmt: skip
                 with gr.Accordion("Latent coordinates", open=True):
                     self.z = [gr.Slider(-3, 3, value=0, step=0.01, label=f"z{i}", visible=i < 2, elem_id=f"z{i}") for i in range(N_SLIDERS)]
                 with gr.Accordion("Principal directions (GANSpace)", open=True, visible=False) as self.dir_box:
@@ -183,7 +187,7 @@ class ExploreTab:
             self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter,
             self.process_tab, self.process_md, self.process_dir, self.process_steps,
             self.tabs, self.encode_in, self.sketch_box, self.img_a, self.img_b,
-            self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, self.classes_tab,
+            self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, self.classes_tab,
         ]  # fmt: skip
         self.pick_outputs = pick_outputs
         self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
@@ -195,10 +199,10 @@ class ExploreTab:
                 self.on_slide, [S, *sliders], self.view, api_name="decode" if s is self.z[0] else False,
                 trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, api_visibility="undocumented", queue=False,
             )  # fmt: skip
-        class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *sliders]
+        class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, *sliders]
         for control in (self.cls, self.cls_other):
             control.input(self.on_class, class_in, [self.view, self.map], api_name="explore_class" if control is self.cls else False)
-        for control in (self.cls_mix, self.guidance):
+        for control in (self.cls_mix, self.guidance, *self.cls_more):
             control.release(self.on_class, class_in, [self.view, self.map], api_name=False, trigger_mode="always_last")
         self.classes_btn.click(self.on_every_class, [S, *sliders], self.classes_view, api_name="explore_every_class")
         self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.view], api_name="explore_seed")
@@ -330,8 +334,17 @@ class ExploreTab:
             self.cls_other: gr.Dropdown(choices=[("none", -1), *names], value=cfg.blend_label if blending else -1),
             self.cls_mix: gr.Slider(value=cfg.blend if blending else 0.5),
             self.guidance: gr.Slider(value=getattr(cfg, "guidance", 2.0), visible=ex.guided),
+            **{slider: self.more_slider(ex, k) for k, slider in enumerate(self.cls_more)},
             self.classes_tab: gr.Tab(visible=bool(names)),
         }
+
+    @staticmethod
+    def more_slider(ex: Explorer, k: int):
+        """The k-th "more like" slider: class k's name and amount, hidden past the classes."""
+        if k >= len(ex.classes):
+            return gr.Slider(value=0, visible=False)
+        mix = ex.card.model.config.class_mix
+        return gr.Slider(value=mix[k] if mix else 0, label=f"more like {ex.classes[k]}", visible=True)
 
     def on_every_class(self, session: Session, *values):
         ex = self.explorer(session)
@@ -342,12 +355,15 @@ class ExploreTab:
         return ex.grid(x, nrow=min(len(ex.classes), 10), width=800)
 
     def on_class(self, session: Session, label, other, mix, guidance, *values):
-        """Draw the same latent as another class (or between two); the latent map follows."""
+        """Draw the same latent as another class (or between two, or with more of some classes'
+        embeddings); the latent map follows."""
         ex = self.explorer(session)
         if label is None:
             raise gr.Error("Pick a class to draw.")
+        more, values = values[:N_CLASS_SLIDERS], values[N_CLASS_SLIDERS:]
         try:
             ex.set_class(int(label), -1 if other is None else int(other), float(mix or 0), guidance)
+            ex.set_class_mix(list(more))
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))

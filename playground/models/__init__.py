@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._common import (
     DATA_FIELDS,
+    VECTOR_FIELDS,
     ConfigError,
     Setting,
     as_batch,
@@ -92,7 +93,7 @@ def default_config(family: str, data_shape: tuple[int, ...], **overrides):
     if kind not in cls.data_kinds:
         return cls.Config(data_shape=tuple(data_shape), **overrides)  # its own message says why not
     valid = settings_of(cls.Config)
-    unknown = sorted(set(overrides) - set(valid) - set(DATA_FIELDS))
+    unknown = sorted(set(overrides) - set(valid) - set(DATA_FIELDS) - set(VECTOR_FIELDS))
     if unknown:
         raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}; valid ones: {', '.join(valid)}")
     colour = cls.defaults.get("colour", {}) if _colour(data_shape) else {}
@@ -106,7 +107,7 @@ def build_model(family: str, config):
     """The model for `family` from a config dataclass or a plain dict (as stored in checkpoints)."""
     cls = family_of(family)
     if isinstance(config, dict):
-        unknown = sorted(set(config) - set(settings_of(cls.Config)) - set(DATA_FIELDS))
+        unknown = sorted(set(config) - set(settings_of(cls.Config)) - set(DATA_FIELDS) - set(VECTOR_FIELDS))
         if unknown:
             raise ConfigError(f"unknown {family} setting(s) {', '.join(unknown)}")
         config = cls.Config(**config)
@@ -121,6 +122,7 @@ __all__ = [
     "GAN",
     "MADE",
     "VAE",
+    "VECTOR_FIELDS",
     "ARConfig",
     "ConfigError",
     "Diffusion",

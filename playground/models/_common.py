@@ -189,6 +189,9 @@ def copy_tensors(obj):
 # fields of a config that come from the data, not from the user: the data's shape and, for a
 # conditional model, the names of its classes
 DATA_FIELDS = ("data_shape", "labels")
+# config fields that are neither settings nor the data's: a conditional model's class_mix, one
+# amount per class, which Explore sets on its own copy of the model
+VECTOR_FIELDS = ("class_mix",)
 # the sample-time settings that only a conditional model has a use for (diffusion's guidance too)
 CONDITIONAL_SAMPLING = ("label", "blend_label", "blend", "guidance")
 
@@ -211,6 +214,9 @@ class Conditioning:
     blend_label: int = setting(-1, "Blend with class", lo=-1, hi=9999, step=1, sample=True, shown=False, help="-1: none")
     blend: float = setting(0.0, "Blend", lo=0.0, hi=1.0, step=0.05, sample=True, shown=False, help="0: the class; 1: the other one")
     labels: tuple[str, ...] = ()
+    # how much of each class's embedding to add on top of the picked class (Explore's "more like"
+    # sliders: an attribute direction through the class input); () = none
+    class_mix: tuple[float, ...] = ()
 
     @property
     def classes(self) -> int:
@@ -219,6 +225,9 @@ class Conditioning:
 
     def check_conditioning(self) -> None:
         self.labels = tuple(str(n) for n in self.labels)
+        self.class_mix = tuple(float(v) for v in self.class_mix)
+        if self.class_mix and (len(self.class_mix) != len(self.labels) or not all(-5 <= v <= 5 for v in self.class_mix)):
+            raise ConfigError(f"class_mix has one amount from -5 to 5 per class ({len(self.labels)}); got {len(self.class_mix)} amounts")
         if not self.conditional:
             return
         k = len(self.labels)
@@ -235,8 +244,8 @@ class Conditioning:
 def class_weights(cfg: Conditioning, n: int, device=None, labels: torch.Tensor | None = None) -> torch.Tensor | None:
     """The class input of a conditional model's nets for n samples, (n, K) weights: one-hot rows
     of `labels` (int, (n,)) when given, as in training; otherwise from the sample settings: class
-    `label` (-1: 0, 1, ..., K-1, 0, ... in turn), mixed with `blend_label` by `blend`. None for an
-    unconditional model."""
+    `label` (-1: 0, 1, ..., K-1, 0, ... in turn), mixed with `blend_label` by `blend`, plus the
+    `class_mix` amounts. None for an unconditional model."""
     k = cfg.classes
     if not k:
         return None
@@ -245,6 +254,8 @@ def class_weights(cfg: Conditioning, n: int, device=None, labels: torch.Tensor |
         w = torch.nn.functional.one_hot(labels, k).float()
         if cfg.blend_label >= 0 and cfg.blend > 0:
             w = (1 - cfg.blend) * w + cfg.blend * torch.nn.functional.one_hot(torch.tensor(cfg.blend_label, device=device), k).float()
+        if cfg.class_mix:
+            w = w + torch.tensor(cfg.class_mix, device=device)
         return w
     return torch.nn.functional.one_hot(labels.to(device).long(), k).float()
 
