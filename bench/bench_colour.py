@@ -17,7 +17,7 @@ Three races, each in this one process, one after the other (never two at once):
          split, one posterior sample per image for both.
   speed  Steps per second at 32x32 RGB through the Trainer against a bare loop of the same net
          (conv VAE with the logistic likelihood; the colour DCGAN), and the bare loop with
-         channels-last memory and with bf16 autocast: what pays on this CPU.
+         channels-last memory, with bf16 autocast and with torch.compile: what pays on this CPU.
 
     python bench/bench_colour.py                         # all three, about 20 minutes
     python bench/bench_colour.py --only gan --gan-seconds 60 120 --seeds 0 1 2
@@ -276,9 +276,15 @@ def vae_race(budgets: list[float], data, seed: int) -> list[dict]:
 # Steps per second at 32 px RGB
 
 
-def bare_step(model, opts, x, batch, *, channels_last=False, autocast=False):
+NETS = {"vae": ("encoder", "decoder"), "gan": ("G", "D")}  # what torch.compile compiles
+
+
+def bare_step(model, opts, x, batch, *, channels_last=False, autocast=False, compile_nets=False):
     """The model's own train_step on a bare batch source (no Trainer)."""
     gen = torch.Generator().manual_seed(0)
+    if compile_nets:  # the optimizers hold the same parameters: only the forward code changes
+        for name in NETS[model.family]:
+            setattr(model, name, torch.compile(getattr(model, name)))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -301,7 +307,9 @@ def speed_race(data, seconds: float, rounds: int) -> list[dict]:
         contestants = {}
         t = make_trainer(family, data, None, TrainConfig(batch_size=128, seed=0, device="cpu"))
         contestants["trainer"] = t.step
-        for name, kw in (("bare", {}), ("bare, channels-last", {"channels_last": True}), ("bare, bf16 autocast", {"autocast": True})):
+        variants = (("bare", {}), ("bare, channels-last", {"channels_last": True}), ("bare, bf16 autocast", {"autocast": True}),
+                    ("bare, torch.compile", {"compile_nets": True}))  # fmt: skip
+        for name, kw in variants:
             twin = make_trainer(family, data, None, TrainConfig(batch_size=128, seed=0, device="cpu"))
             contestants[name] = bare_step(twin.model, twin.opts, twin.x, 128, **kw)
         rates: dict[str, list[float]] = {k: [] for k in contestants}

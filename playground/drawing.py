@@ -65,6 +65,7 @@ class Drawing:
     def to_csv(self, folder: str | Path) -> Path:
         if len(self.points) < 2:
             raise DataError("the drawing is empty: click the plane to put down some points first")
-        path = Path(folder) / f"drawn-{self.id}-{self.version}.csv"
+        path = Path(folder) / self.id / f"drawn-{self.version}.csv"  # a folder of its own: nobody else's close removes it
+        path.parent.mkdir(parents=True, exist_ok=True)
         np.savetxt(path, self.points, delimiter=",", header="x,y", comments="", fmt="%.6f")
         return path

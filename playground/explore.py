@@ -13,6 +13,7 @@ Plain torch and numpy, no Gradio; every function takes its seed explicitly.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -68,6 +69,8 @@ def card_from_checkpoint(path: str | Path, name: str | None = None, *, max_items
         data = None  # e.g. an upload that is no longer on this machine: explore without data
     if data is not None and tuple(data.sample_shape) != tuple(model.config.data_shape):
         data = None
+    if data is not None and getattr(model.config, "conditional", False) and tuple(data.label_names or ()) != tuple(model.config.labels):
+        data = None  # the file now holds other classes than the model knows
     return ModelCard(name or Path(path).stem, model, data, meta, Path(path))
 
 
@@ -79,6 +82,7 @@ def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCa
 
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) -> its SHA-256
+FILE_HASHES_KEPT = 512
 
 
 def find_model(rec: dict, paths: list[Path], current: ModelCard | None = None, trainer=None) -> ModelCard:
@@ -89,7 +93,9 @@ def find_model(rec: dict, paths: list[Path], current: ModelCard | None = None, t
 
     want = rec["model"]["weights_sha256"]
     if current is not None and weights_sha256(current.model) == want:
-        return current
+        # a copy: the picture's settings go on it, and the model explored now stays as it is
+        # until the picture has reopened
+        return dataclasses.replace(current, model=copy_model(current.model))
     file_want = rec["model"].get("checkpoint_sha256")
     for path in paths:
         path = Path(path)
@@ -100,16 +106,18 @@ def find_model(rec: dict, paths: list[Path], current: ModelCard | None = None, t
         if file_want:
             key = (str(path), st.st_mtime_ns, st.st_size)
             if key not in _FILE_HASHES:
+                if len(_FILE_HASHES) >= FILE_HASHES_KEPT:
+                    _FILE_HASHES.pop(next(iter(_FILE_HASHES)))
                 _FILE_HASHES[key] = file_sha256(path)
             if _FILE_HASHES[key] == file_want:
                 return card_from_checkpoint(path)
         else:  # a picture of a model that was not saved when it was made: a checkpoint may have its weights
             try:
-                card = card_from_checkpoint(path)
+                model, _ = load_model(path)
             except (CheckpointError, ConfigError):
                 continue
-            if weights_sha256(card.model) == want:
-                return card
+            if weights_sha256(model) == want:
+                return card_from_checkpoint(path)
     if trainer is not None:
         card = card_from_trainer(trainer)
         if weights_sha256(card.model) == want:
@@ -540,6 +548,8 @@ class Explorer:
     def __init__(self, card: ModelCard):
         self.card = card
         model = card.model.eval()
+        if self.classes:  # a conditional model draws the first class until another is picked
+            self.set_class(0)  # (first: GANSpace's directions below are then of one class)
         self.order, self.kls = kl_order(card)
         self.sliders = self.order[:N_SLIDERS]
         shape = model.config.data_shape
@@ -574,8 +584,6 @@ class Explorer:
             self._canvas = PointsCanvas.of(real, lim)
         side = model.config.data_shape[-1]
         self.scale = 1 if card.is_points else upscale_for_view(side, VIEW_SIDE)
-        if self.classes:  # a conditional model draws the first class until another is picked
-            self.set_class(0)
 
     # the class a conditional model draws
     @property
@@ -682,6 +690,7 @@ class Explorer:
     def reopen(self, rec: dict) -> tuple[torch.Tensor, dict]:
         """Put this model back in the state a picture's record describes (its class and
         sampling settings); returns its latent and the export settings."""
+        from . import provenance
         from .provenance import ProvenanceError, describe_model, weights_sha256
 
         if rec["model"]["weights_sha256"] != weights_sha256(self.card.model):
@@ -689,7 +698,7 @@ class Explorer:
         z = torch.tensor(rec["latent"], dtype=torch.float32)
         if z.numel() != self.card.latent_dim:
             raise ProvenanceError(f"the picture's latent has {z.numel()} numbers; this model's has {self.card.latent_dim}")
-        settings = {k: v for k, v in rec.get("sampling", {}).items() if k in getattr(self.card.model, "sample_params", ())}
+        settings = {k: v for k, v in rec.get("sampling", {}).items() if k in provenance.sample_settings_of(self.card.model)}
         try:
             sampling.set_sample_params(self.card.model, **settings)
             if self.classes:

@@ -91,6 +91,8 @@ def vae_metrics(model, x: torch.Tensor, *, y: torch.Tensor | None = None, k: int
     mu_all = torch.cat(mus)
     activity = mu_all.var(0) if n > 1 else torch.zeros(cfg.latent_dim)
     out = {key: v / n for key, v in sums.items()}
+    if cfg.conditional:  # a bound on log p(x | y), which knows the class: not comparable with log p(x)
+        out["conditional_on"] = "the class: these bound log p(x | y)"
     bits = model.nll_units(-out["log_likelihood"])
     if "bits_per_dim" in bits:  # 8-bit pixels (the logistic likelihood): bits/dim too
         out["bits_per_dim"] = bits["bits_per_dim"]

@@ -30,6 +30,7 @@ KEY = "playground"  # the PNG text chunk's keyword
 FORMAT = "playground-picture/1"
 MAX_TEXT = 1_000_000  # characters of record a PNG may carry (a 64-D latent needs ~2 kB)
 MAX_LATENT = 65_536  # numbers in a latent (a 64 px colour picture's pixel latent: 12,288)
+MAX_SIDE = 4096  # pixels a side of a picture worth reading: exports are at most 1,024
 
 
 class ProvenanceError(ValueError):
@@ -77,7 +78,7 @@ def record(card, z: torch.Tensor, *, seed: int | None = None, export: dict | Non
         "data": {"spec": spec, "name": card.data.name if card.data is not None else spec, "credit": credit(spec)},
         "seed": seed,
         "latent": [float(v) for v in z.flatten()],
-        "sampling": {k: getattr(cfg, k) for k in getattr(model, "sample_params", ()) if hasattr(cfg, k)},
+        "sampling": {k: getattr(cfg, k) for k in sample_settings_of(model)},
     }
     if getattr(cfg, "conditional", False):
         names = list(cfg.labels)
@@ -89,6 +90,14 @@ def record(card, z: torch.Tensor, *, seed: int | None = None, export: dict | Non
     if export:
         out["export"] = export
     return out
+
+
+def sample_settings_of(model) -> tuple[str, ...]:
+    """The sampling settings a model has a use for (the class ones only when conditional)."""
+    from .models._common import CONDITIONAL_SAMPLING
+
+    conditional = getattr(model.config, "conditional", False)
+    return tuple(k for k in getattr(model, "sample_params", ()) if hasattr(model.config, k) and (conditional or k not in CONDITIONAL_SAMPLING))
 
 
 def png_bytes(picture: np.ndarray, rec: dict) -> bytes:
@@ -113,10 +122,13 @@ def read_record(path: str | Path) -> dict:
         with Image.open(path) as img:
             if img.format != "PNG":
                 raise ProvenanceError(f"that is a {img.format or 'unknown'} file: only PNGs exported by Explore carry what made them")
-            text = img.text.get(KEY) if hasattr(img, "text") else None
-    except (OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, ProvenanceError):
-            raise
+            if max(img.size) > MAX_SIDE:
+                raise ProvenanceError(f"that PNG is {img.size[0]}x{img.size[1]} pixels; an exported picture is at most {MAX_SIDE} a side")
+            # the text chunks before the pixels, read without decoding them (exports write it there)
+            text = img.info.get(KEY)
+    except ProvenanceError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ProvenanceError(f"that file is not a picture this program can read ({e})") from None
     if not text:
         raise ProvenanceError("that PNG carries no record of what made it: only pictures exported by Explore (Export PNG) can be reopened")
@@ -137,6 +149,12 @@ def check(rec) -> None:
     model, latent = rec.get("model"), rec.get("latent")
     if not isinstance(model, dict) or not isinstance(model.get("weights_sha256"), str) or not isinstance(model.get("family"), str):
         raise ProvenanceError("that PNG's record does not say which model made it")
+    if not all(isinstance(model.get(k), str) or model.get(k) is None for k in ("name", "checkpoint", "checkpoint_sha256")) or not (
+        model.get("step") is None or (isinstance(model["step"], int) and not isinstance(model["step"], bool))
+    ):
+        raise ProvenanceError("that PNG's record names its model with something other than names and a step count")
+    if not isinstance(rec.get("export") or {}, dict) or not (rec.get("seed") is None or isinstance(rec["seed"], int)):
+        raise ProvenanceError("that PNG's export settings or seed are not what an export writes")
     if not isinstance(latent, list) or not 0 < len(latent) <= MAX_LATENT:
         raise ProvenanceError(f"that PNG's record has no latent of 1 to {MAX_LATENT:,} numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in latent):

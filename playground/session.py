@@ -30,7 +30,7 @@ from .data import BUILTIN_COLOUR, load_data
 from .files import remove_upload
 from .models import BATCH_SIZE, DATA_FIELDS, ConfigError, a_model, default_config, family_of
 from .runs import Runner, TrainingPool
-from .trainer import TrainConfig, Trainer, make_trainer
+from .trainer import TrainConfig, Trainer, labels_of, make_trainer
 from .viz import PointsCanvas, plane_limit
 
 FLOOR = "entropy floor (best possible)"
@@ -291,7 +291,8 @@ def fits(trainer: Trainer, settings: TrainSettings) -> bool:
     if not same_data(trainer, settings.data_args()):
         return False
     try:
-        want = default_config(settings.family, trainer.data.sample_shape, **settings.model).to_dict()
+        classes = {"labels": labels_of(trainer.data, settings.family)} if settings.model.get("conditional") else {}
+        want = default_config(settings.family, trainer.data.sample_shape, **{**settings.model, **classes}).to_dict()
     except ConfigError:
         return False  # invalid settings never fit; building the new model will say why
     have = trainer.model.config.to_dict()

@@ -320,6 +320,17 @@ def test_an_exported_picture_carries_what_made_it_and_reopens_on_its_model(app_u
     assert [val(v) for v in back[2:5]] == [0.7, -1.2, 0.3]
     again, _ = exported(c.predict(4, False, *[val(v) or 0.0 for v in back[2 : 2 + N]], api_name="/explore_export"))
     assert np.array_equal(picture(again), picture(png))  # the same pixels
+    # a record that finds its model but does not fit it: refused, and Explore keeps what it showed
+    from PIL import PngImagePlugin
+
+    before = picture(c.predict(*([0.1] * N), api_name="/decode"))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("playground", json.dumps({**rec, "latent": [0.0, 1.0, 2.0]}))
+    forged = Path(png).with_name("forged.png")
+    Image.new("RGB", (8, 8)).save(forged, pnginfo=info)
+    with pytest.raises(Exception, match="latent has 3 numbers"):
+        c.predict(handle_file(str(forged)), api_name="/explore_reopen")
+    assert np.array_equal(picture(c.predict(*([0.1] * N), api_name="/decode")), before)
     plain = Image.new("RGB", (8, 8))
     plain_path = Path(png).with_name("plain.png")
     plain.save(plain_path)

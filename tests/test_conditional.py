@@ -1,6 +1,7 @@
 """Label-conditioned models (issue 14): a cVAE, a GAN with a projection discriminator and a
 diffusion model with classifier-free guidance, on data that has labels."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -241,3 +242,50 @@ def test_an_uploaded_folder_s_subfolders_are_the_classes_of_a_conditional_model(
     blue, red = (sampling.decode(t.model, z, torch.full((8,), k)) for k in (0, 1))
     blueness = [(pics[:, 2] - pics[:, 0]).mean().item() for pics in (blue, red)]  # blue minus red, per class
     assert blueness[0] > 0.3 and blueness[0] - blueness[1] > 0.5, blueness
+
+
+def test_train_again_continues_a_conditional_model():
+    """Train, Stop, Train: the same conditional model goes on (its classes come from the data,
+    not from the settings, and must not make it look like another model)."""
+    from playground.session import Session, TrainSettings
+
+    session = Session()
+    settings = TrainSettings(family="vae", data="digits", image_size=16, model={"conditional": True})
+    first, new = session.prepare(settings)
+    assert new and first.model.config.labels == tuple(str(k) for k in range(10))
+    first.step()
+    again, new = session.prepare(settings)
+    assert again is first and not new
+    other, new = session.prepare(TrainSettings(family="vae", data="digits", image_size=16, model={"conditional": False}))
+    assert new and other is not first  # unticking it is another model
+
+
+def test_label_dropout_hides_the_class_from_a_share_of_each_batch():
+    """Classifier-free guidance needs the unconditional eps too: training shows about
+    uncond_prob of the examples without their class (the zero vector)."""
+    t = make_trainer("diffusion", load_data("ring8", n=2000), {"conditional": True, "uncond_prob": 0.5}, TrainConfig(batch_size=512))
+    seen = []
+    net = t.model.net
+    original = net.forward
+    net.forward = lambda x, ts, w=None: (seen.append(w.detach().clone()), original(x, ts, w))[1]
+    t.step()
+    (w,) = seen
+    hidden = (w.abs().sum(1) == 0).float().mean().item()
+    assert 0.4 < hidden < 0.6, hidden  # about half, and the others one-hot
+    assert torch.equal(w[w.abs().sum(1) > 0].sum(1), torch.ones(int((w.abs().sum(1) > 0).sum())))
+
+
+def test_inspect_judges_a_conditional_gan_s_real_points_with_their_labels():
+    from playground.inspection import gan as insp_gan
+
+    data = load_data("ring8", n=2000)
+    t = make_trainer("gan", data, {"conditional": True})
+    for _ in range(100):
+        t.step()
+    real, y = data.x[:256], data.y[:256]
+    s_real, _ = insp_gan.d_scores(t.model, real, torch.randn(64, 2), y)
+    with torch.no_grad():
+        want = torch.sigmoid(t.model.D(t.model._to_net(real), F.one_hot(y, 8).float())).numpy()
+    np.testing.assert_allclose(s_real, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="pass the real batch's labels"):
+        insp_gan.d_scores(t.model, real, torch.randn(64, 2))

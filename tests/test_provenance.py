@@ -121,3 +121,57 @@ def test_the_png_also_says_it_in_chunks_other_programs_show(trained, tmp_path):
         assert rec["model"]["weights_sha256"][:12] in img.text["Source"] and "Alpaydin" in img.text["Copyright"]
     buf = io.BytesIO(png.read_bytes())
     assert Image.open(buf).size == (32, 32)
+
+
+@pytest.mark.parametrize("family", ["vae", "gan", "diffusion"])
+def test_pictures_of_unconditional_models_reopen_too(family, tmp_path):
+    data = load_data("digits", image_size=16)
+    over = {"sample_steps": 10, "timesteps": 100} if family == "diffusion" else {}
+    t = make_trainer(family, data, over, TrainConfig(batch_size=32), data_args={"spec": "digits", "image_size": 16})
+    t.step()
+    path = save_checkpoint(tmp_path / f"{family}.safetensors", t, optimizer=False)
+    ex = Explorer(card_from_checkpoint(path))
+    z = sampling_latent(ex)
+    pic, png, rec = export(ex, z, tmp_path)
+    assert "class" not in rec and not {"label", "blend", "guidance"} & set(rec["sampling"])
+    again = Explorer(find_model(read_record(png), [path]))
+    z2, _ = again.reopen(read_record(png))
+    assert np.array_equal(again.export(z2, 2, False), pic)
+
+
+def sampling_latent(ex: Explorer) -> torch.Tensor:
+    from playground import sampling
+
+    return sampling.latents(ex.card.model, 1, 3)[0]
+
+
+def test_forged_records_and_huge_pictures_are_refused_with_a_message(trained, tmp_path):
+    import struct
+    import zlib
+
+    _, path = trained
+    good = read_record(export(Explorer(card_from_checkpoint(path)), torch.zeros(8), tmp_path)[1])
+
+    def with_text(rec: dict):
+        info = PngImagePlugin.PngInfo()
+        info.add_text(provenance.KEY, json.dumps(rec))
+        out = tmp_path / "forged.png"
+        Image.new("RGB", (4, 4)).save(out, pnginfo=info)
+        return out
+
+    for bad in ({**good, "model": {**good["model"], "step": "x"}}, {**good, "model": {**good["model"], "name": ["x"]}},
+                {**good, "export": "x"}, {**good, "seed": 1.5}, {**good, "class": {"mix": ["a"]}}):  # fmt: skip
+        with pytest.raises(ProvenanceError):
+            read_record(with_text(bad))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    # tiny files that say they are 6,000 or 20,000 pixels a side: refused from their header, never decoded
+    for side, message in ((6_000, "6000x6000 pixels; an exported picture is at most"), (20_000, "decompression bomb")):
+        header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+        bomb = tmp_path / "bomb.png"
+        bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tEXt", b"playground\x00" + json.dumps(good).encode())
+                         + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))  # fmt: skip
+        with pytest.raises(ProvenanceError, match=message):
+            read_record(bomb)

@@ -286,14 +286,14 @@ class ExploreTab:
         """Explore `card`: at the origin (VAEs), at seed 0's latent, or (a reopened picture) where
         its record says."""
         ex = Explorer(card)
-        session.views["explorer"] = ex
         if rec is not None:
-            ex.reopen(rec)
+            ex.reopen(rec)  # before it is the session's: a picture it refuses changes nothing
             values = ex.values_from(ex.base)
         elif card.encodes:
             values = ex.jump(torch.zeros(card.latent_dim))
         else:
             values = ex.jump(self.seed_base(ex, 0), 0)
+        session.views["explorer"] = ex
         z_updates = []
         for i in range(N_SLIDERS):
             if i < len(ex.sliders):

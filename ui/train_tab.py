@@ -467,7 +467,6 @@ class TrainTab:
         v = self.values(values)
         session.adopt(v.get("upload"))
         if v.get("data") == DRAW:  # the drawn points, as the CSV file an upload would be
-            DRAWINGS.mkdir(exist_ok=True)
             path = self.drawing(session).to_csv(DRAWINGS)
             session.adopt(path)
             v = {**v, "data": UPLOAD, "upload": str(path)}

@@ -50,11 +50,20 @@ def d_heatmap(model, lim: float, res: int = 64) -> tuple[np.ndarray, np.ndarray,
 
 
 @torch.no_grad()
-def generate(model, z: torch.Tensor, *, ema: bool = False) -> torch.Tensor:
-    """G(z) in data space. ema=False: the generator being trained, the one D judges and the
-    gradient moves (the Train tab's samples come from the averaged one)."""
+def generate(model, z: torch.Tensor, *, ema: bool = False, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """G(z) in data space (of the labels' classes, for a conditional GAN). ema=False: the
+    generator being trained, the one D judges and the gradient moves (the Train tab's samples
+    come from the averaged one)."""
     need_gan(model, "the generator's samples")
-    return model.generate(z.to(device_of(model)), averaged=ema).cpu()
+    labels = None if labels is None else labels.to(device_of(model))
+    return model.generate(z.to(device_of(model)), averaged=ema, labels=labels).cpu()
+
+
+def fake_labels(model, n: int) -> torch.Tensor | None:
+    """The classes a conditional GAN's n inspected fakes are drawn as: each in turn (None for
+    an unconditional one). D judges each fake as the class it was drawn as."""
+    k = getattr(model.config, "classes", 0)
+    return torch.arange(n) % k if k else None
 
 
 def latent_grid(latent_dim: int, steps: int = 21, span: float = 3.0) -> torch.Tensor:
@@ -79,26 +88,37 @@ def generator_manifold(model, steps: int = 21, span: float = 3.0, *, ema: bool =
     return generate(model, z.view(rows * cols, -1), ema=ema).view(rows, cols, 2).numpy()
 
 
-def generator_arrows(model, points: torch.Tensor) -> np.ndarray:
+def generator_arrows(model, points: torch.Tensor, labels: torch.Tensor | None = None) -> np.ndarray:
     """Where the generator's training pushes each generated point, (N, 2): the GAN's
-    generator_push (the gradient of the per-sample objective G ascends, at x = G(z))."""
+    generator_push (the gradient of the per-sample objective G ascends, at x = G(z), judged as
+    its class when conditional)."""
     need_gan(model, "the generator's arrows")
-    return model.generator_push(points.to(device_of(model))).cpu().numpy()
+    labels = None if labels is None else labels.to(device_of(model))
+    return model.generator_push(points.to(device_of(model)), labels).cpu().numpy()
 
 
 @torch.no_grad()
-def d_scores(model, real: torch.Tensor, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """D(x) on a real batch and D(G(z)) on the generated batch for latents z, per sample."""
+def d_scores(model, real: torch.Tensor, z: torch.Tensor, real_labels: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """D(x) on a real batch and D(G(z)) on the generated batch for latents z, per sample; a
+    conditional D judges the real batch as its labels' classes and each fake as its own."""
     need_gan(model, "D scores")
+    dev = device_of(model)
+    conditional = getattr(model.config, "conditional", False)
+    if conditional and real_labels is None:
+        raise ConfigError("a conditional GAN's D judges pictures with their class: pass the real batch's labels")
+    y_real = real_labels.to(dev) if conditional else None
+    y_fake = fake_labels(model, z.shape[0])
     with eval_mode(model):
-        fake = generate(model, z)
-        return model.discriminate(real.to(device_of(model))).cpu().numpy(), model.discriminate(fake.to(device_of(model))).cpu().numpy()
+        fake = generate(model, z, labels=y_fake)
+        return (model.discriminate(real.to(dev), y_real).cpu().numpy(),
+                model.discriminate(fake.to(dev), None if y_fake is None else y_fake.to(dev)).cpu().numpy())  # fmt: skip
 
 
-def d_score_histograms(model, real: torch.Tensor, n: int = 256, bins: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def d_score_histograms(model, real: torch.Tensor, n: int = 256, bins: int = 20, seed: int = 0,
+                       real_labels: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(bin edges on [0, 1], share of the real batch per bin, share of n generated samples per bin)."""
     z = sampling.latents(model, n, seed)
-    s_real, s_fake = d_scores(model, real, z)
+    s_real, s_fake = d_scores(model, real, z, real_labels)
     return histograms(s_real, s_fake, bins)
 
 
@@ -185,7 +205,8 @@ def panels(insp, model, rows: list[dict], step: int, running: bool, push: bool) 
     z = cache.get("z")
     if z is None or z.shape[1] != model.latent_dim:
         z = cache["z"] = torch.randn(N_FAKE, model.latent_dim, generator=torch.Generator().manual_seed(insp.seed + 1))
-    s_real, s_fake = d_scores(model, insp.real, z)
+    real_labels = insp.labels[: len(insp.real)] if insp.labels is not None else None
+    s_real, s_fake = d_scores(model, insp.real, z, real_labels)
     if "hist" not in cache:
         cache["hist"] = HistogramView()
     hist = cache["hist"]
@@ -196,9 +217,10 @@ def panels(insp, model, rows: list[dict], step: int, running: bool, push: bool) 
         if "plane" not in cache:
             cache["plane"] = PlaneView(insp.data.x[:N_PLANE_REAL], insp.lim, N_ARROWS)
         _, _, heat = d_heatmap(model, insp.lim, HEAT_RES)
-        fake = generate(model, z).numpy()
+        y_fake = fake_labels(model, z.shape[0])
+        fake = generate(model, z, labels=y_fake).numpy()
         at = torch.from_numpy(fake[:N_ARROWS])
-        arrows = generator_arrows(model, at)
+        arrows = generator_arrows(model, at, None if y_fake is None else y_fake[:N_ARROWS])
         manifold = generator_manifold(model) if model.latent_dim <= 2 else None
         out["plane"] = cache["plane"].draw(heat, manifold, fake, at.numpy(), arrows)
     return out
