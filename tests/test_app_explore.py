@@ -336,3 +336,15 @@ def test_an_exported_picture_carries_what_made_it_and_reopens_on_its_model(app_u
     plain.save(plain_path)
     with pytest.raises(Exception, match="no record of what made it"):
         c.predict(handle_file(str(plain_path)), api_name="/explore_reopen")
+
+
+def test_the_decoder_exports_as_onnx_and_runs_outside_pytorch(app_url, shipped):
+    ort = pytest.importorskip("onnxruntime")
+    c = client(app_url)
+    c.predict(shipped["vae"], api_name="/explore_pick")
+    (f,) = c.predict(api_name="/explore_onnx")
+    path = f if isinstance(f, str) else f["path"]
+    assert path.endswith(".onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    out = session.run(None, {"z": np.zeros((3, 2), np.float32)})[0]
+    assert out.shape == (3, 1, 28, 28) and out.min() >= 0 and out.max() <= 1

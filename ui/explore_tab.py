@@ -41,6 +41,7 @@ from playground.explore import (
 )
 from playground.files import prune
 from playground.models import ConfigError, a_model
+from playground.onnx_export import onnx_bytes
 from playground.session import Session
 from playground.viz import figure_array, latent_scatter
 
@@ -111,7 +112,9 @@ class ExploreTab:
                         with gr.Row():
                             self.export_scale = gr.Dropdown([(f"×{k}", k) for k in EXPORT_SCALES], value=8, label="Export size", min_width=90, elem_id="explore-export-scale")
                             self.export_smooth = gr.Radio([("crisp pixels", False), ("smooth", True)], value=False, label="Upscaling", min_width=120, elem_id="explore-export-smooth")
-                        self.export_btn = gr.Button("Export PNG", size="sm", elem_id="explore-export")
+                        with gr.Row():
+                            self.export_btn = gr.Button("Export PNG", size="sm", elem_id="explore-export")
+                            self.onnx_btn = gr.Button("Export the decoder (ONNX)", size="sm", elem_id="explore-onnx")
                         self.export_file = gr.File(label="Export: the PNG (it carries what made it) and the same as JSON", file_count="multiple",
                                                    interactive=False, height=90, elem_id="explore-file")  # fmt: skip
                         self.reopen = gr.File(label="Drop an exported PNG to reopen it on its model", file_types=[".png"], type="filepath",
@@ -211,6 +214,7 @@ class ExploreTab:
         self.map.select(self.on_map_click, S, [*self.z, self.view], api_name=False)
         self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view, self.encode_info], api_name="explore_encode")
         self.sketch_btn.click(self.on_sketch, [S, self.sketch], [*self.z, *self.d, self.view, self.encode_info], api_name="explore_sketch")
+        self.onnx_btn.click(self.on_onnx, S, self.export_file, api_name="explore_onnx")
         self.export_btn.click(self.on_export, [S, self.export_scale, self.export_smooth, *sliders], self.export_file, api_name="explore_export")
         self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
         self.process_btn.click(self.on_process, [S, self.seed, self.process_dir, self.process_steps], [self.process_frame, self.process_view, self.process_gif], api_name="process")
@@ -547,6 +551,16 @@ class ExploreTab:
         json_path = str(Path(png_path).with_suffix(".json"))
         Path(json_path).write_text(json.dumps(rec, indent=1))
         return [png_path, json_path]
+
+    def on_onnx(self, session: Session):
+        """The explored model's decoder (VAE) or generator (GAN) as an ONNX file, for a web page or
+        any ONNX runtime: z (and a conditional model's class weights w) in, pictures out."""
+        ex = self.explorer(session)
+        try:
+            data = onnx_bytes(ex.card.model)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        return [self.write(f"{ex.card.name}.onnx".replace(" ", "-"), lambda p: p.write_bytes(data))]
 
     @staticmethod
     def write(name: str, save) -> str:

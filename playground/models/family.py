@@ -71,6 +71,7 @@ OPTIONAL = {
     "chain_length": "(sample_steps) -> the steps a sampling chain of that setting takes",
     "log_px": "VAE: (x, z) -> log p(x | z) per example, for importance-sampled likelihoods",
     "features": "GAN: (z) -> the generator's first activations, where GANSpace finds directions",
+    "export_decoder": "() -> a module (z[, class weights w]) -> samples, in eval mode: what the ONNX export traces",
     "generate": "GAN: (z, averaged=) -> G(z) from the averaged or the trained generator",
     "decode_with_grad": "GAN: (z) -> G(z) with gradients to z: a picture is put into its latent space by optimising z",
     "generator_push": "GAN: (x) -> where the generator's training pushes points x = G(z)",

@@ -314,6 +314,20 @@ def _start_at_4(shape: tuple[int, ...]) -> int:
     return stages if side == 4 else 0
 
 
+class _Generate(nn.Module):
+    """A GAN's generate() from the averaged generator in eval mode, the class weights w an
+    input (conditional): a plain graph from numbers to pixels."""
+
+    def __init__(self, gan):
+        super().__init__()
+        self.g = copy.deepcopy(gan.sampler).eval()
+        self.images, self.conditional = gan.images, gan.config.conditional
+
+    def forward(self, z, w=None):
+        x = self.g(torch.cat([z, w], dim=1) if self.conditional else z)
+        return (x + 1) / 2 if self.images else x
+
+
 class GAN(nn.Module):
     family: ClassVar[str] = "gan"
     label: ClassVar[str] = "GAN"
@@ -414,6 +428,11 @@ class GAN(nn.Module):
         """Samples: G(z) from the averaged generator (of the labels' classes, or the sampling
         settings' class, when conditional)."""
         return self.generate(z, labels=labels)
+
+    def export_decoder(self) -> nn.Module:
+        """The averaged generator as a module of its own in eval mode, (z[, w]) -> samples in
+        data space: what the ONNX export traces (playground/onnx_export.py)."""
+        return _Generate(self)
 
     @torch.no_grad()
     def features(self, z: torch.Tensor) -> torch.Tensor:

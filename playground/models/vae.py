@@ -253,6 +253,21 @@ def log_likelihood(x: torch.Tensor, out: torch.Tensor, likelihood: str, log_sigm
     return (-0.5 * z.pow(2) - log_sigma - 0.5 * LOG_2PI).flatten(1).sum(1)
 
 
+class _Decode(nn.Module):
+    """A VAE's decode(), taking the class weights w as an input (conditional) instead of its
+    sampling settings: a plain graph from numbers to pixels."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.decoder, self.likelihood, self.conditional = vae.decoder, vae.config.likelihood, vae.config.conditional
+
+    def forward(self, z, w=None):
+        out = self.decoder(torch.cat([z, w], dim=1) if self.conditional else z)
+        if self.likelihood == "bernoulli":
+            return torch.sigmoid(out)
+        return logistic_mean(out) if self.likelihood == "logistic" else out
+
+
 class VAE(nn.Module):
     family: ClassVar[str] = "vae"
     label: ClassVar[str] = "VAE"
@@ -313,6 +328,11 @@ class VAE(nn.Module):
         if self.config.likelihood == "bernoulli":
             return torch.sigmoid(out)
         return logistic_mean(out) if self.config.likelihood == "logistic" else out
+
+    def export_decoder(self) -> nn.Module:
+        """The decoder as a module of its own, (z[, w]) -> the mean picture in [0, 1] (points:
+        the point mean): what the ONNX export traces (playground/onnx_export.py)."""
+        return _Decode(self)
 
     def nll_units(self, nll_nats: float) -> dict:
         """A per-image negative log-likelihood (or -ELBO) in nats, and for 8-bit pixels under the
