@@ -164,8 +164,19 @@ def test_train_a_conditional_model_switch_its_class_breed_and_export(browser, ap
     page.get_by_label("VAE").check()
     page.click("#data input")
     page.get_by_role("option", name=re.compile("^digits")).click()
-    wait_until(lambda: page.locator("#conditional").is_visible(), what="the conditional checkbox")
-    page.locator("#conditional input").check()
+    # the family's and the data's settings arrive first (they set the checkbox too)
+    wait_until(lambda: page.locator("#beta").is_visible() and page.locator("#image-size").is_visible(), what="the VAE's settings for digits")
+    box = page.locator("#conditional input")
+
+    def ticked() -> bool:
+        if not box.is_checked():
+            box.click()
+            time.sleep(0.3)
+        return box.is_checked()
+
+    wait_until(ticked, what="the conditional checkbox ticked")
+    time.sleep(0.5)
+    wait_until(ticked, what="the conditional checkbox still ticked")
     page.click("#train")
     wait_until(lambda: status_step(page) > 600, timeout=120, what="conditional VAE training")
     page.click("#stop")
