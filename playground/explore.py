@@ -25,10 +25,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import sampling
+from . import provenance, sampling
 from .checkpoint import CheckpointError, load_model, read_checkpoint
 from .data import DataError, Dataset, load_data
 from .models import ConfigError, copy_model
+from .provenance import ProvenanceError, describe_model, file_sha256, weights_sha256
 
 
 @dataclass
@@ -81,36 +82,23 @@ def card_from_trainer(trainer, name: str = "trained in this session") -> ModelCa
     return ModelCard(name, model, trainer.data, {"step": trainer.step_count, "trainer_step": (id(trainer), trainer.step_count)})
 
 
-_FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) -> its SHA-256
-FILE_HASHES_KEPT = 512
-
-
 def find_model(rec: dict, paths: list[Path], current: ModelCard | None = None, trainer=None) -> ModelCard:
     """The model that made the picture a provenance record describes: the one explored now, a
     checkpoint among `paths` (by the file's hash, or by its weights' for a picture of an unsaved
     model), or the session's trainer. A ProvenanceError that names the model when none is it."""
-    from .provenance import ProvenanceError, describe_model, file_sha256, weights_sha256
-
     want = rec["model"]["weights_sha256"]
     if current is not None and weights_sha256(current.model) == want:
         # a copy: the picture's settings go on it, and the model explored now stays as it is
         # until the picture has reopened
         return dataclasses.replace(current, model=copy_model(current.model))
     file_want = rec["model"].get("checkpoint_sha256")
-    for path in paths:
-        path = Path(path)
-        try:
-            st = path.stat()
-        except OSError:
-            continue
+    for path in map(Path, paths):
         if file_want:
-            key = (str(path), st.st_mtime_ns, st.st_size)
-            if key not in _FILE_HASHES:
-                if len(_FILE_HASHES) >= FILE_HASHES_KEPT:
-                    _FILE_HASHES.pop(next(iter(_FILE_HASHES)))
-                _FILE_HASHES[key] = file_sha256(path)
-            if _FILE_HASHES[key] == file_want:
-                return card_from_checkpoint(path)
+            try:
+                if file_sha256(path) == file_want:
+                    return card_from_checkpoint(path)
+            except OSError:
+                continue  # gone since it was listed
         else:  # a picture of a model that was not saved when it was made: a checkpoint may have its weights
             try:
                 model, _ = load_model(path)
@@ -681,8 +669,6 @@ class Explorer:
     def export_traced(self, z: torch.Tensor, scale: int, smooth: bool) -> tuple[np.ndarray, bytes, dict]:
         """The picture at z, as a PNG that carries what made it (playground/provenance.py), and
         that record (for the JSON sidecar)."""
-        from . import provenance
-
         pic = self.export(z, scale, smooth)
         rec = provenance.record(self.card, z, seed=self.seed, export={"scale": int(scale), "smooth": bool(smooth), "size": [pic.shape[1], pic.shape[0]]})
         return pic, provenance.png_bytes(pic, rec), rec
@@ -690,9 +676,6 @@ class Explorer:
     def reopen(self, rec: dict) -> tuple[torch.Tensor, dict]:
         """Put this model back in the state a picture's record describes (its class and
         sampling settings); returns its latent and the export settings."""
-        from . import provenance
-        from .provenance import ProvenanceError, describe_model, weights_sha256
-
         if rec["model"]["weights_sha256"] != weights_sha256(self.card.model):
             raise ProvenanceError(f"this picture was made by {describe_model(rec)}, not by {self.card.name!r}")
         z = torch.tensor(rec["latent"], dtype=torch.float32)

@@ -48,12 +48,28 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) -> its SHA-256
+FILE_HASHES_KEPT = 512
+
+
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 of a file, remembered while the file is unchanged (every export of a checkpoint's
+    picture, and every search for one, would read it again)."""
+    st = Path(path).stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if len(_FILE_HASHES) >= FILE_HASHES_KEPT:
+            _FILE_HASHES.pop(next(iter(_FILE_HASHES)))
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]
+
+
+def _finite_numbers(values) -> bool:
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
 def record(card, z: torch.Tensor, *, seed: int | None = None, export: dict | None = None) -> dict:
@@ -157,12 +173,11 @@ def check(rec) -> None:
         raise ProvenanceError("that PNG's export settings or seed are not what an export writes")
     if not isinstance(latent, list) or not 0 < len(latent) <= MAX_LATENT:
         raise ProvenanceError(f"that PNG's record has no latent of 1 to {MAX_LATENT:,} numbers")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in latent):
+    if not _finite_numbers(latent):
         raise ProvenanceError("that PNG's latent holds something other than finite numbers")
     if not isinstance(rec.get("sampling", {}), dict) or not isinstance(rec.get("class") or {}, dict):
         raise ProvenanceError("that PNG's sampling or class settings are not a set of named values")
-    mix = (rec.get("class") or {}).get("mix", [])
-    if not isinstance(mix, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mix):
+    if not _finite_numbers((rec.get("class") or {}).get("mix", [])):
         raise ProvenanceError("that PNG's class mix is not a list of finite numbers")
 
 

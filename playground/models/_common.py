@@ -270,6 +270,12 @@ def as_batch(model, x: torch.Tensor, y: torch.Tensor | None = None):
     return (x, y.to(x.device))
 
 
+def with_class(z: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """A conditional net's input: the latent and the class weights side by side (z alone when
+    there are none)."""
+    return z if w is None else torch.cat([z, w], dim=1)
+
+
 def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A batch as (x, labels): a conditional model's trainer hands it (x, y); others x alone."""
     return (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)

@@ -62,6 +62,7 @@ from ._common import (
     setting,
     split_batch,
     validate,
+    with_class,
 )  # fmt: skip
 
 
@@ -324,7 +325,7 @@ class _Generate(nn.Module):
         self.images, self.conditional = gan.images, gan.config.conditional
 
     def forward(self, z, w=None):
-        x = self.g(torch.cat([z, w], dim=1) if self.conditional else z)
+        x = self.g(with_class(z, w) if self.conditional else z)
         return (x + 1) / 2 if self.images else x
 
 
@@ -395,8 +396,7 @@ class GAN(nn.Module):
     def _with_class(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G's input: z, and for a conditional GAN the class weights beside it (the labels', or
         the sampling settings' class)."""
-        w = class_weights(self.config, z.shape[0], z.device, labels)
-        return z if w is None else torch.cat([z, w], dim=1)
+        return with_class(z, class_weights(self.config, z.shape[0], z.device, labels))
 
     def _critic_class(self, n: int, device, labels: torch.Tensor | None = None) -> torch.Tensor | None:
         """The class D judges n samples against: the labels', the sampling settings' class, or
@@ -550,7 +550,7 @@ class GAN(nn.Module):
         z = self.sample_latent(n, generator)
         labels = torch.randint(self.config.classes, (n,), generator=generator, device=z.device) if self.config.classes else None
         w = class_weights(self.config, n, z.device, labels)
-        return self.G(z if w is None else torch.cat([z, w], dim=1)), w
+        return self.G(with_class(z, w)), w
 
     def _d_parts(self, real, generator=None, fake: tuple | None = None) -> dict[str, torch.Tensor]:
         real, labels = split_batch(real)

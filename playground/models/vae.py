@@ -53,6 +53,7 @@ from ._common import (
     setting,
     split_batch,
     validate,
+    with_class,
 )  # fmt: skip
 
 LOG_2PI = math.log(2 * math.pi)
@@ -262,7 +263,7 @@ class _Decode(nn.Module):
         self.decoder, self.likelihood, self.conditional = vae.decoder, vae.config.likelihood, vae.config.conditional
 
     def forward(self, z, w=None):
-        out = self.decoder(torch.cat([z, w], dim=1) if self.conditional else z)
+        out = self.decoder(with_class(z, w) if self.conditional else z)
         if self.likelihood == "bernoulli":
             return torch.sigmoid(out)
         return logistic_mean(out) if self.likelihood == "logistic" else out
@@ -314,7 +315,7 @@ class VAE(nn.Module):
         """The decoder's raw output for latents z; a conditional VAE's decoder also sees the class
         (the labels' one-hot rows, or the sampling settings' class)."""
         w = class_weights(self.config, z.shape[0], z.device, labels)
-        return self.decoder(z if w is None else torch.cat([z, w], dim=1))
+        return self.decoder(with_class(z, w))
 
     def log_px(self, x: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """log p_theta(x | z) per example, (B,): the decoder's likelihood of x at latents z (and,
