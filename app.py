@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     from playground.files import prune, sweep_partial_saves
     from playground.session import warm_up
     from playground.trainer import configure_threads
-    from ui import CSS, build_demo, class_app
+    from ui import PAGE, build_demo, class_app
     from ui.common import CHECKPOINT_ROOT
 
     prune(os.environ["GRADIO_TEMP_DIR"], STALE_UPLOADS)
@@ -78,7 +78,7 @@ def main(argv=None) -> None:
         atexit.register(cluster.shutdown)
     demo = build_demo(max_trainings=args.max_trainings, classroom=classroom, batching=args.batching, cluster=cluster)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    options = dict(max_file_size=args.max_file_size, css=CSS)
+    options = dict(max_file_size=args.max_file_size, **PAGE)
     max_threads = 40 + args.max_trainings  # each training's stream holds a worker thread while it waits for its next frame
     demo.queue(default_concurrency_limit=None)
     if classroom is None:

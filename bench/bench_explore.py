@@ -51,7 +51,7 @@ from gradio_client import Client  # noqa: E402
 from playground.explore import N_DIRECTIONS  # noqa: E402
 from playground.explore import N_SLIDERS as N_LATENT  # noqa: E402
 from playground.trainer import configure_threads  # noqa: E402
-from ui import CSS, build_demo  # noqa: E402
+from ui import PAGE, build_demo  # noqa: E402
 
 N_SLIDERS = N_LATENT + N_DIRECTIONS  # the /decode endpoint's inputs
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -201,7 +201,7 @@ def beside_trainings(args) -> None:
     configure_threads(max(1, cores // args.trainings))  # as app.py does
     app = build_demo(max_trainings=args.trainings)
     port = free_port()
-    app.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    app.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, **PAGE)
     url = f"http://127.0.0.1:{port}/"
     results = {"trainings": args.trainings, "model": args.model}
     with sync_playwright() as pw:
@@ -260,7 +260,7 @@ def main() -> None:
 
     app = build_demo()
     app_port, bare_port = free_port(), free_port()
-    app.queue(default_concurrency_limit=None).launch(server_port=app_port, prevent_thread_lock=True, quiet=True, css=CSS)
+    app.queue(default_concurrency_limit=None).launch(server_port=app_port, prevent_thread_lock=True, quiet=True, **PAGE)
     app_url = f"http://127.0.0.1:{app_port}/"
     # the picture size the app returns for this model, so the reference sends as many bytes
     c = Client(app_url, download_files=False, verbose=False)

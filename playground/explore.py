@@ -29,6 +29,7 @@ from . import provenance, sampling
 from .checkpoint import CheckpointError, load_model, read_checkpoint
 from .data import DataError, Dataset, load_data
 from .models import ConfigError, copy_model
+from .models._common import class_weights
 from .provenance import ProvenanceError, describe_model, file_sha256, weights_sha256
 
 
@@ -563,6 +564,8 @@ class Explorer:
         self.frames: list[tuple[str, np.ndarray]] = []  # the last process() shown, for its step slider
         self.lineage: Lineage | None = None  # the Breed tab's generations on this model
         self.trainer_step = card.meta.get("trainer_step")  # (trainer id, step) of a session model
+        self.decoder: str | None = None  # where a web page fetches this model's decoder (set by the app)
+        self.decoder_error: str | None = None  # why it could not be exported, if it could not
         self._canvas = None
         if card.is_points:
             from .viz import PointsCanvas, plane_limit
@@ -658,6 +661,37 @@ class Explorer:
         from .viz import image_grid
 
         return image_grid(x, nrow=math.ceil(math.sqrt(x.shape[0])), scale=max(1, self.scale // 3))
+
+    # pictures drawn in the page (ui/static/explore_decode.js runs the decoder in the browser)
+    @property
+    def browser_reason(self) -> str | None:
+        """Why the server must draw this model's pictures (None: a page can draw them itself)."""
+        c = self.card
+        if c.is_points:
+            return "2-D points are drawn over the data, which the server holds"
+        if not hasattr(c.model, "export_decoder"):
+            return f"{c.model.a_model} makes a picture by a loop of many network passes, which runs on the server"
+        return self.decoder_error
+
+    def browser_plan(self, values: list[float] | None = None, alphas: list[float] | None = None) -> dict:
+        """What a web page needs to draw the pictures `draw` draws, from the same numbers: the
+        latent coordinate each slider sets over `base`, the direction vectors the direction
+        sliders add, the class weights (the decoder's input `w`), the picture's shape and how
+        many times it is upscaled, and where the sliders are (`values`, `alphas`: default the
+        current point). `decoder`: where the page fetches the decoder (ONNX,
+        `onnx_export.decoder_file`), once the app has exported it; `reason`: why the server draws
+        instead, when it must."""
+        values = self.values_from(self.base) if values is None else [float(v or 0) for v in values]
+        alphas = [0.0] * len(self.directions) if alphas is None else [float(a or 0) for a in alphas][: len(self.directions)]
+        cfg = self.card.model.config
+        w = class_weights(cfg, 1) if self.classes else None
+        return {
+            "latent_dim": self.card.latent_dim, "shape": list(cfg.data_shape), "scale": self.scale,
+            "n_sliders": N_SLIDERS, "sliders": list(self.sliders), "directions": self.directions.tolist(),
+            "base": self.base.tolist(), "values": values, "alphas": alphas,
+            "classes": len(self.classes), "w": None if w is None else w[0].tolist(),
+            "decoder": self.decoder, "reason": self.browser_reason,
+        }  # fmt: skip
 
     def export(self, z: torch.Tensor, scale: int, smooth: bool) -> np.ndarray:
         """The picture at z for a file: the decoded image upscaled (crisp or smooth), or for

@@ -7,6 +7,10 @@ tool) and, later, for Explore's sliders drawn in the browser.
                       [0, 1] (points as they are). The batch size n is free. What the graph is
                       for is in its metadata (family, latent size, shape, class names).
 
+  decoder_file(model) the same written to a file named by what the graph computes (weights and
+                      settings): exported once, then reused by every session on that model (the
+                      Explore page fetches it to draw its pictures in the browser).
+
 Families that sample by a long loop (diffusion's chain, MADE's pixel by pixel, a flow's inverse)
 have no `export_decoder` and are refused with why.
 """
@@ -14,13 +18,19 @@ have no `export_decoder` and are refused with why.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import tempfile
+import threading
 import warnings
+from pathlib import Path
 
 import torch
 
+from .files import prune
 from .models import ConfigError, copy_model
+from .provenance import weights_sha256
 
 OPSET = 18
 
@@ -55,3 +65,35 @@ def onnx_bytes(model) -> bytes:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return proto.SerializeToString()
+
+
+DECODER_DIR = Path(tempfile.gettempdir()) / "playground-decoders"
+DECODER_TTL = 6 * 3600  # seconds an exported decoder nobody asked for again stays on disk
+_EXPORTING = threading.Lock()  # one export at a time: 30 students opening one model export it once
+
+
+def decoder_key(model) -> str:
+    """What the exported graph computes, as a hash: the weights and the settings other than the
+    sampling ones (those come in as inputs, or do not touch the decoder)."""
+    sampling = {*getattr(model, "sample_params", ()), "class_mix"}
+    cfg = {k: v for k, v in model.config.to_dict().items() if k not in sampling}
+    spec = json.dumps({"family": model.family, "config": cfg}, sort_keys=True, default=str)
+    return hashlib.sha256(f"{weights_sha256(model)}|{spec}".encode()).hexdigest()
+
+
+def decoder_file(model, folder: Path | None = None) -> Path:
+    """The model's decoder as an .onnx file (see onnx_bytes), named by decoder_key: written the
+    first time, then reused. Files nobody asked for in DECODER_TTL seconds are deleted."""
+    folder = Path(folder or DECODER_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{decoder_key(model)}.onnx"
+    with _EXPORTING:
+        if path.exists():
+            path.touch()  # asked for again: kept another DECODER_TTL
+            return path
+        data = onnx_bytes(model)
+        part = path.with_suffix(".part")
+        part.write_bytes(data)
+        part.replace(path)  # whole or absent: a page never fetches half a file
+        prune(folder, DECODER_TTL)
+    return path

@@ -25,7 +25,7 @@ def app_url(tmp_path_factory):
     import socket
 
     import ui.common
-    from ui import CSS, build_demo
+    from ui import PAGE, build_demo
 
     ui.common.CHECKPOINT_ROOT = tmp_path_factory.mktemp("checkpoints")
     demo = build_demo(max_trainings=2)
@@ -33,7 +33,7 @@ def app_url(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo.queue(default_concurrency_limit=None).launch(
-        server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False, css=CSS, show_error=True
+        server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False, **PAGE, show_error=True
     )
     yield f"http://127.0.0.1:{port}/"
     demo.close()

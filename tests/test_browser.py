@@ -308,3 +308,165 @@ def test_a_link_opens_its_settings_and_tab_and_the_tab_makes_links(browser, app_
     bad.goto(app_url.rstrip("/") + "/?family=vae&beta=99&data=/etc/passwd")
     wait_until(lambda: "not understood" in bad.inner_text("body"), what="the warning about the link")
     assert bad.locator("#family input[value=gan]").is_checked()  # nothing from a refused link is applied
+
+
+# -- Explore's pictures drawn in the page (issue 15) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def page_models(app_url, shipped_models):
+    """Beside the shipped test models: a conditional DCGAN in colour (a conv net, class weights
+    in) and a MADE (its pictures cannot be drawn in the page: the server draws them)."""
+    import ui.common
+    from playground.checkpoint import save_checkpoint
+    from playground.data import load_data
+    from playground.trainer import TrainConfig, make_trainer
+
+    root = ui.common.CHECKPOINT_ROOT
+    emoji = load_data("emoji", image_size=16, n=256)
+    cgan = make_trainer(
+        "gan",
+        emoji,
+        {"channels": 8, "conditional": True},
+        TrainConfig(batch_size=32),
+        data_args={"spec": "emoji", "image_size": 16},
+    )
+    made = make_trainer(
+        "autoregressive",
+        load_data("digits", image_size=16, n=256),
+        {},
+        TrainConfig(batch_size=32),
+        data_args={"spec": "digits", "image_size": 16},
+    )
+    for t in (cgan, made):
+        for _ in range(3):
+            t.step()
+    return {
+        **shipped_models,
+        "cgan": str(save_checkpoint(root / "cgan-colour-test.safetensors", cgan, optimizer=False)),
+        "made": str(save_checkpoint(root / "made-test.safetensors", made, optimizer=False)),
+    }
+
+
+def decode_index(url: str) -> int:
+    """The index the page calls the server's /decode endpoint by."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url + "config") as r:
+        deps = json.load(r)["dependencies"]
+    return next(d["id"] for d in deps if d.get("api_name") == "decode")
+
+
+def explore_page(browser, url: str, model: str, blocked: list | None = None):
+    """A page on Explore showing `model`; with `blocked`, every call of the server's /decode is
+    refused (and counted there)."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    if blocked is not None:
+        index = decode_index(url)
+
+        def refuse_decode(route):
+            if f'"fn_index":{index},' in (route.request.post_data or "").replace(" ", ""):
+                blocked.append(route.request.post_data)
+                return route.abort()
+            return route.continue_()
+
+        page.route("**/gradio_api/run/predict", refuse_decode)
+    page.goto(url)
+    page.get_by_role("tab", name="Explore").click()
+    page.click("#explore-model input")
+    page.get_by_role("option", name=re.compile("^" + re.escape(Path(model).stem))).click()
+    wait_until(lambda: Path(model).stem in page.inner_text("#explore-info"), what="the model to load")
+    return page
+
+
+def path_of(page) -> str:
+    return page.get_attribute("#explore-path .pg-path", "data-path") or ""
+
+
+def slide(page, elem_id: str, value: float) -> None:
+    page.locator(f"#{elem_id} input[type=range]").fill(str(value))
+
+
+def drawn(page) -> int:
+    return page.evaluate("window.pgExplore.state.drawn")
+
+
+def test_explore_draws_in_the_page_with_the_servers_decode_blocked(browser, app_url, shipped_models, shots):
+    """The slider's picture changes with the server's /decode endpoint refused: the page draws
+    it (and never asked the server); unticking "Draw in this browser" goes back to the server."""
+    blocked = []
+    page = explore_page(browser, app_url, shipped_models["vae"], blocked)
+    wait_until(lambda: path_of(page) == "browser", timeout=90, what="the decoder to run in the page")
+    seen = {page.get_attribute("#explore-image img", "src")}
+    for i, v in enumerate((2.5, -1.0, 0.7)):
+        n = drawn(page)
+        slide(page, "z0" if i % 2 == 0 else "z1", v)
+        wait_until(
+            lambda n=n: drawn(page) > n and page.get_attribute("#explore-image img", "src") not in seen,
+            what=f"move {i + 1} drawn in the page",
+        )
+        seen.add(page.get_attribute("#explore-image img", "src"))
+    assert "drawn in this browser" in page.inner_text("#explore-path") and blocked == []
+    page.screenshot(path=str(shots / "explore-in-browser.png"), full_page=True)
+    page.uncheck("#explore-in-browser input")
+    wait_until(lambda: path_of(page) == "server", what="the server's path once unticked")
+    slide(page, "z0", -2.0)
+    wait_until(lambda: len(blocked) > 0, what="the slider to ask the server")
+    assert "turned off" in page.inner_text("#explore-path")
+
+
+def test_the_page_draws_the_pixels_pytorch_draws(browser, app_url, page_models):
+    """Parity in the real browser: for the MLP VAE and the conditional colour DCGAN, the latent
+    the page computed, the class weights it used, and the picture onnxruntime-web decoded match
+    the model run by PyTorch (pixels within 1e-4 before rounding, the same 8-bit picture the
+    server's Explore draws within one level)."""
+    import numpy as np
+    import torch
+
+    from playground.explore import Explorer, card_from_checkpoint
+
+    for key, moves in (("vae", [("z0", 1.3), ("z1", -0.6)]), ("cgan", [("z0", 0.8), ("pc0", 2.5), ("z5", -1.4)])):
+        page = explore_page(browser, app_url, page_models[key])
+        wait_until(
+            lambda page=page: path_of(page) == "browser", timeout=90, what=f"{key}: the decoder to run in the page"
+        )
+        ex = Explorer(card_from_checkpoint(page_models[key]))
+        if key == "cgan":  # a class and a blend, as the picker sets them
+            page.click("#explore-class input")
+            page.get_by_role("option", name=ex.classes[2], exact=True).click()
+            time.sleep(1.0)
+        for elem_id, value in moves:
+            n = drawn(page)
+            slide(page, elem_id, value)
+            wait_until(lambda page=page, n=n: drawn(page) > n, what=f"{key}: {elem_id} drawn")
+        time.sleep(0.5)  # the last move drawn
+        last = page.evaluate("window.pgExplore.state.last")
+        z = torch.tensor(last["z"]).view(1, -1)
+        w = torch.tensor(last["w"]).view(1, -1) if last["w"] else None
+        if key == "cgan":
+            assert w is not None and int(w.argmax()) == 2 and float(w.sum()) == 1.0
+        net = ex.card.model.export_decoder().eval()
+        with torch.no_grad():
+            want = (net(z) if w is None else net(z, w))[0].numpy()
+        got = np.asarray(last["x"], dtype=np.float32).reshape(want.shape)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        if w is not None:
+            ex.set_class(2)
+        server = ex.draw(z[0])
+        pic = np.asarray(last["rgba"], dtype=np.uint8).reshape(last["height"], last["width"], 4)[..., :3]
+        assert np.abs(pic.astype(int) - server[:: ex.scale, :: ex.scale].astype(int)).max() <= 1
+        page.context.close()
+
+
+def test_a_model_the_page_cannot_draw_falls_back_to_the_server(browser, app_url, page_models):
+    """MADE samples pixel by pixel: its decoder is not exported, the page says the server draws
+    and why, and a slider still changes the picture (through /decode)."""
+    page = explore_page(browser, app_url, page_models["made"])
+    wait_until(lambda: path_of(page) == "server", what="the server's path")
+    assert "loop of many network passes" in page.inner_text("#explore-path")
+    wait_until(lambda: page.locator("#explore-image img").count() > 0, what="the picture")
+    before = page.get_attribute("#explore-image img", "src")
+    slide(page, "z0", 2.9)
+    wait_until(lambda: page.get_attribute("#explore-image img", "src") != before, what="the server's new picture")
+    assert not page.get_attribute("#explore-image img", "src").startswith("data:") and drawn(page) == 0

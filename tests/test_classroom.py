@@ -146,7 +146,7 @@ def served(tmp_path_factory):
     import uvicorn
 
     import ui.common
-    from ui import CSS, build_demo, class_app
+    from ui import PAGE, build_demo, class_app
 
     ui.common.CHECKPOINT_ROOT = tmp_path_factory.mktemp("class-console")
     room = Classroom()
@@ -154,7 +154,7 @@ def served(tmp_path_factory):
     console = build_demo(max_trainings=4, pool=demo.pool, classroom=room, teacher=True)
     for blocks in (demo, console):
         blocks.queue(default_concurrency_limit=None)
-    app = class_app(demo, console, teacher=("teach", "secret"), css=CSS)
+    app = class_app(demo, console, teacher=("teach", "secret"), **PAGE)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

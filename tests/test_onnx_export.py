@@ -62,3 +62,104 @@ def test_families_that_sample_by_a_loop_are_refused_with_why(family):
     t = make_trainer(family, data, {"timesteps": 100} if family == "diffusion" else {}, TrainConfig(batch_size=16))
     with pytest.raises(ConfigError, match="loop of many network passes.*only VAE decoders and GAN generators"):
         onnx_bytes(t.model)
+
+
+# -- Explore's pictures drawn in the page (ui/static/explore_decode.js) -----------------------
+
+
+def page_latent(plan: dict, values, alphas) -> np.ndarray:
+    """explore_decode.js's latent(), step for step in float32: the sliders' coordinates set over
+    the plan's base, then each direction added by its amount."""
+    z = np.array(plan["base"], dtype=np.float32)
+    for d, v in zip(plan["sliders"], values):
+        z[d] = np.float32(v)
+    for u, a in zip(plan["directions"], alphas):
+        if a:
+            z = (z + np.float32(a) * np.asarray(u, dtype=np.float32)).astype(np.float32)
+    return z
+
+
+def page_picture(x: np.ndarray, plan: dict) -> np.ndarray:
+    """explore_decode.js's paint(): [0, 1] to 8 bits (rounding half to even, as torch does), grey
+    to RGB, each pixel a scale x scale block."""
+    pic = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    pic = np.repeat(pic, 3, 0) if pic.shape[0] == 1 else pic
+    s = plan["scale"]
+    return pic.transpose(1, 2, 0).repeat(s, 0).repeat(s, 1)
+
+
+PAGE_CASES = [
+    ("vae", "digits", {"image_size": 16}, {"latent_dim": 20}),  # MLP decoder; 20-D: four coordinates no slider moves
+    ("gan", "emoji", {"image_size": 16}, {"channels": 8}),  # DCGAN in colour, with principal directions
+    ("vae", "digits", {"image_size": 16}, {"conditional": True}),  # cVAE: the class picker's weights
+]
+
+
+@pytest.mark.parametrize("family,spec,data_kw,over", PAGE_CASES, ids=["vae-mlp", "dcgan-colour", "cvae"])
+def test_a_page_that_follows_the_plan_draws_the_servers_picture(family, spec, data_kw, over, tmp_path):
+    """What the page computes from Explorer.browser_plan (the latent, the class weights) and the
+    decoder file it fetches give the picture Explorer.draw gives, within one grey level."""
+    from playground.explore import Explorer, card_from_trainer
+    from playground.onnx_export import decoder_file
+
+    data = load_data(spec, n=300, **data_kw)
+    t = make_trainer(family, data, over, TrainConfig(batch_size=32))
+    for _ in range(5):
+        t.step()
+    ex = Explorer(card_from_trainer(t))
+    ex.jump(sampling.latents(t.model, 1, seed=3)[0])  # a point whose other coordinates matter
+    if ex.classes:
+        ex.set_class(7, 2, 0.25)
+        ex.set_class_mix([0.0] * 9 + [0.4])
+    gen = torch.Generator().manual_seed(0)
+    values = (torch.randn(len(ex.sliders), generator=gen) * 1.5).tolist()
+    alphas = (torch.randn(len(ex.directions), generator=gen) * 2).tolist()
+    assert over.get("conditional") or len(alphas) > 0  # directions are part of the case
+    plan = json.loads(json.dumps(ex.browser_plan(values, alphas)))  # as the page receives it
+    assert plan["reason"] is None and plan["values"] == values
+    z = page_latent(plan, values, alphas)
+    np.testing.assert_allclose(z, ex.z_from(values, alphas).numpy(), atol=1e-6)
+    feeds = {"z": z[None]}
+    if ex.classes:
+        w = np.zeros(10, np.float32)
+        w[7], w[2], w[9] = 0.75, 0.25, 0.4
+        np.testing.assert_allclose(plan["w"], w, atol=1e-7)
+        feeds["w"] = np.asarray([plan["w"]], np.float32)
+    else:
+        assert plan["w"] is None and plan["classes"] == 0
+    session = ort.InferenceSession(str(decoder_file(t.model, tmp_path)), providers=["CPUExecutionProvider"])
+    page = page_picture(session.run(None, feeds)[0][0], plan)
+    server = ex.draw(ex.z_from(values, alphas))
+    assert page.shape == server.shape
+    assert np.abs(page.astype(int) - server.astype(int)).max() <= 1
+
+
+def test_the_decoder_file_is_written_once_per_weights(tmp_path, digits):
+    from playground.models import copy_model
+    from playground.onnx_export import decoder_file
+
+    t = make_trainer("vae", digits, {"latent_dim": 2, "hidden": 32}, TrainConfig(batch_size=32))
+    first = decoder_file(t.model, tmp_path)
+    made = first.stat().st_mtime_ns
+    again = decoder_file(copy_model(t.model), tmp_path)  # another session on the same weights
+    assert again == first and again.read_bytes() == first.read_bytes() and len(list(tmp_path.iterdir())) == 1
+    assert again.stat().st_mtime_ns >= made  # kept: asked for again
+    t.step()
+    moved = decoder_file(t.model, tmp_path)
+    assert moved != first and moved.exists()  # trained on: new weights, a new file
+    t.model.config.label = 3  # a sampling setting is an input of the graph, not part of it
+    assert decoder_file(t.model, tmp_path) == moved
+
+
+@pytest.mark.parametrize(("spec", "family", "why"), [
+    ("ring8", "gan", "2-D points are drawn over the data"),
+    ("digits", "autoregressive", "loop of many network passes"),
+    ("digits", "diffusion", "loop of many network passes"),
+])  # fmt: skip
+def test_models_the_page_cannot_draw_say_why_in_the_plan(spec, family, why):
+    from playground.explore import Explorer, card_from_trainer
+
+    data = load_data(spec, n=200, **({} if spec == "ring8" else {"image_size": 16}))
+    t = make_trainer(family, data, {"timesteps": 100} if family == "diffusion" else {}, TrainConfig(batch_size=16))
+    plan = Explorer(card_from_trainer(t)).browser_plan()
+    assert why in plan["reason"] and plan["decoder"] is None

@@ -123,14 +123,14 @@ def test_the_cli_trains_samples_evaluates_and_lists_it(toy, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def toy_url(toy, tmp_path_factory):
     import ui.common
-    from ui import CSS, build_demo
+    from ui import PAGE, build_demo
 
     before, ui.common.CHECKPOINT_ROOT = ui.common.CHECKPOINT_ROOT, tmp_path_factory.mktemp("toy-checkpoints")
     demo = build_demo()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False, css=CSS)
+    demo.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, enable_monitoring=False, **PAGE)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
     ui.common.CHECKPOINT_ROOT = before

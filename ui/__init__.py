@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+from pathlib import Path
 
 import fastapi
 import gradio as gr
@@ -15,6 +16,7 @@ import gradio as gr
 from playground import lessons
 from playground.classroom import Classroom
 from playground.links import settings_from_query
+from playground.onnx_export import DECODER_DIR
 from playground.runs import TrainingPool
 from playground.session import Session
 
@@ -25,10 +27,20 @@ from .train_tab import TrainTab
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
+.pg-hidden { display: none !important; }
 #status { min-height: 2.5em; }
 .caption { font-size: 0.85em; opacity: 0.85; }
 footer { display: none !important; }
 """
+
+# Files the page loads from this server (never from the internet): Explore's in-page decoding
+# and the onnxruntime-web it runs on (ui/vendor/onnxruntime-web/README.md), and the decoders
+# exported for it
+HERE = Path(__file__).resolve().parent
+STATIC_PATHS = [HERE / "static", HERE / "vendor", DECODER_DIR]
+HEAD = f'<script src="gradio_api/file={HERE / "static" / "explore_decode.js"}"></script>'
+PAGE = dict(css=CSS, head=HEAD)  # what launch() (or mount_gradio_app) takes for every page of the app
+
 
 INTRO = """# Generative Models Playground
 Train small GANs, VAEs, flows, autoregressive and diffusion models live on your CPU. Pick a model
@@ -53,6 +65,8 @@ def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, clas
     the teacher sends; `teacher` builds the teacher's page, which has the Class tab (serve it
     behind the teacher's login: see `serve_class`). The teacher's page and the students' share
     the `pool`."""
+    DECODER_DIR.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([str(p) for p in STATIC_PATHS])
     pool = pool or TrainingPool(max_trainings, batching=batching, cluster=cluster)  # every session's runs share it: the limit holds in the process
     if teacher and classroom is None:
         raise ValueError("the teacher's page needs the classroom its students join")
@@ -76,7 +90,8 @@ def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, clas
                     demo.class_tab = ClassTab(session, classroom, demo.train_tab)
         ex = demo.explore_tab
         demo.load(ex.on_refresh, None, ex.pick, api_name=False)
-        explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name="explore_open", api_visibility="undocumented")
+        opened = explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name="explore_open", api_visibility="undocumented")
+        opened.then(**ex.decoder_step())
         it = demo.inspect_tab  # its live refresh ticks only while the Inspect tab is open
         inspect_item.select(it.on_open, [session, it.source], [*it.views, it.timer], api_name=False, concurrency_limit=None)
         for other in (train, explore):
@@ -126,9 +141,10 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
         return it.on_open(state, choice, request)
 
     quiet = dict(api_name=False, show_progress="hidden", concurrency_limit=None)  # no spinner, no wait behind others
-    demo.load(open_link, None, outputs, **quiet).then(open_explore, [session, ex.pick], ex.pick_outputs, **quiet).then(
-        open_inspect, [session, it.source], [*it.views, it.timer], **quiet
+    opened = demo.load(open_link, None, outputs, **quiet).then(
+        open_explore, [session, ex.pick], ex.pick_outputs, **quiet
     )
+    opened.then(**ex.decoder_step()).then(open_inspect, [session, it.source], [*it.views, it.timer], **quiet)
 
 
 def lesson_updates(tabs: gr.Tabs, it: InspectTab, key: str, sender: str = "") -> dict:

@@ -5,9 +5,11 @@ Handlers are thin: widget values -> playground.explore.Explorer -> pictures.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import tempfile
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -41,7 +43,7 @@ from playground.explore import (
 )
 from playground.files import prune
 from playground.models import ConfigError, a_model
-from playground.onnx_export import onnx_bytes
+from playground.onnx_export import decoder_file, onnx_bytes
 from playground.session import Session
 from playground.viz import figure_array, latent_scatter
 
@@ -52,6 +54,12 @@ MAP_STEPS = 15
 N_CLASS_SLIDERS = 10  # "more like" sliders of a conditional model (its first ten classes)
 DIRECTION_TITLES = {"principal": "Principal directions (GANSpace)", "attributes": "Attributes (from the data's labels and factors)"}
 EXPORT_TTL = 3600  # seconds an exported PNG/GIF stays in our folder
+# The page draws a slider's picture itself when it can (ui/static/explore_decode.js); otherwise
+# it presses the hidden server-decode button, whose listener is the /decode endpoint
+SERVER_DECODE = "document.querySelector('#explore-server-decode').click()"
+SLIDE_JS = f"(...a) => window.pgExplore ? window.pgExplore.slide(...a) : {SERVER_DECODE}"
+SLIDE_CLASS_JS = "(...a) => window.pgExplore && window.pgExplore.slideClass(...a)"
+PLAN_JS = "(plan, inBrowser) => window.pgExplore && window.pgExplore.planChanged(plan, inBrowser)"
 
 
 FIRST_MODEL = "vae-digits-2d"  # opens Explore: a latent map to click, and every slider matters
@@ -99,7 +107,13 @@ class ExploreTab:
                     self.d = [gr.Slider(-6, 6, value=0, step=0.05, label=f"PC{i + 1}", elem_id=f"pc{i}") for i in range(N_DIRECTIONS)]
             with gr.Column(scale=2, min_width=400):
                 with gr.Row(equal_height=False):
-                    self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"], scale=3)
+                    with gr.Column(scale=3, min_width=200):
+                        self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"])
+                        self.in_browser = gr.Checkbox(value=True, label="Draw the pictures in this browser (no wait for the server)", elem_id="explore-in-browser")
+                        self.path_note = gr.HTML("", elem_id="explore-path")  # which path draws: explore_decode.js writes it
+                        # what the page needs to draw (Explorer.browser_plan), and the server's path
+                        self.plan = gr.JSON(None, visible=False)
+                        self.server_decode = gr.Button("Draw on the server", elem_id="explore-server-decode", elem_classes=["pg-hidden"])
                     with gr.Column(scale=2, min_width=200):
                         self.encode_in = gr.Image(label="Put an image in the latent space (VAE: encode; GAN: search), then edit it with the sliders",
                                                   type="filepath", sources=["upload"], height=160, elem_id="explore-encode")  # fmt: skip
@@ -190,30 +204,37 @@ class ExploreTab:
             self.info, self.view, self.dir_box, *sliders, self.map_tab, self.map, self.scatter,
             self.process_tab, self.process_md, self.process_dir, self.process_steps,
             self.tabs, self.encode_in, self.sketch_box, self.img_a, self.img_b,
-            self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, self.classes_tab,
+            self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, self.classes_tab, self.plan,
         ]  # fmt: skip
         self.pick_outputs = pick_outputs
-        self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick")
-        self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload")
-        self.reopen.upload(self.on_reopen, [S, self.reopen], [*pick_outputs, self.export_scale, self.export_smooth], api_name="explore_reopen")
+        self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick").then(**self.decoder_step())
+        self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload").then(**self.decoder_step())
+        reopened = self.reopen.upload(self.on_reopen, [S, self.reopen], [*pick_outputs, self.export_scale, self.export_smooth], api_name="explore_reopen")
+        reopened.then(**self.decoder_step())
         self.refresh.click(self.on_refresh, None, self.pick, api_name=False)
+        # a slider's picture: drawn in the page (explore_decode.js), or by the server's /decode
+        browser_in = [self.plan, self.in_browser, self.cls, self.cls_other, self.cls_mix, *self.cls_more, *sliders]
+        quick = dict(trigger_mode="always_last", show_progress="hidden", queue=False)
         for s in sliders:
-            s.input(
-                self.on_slide, [S, *sliders], self.view, api_name="decode" if s is self.z[0] else False,
-                trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, api_visibility="undocumented", queue=False,
-            )  # fmt: skip
+            s.input(None, browser_in, None, js=SLIDE_JS, **quick)
+        self.in_browser.change(None, browser_in, None, js=SLIDE_JS, **quick)
+        self.plan.change(None, [self.plan, self.in_browser], None, js=PLAN_JS, **quick)
+        self.server_decode.click(self.on_slide, [S, *sliders], self.view, api_name="decode", concurrency_limit=None, api_visibility="undocumented", **quick)
         class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, *sliders]
+        class_out = [self.view, self.map, self.plan]
         for control in (self.cls, self.cls_other):
-            control.input(self.on_class, class_in, [self.view, self.map], api_name="explore_class" if control is self.cls else False)
+            control.input(self.on_class, class_in, class_out, api_name="explore_class" if control is self.cls else False)
+        for control in (self.cls_mix, *self.cls_more):  # drawn in the page as it moves, where the page can
+            control.input(None, browser_in, None, js=SLIDE_CLASS_JS, **quick)
         for control in (self.cls_mix, self.guidance, *self.cls_more):
-            control.release(self.on_class, class_in, [self.view, self.map], api_name=False, trigger_mode="always_last")
+            control.release(self.on_class, class_in, class_out, api_name=False, trigger_mode="always_last")
         self.classes_btn.click(self.on_every_class, [S, *sliders], self.classes_view, api_name="explore_every_class")
-        self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.view], api_name="explore_seed")
-        self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.view], api_name="explore_random")
-        self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.view], api_name="explore_reset")
-        self.map.select(self.on_map_click, S, [*self.z, self.view], api_name=False)
-        self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.view, self.encode_info], api_name="explore_encode")
-        self.sketch_btn.click(self.on_sketch, [S, self.sketch], [*self.z, *self.d, self.view, self.encode_info], api_name="explore_sketch")
+        self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.plan, self.view], api_name="explore_seed")
+        self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.plan, self.view], api_name="explore_random")
+        self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.plan, self.view], api_name="explore_reset")
+        self.map.select(self.on_map_click, S, [*self.z, self.plan, self.view], api_name=False)
+        self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.plan, self.view, self.encode_info], api_name="explore_encode")
+        self.sketch_btn.click(self.on_sketch, [S, self.sketch], [*self.z, *self.d, self.plan, self.view, self.encode_info], api_name="explore_sketch")
         self.onnx_btn.click(self.on_onnx, S, self.export_file, api_name="explore_onnx")
         self.export_btn.click(self.on_export, [S, self.export_scale, self.export_smooth, *sliders], self.export_file, api_name="explore_export")
         self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
@@ -324,8 +345,34 @@ class ExploreTab:
             self.tabs: gr.Tabs(selected="map" if two_d else "process" if ex.has_process else "interp"),
             **{image: gr.Image(visible=card.encodes) for image in (self.img_a, self.img_b)},
             **{box: gr.update(visible=not card.is_points and (card.encodes or hasattr(card.model, "decode_with_grad"))) for box in (self.encode_in, self.sketch_box)},
-            **self.class_updates(ex),
+            **self.class_updates(ex), self.plan: self.plan_of(ex),
         }  # fmt: skip
+
+    # -- pictures drawn in the page ------------------------------------------------------------
+    _plans = itertools.count()
+
+    def plan_of(self, ex: Explorer, values: list | None = None, alphas: list | None = None, redraw: bool = True) -> dict:
+        """Explorer.browser_plan, as the page's script (ui/static/explore_decode.js) takes it: a
+        new version each time, so the page draws every new point (`redraw`) even when the
+        numbers are the ones it had."""
+        return {**ex.browser_plan(values, alphas), "n_more": N_CLASS_SLIDERS, "version": next(self._plans), "redraw": redraw}
+
+    def decoder_step(self) -> dict:
+        """The event after a new model: its decoder exported for the page, then named in the plan."""
+        return dict(fn=self.on_decoder, inputs=self.session, outputs=self.plan, api_name=False, show_progress="hidden")
+
+    def on_decoder(self, session: Session):
+        """Export the explored model's decoder for the page (once per weights: every session on
+        a shipped model shares one file) and tell the page where it is. A model the exporter
+        cannot handle stays on the server's path, and the page says why."""
+        ex = session.views.get("explorer")
+        if ex is None or ex.browser_reason or ex.decoder:
+            return gr.skip()
+        try:
+            ex.decoder = "gradio_api/file=" + urllib.parse.quote(str(decoder_file(ex.card.model)))
+        except Exception as e:  # the exporter fails in many ways; the server's path still works
+            ex.decoder_error = f"its decoder could not be exported for the browser ({type(e).__name__}: {e})"
+        return self.plan_of(ex, redraw=False)
 
     def class_updates(self, ex: Explorer) -> dict:
         """The class picker: shown for conditional models, with their class names."""
@@ -372,7 +419,8 @@ class ExploreTab:
             raise gr.Error(str(e)) from None
         z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
         two_d = ex.card.latent_dim == 2 and not ex.card.is_points
-        return ex.draw(z), ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS) if two_d else gr.skip()
+        latent_plane = ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS) if two_d else gr.skip()
+        return ex.draw(z), latent_plane, self.plan_of(ex, list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
 
     def process_updates(self, ex: Explorer) -> dict:
         """The generation-process tab: shown for models that make samples in steps."""
@@ -459,7 +507,7 @@ class ExploreTab:
         if seed is None or seed < 0:
             raise gr.Error("The seed must be a whole number, 0 or more.")
         values = ex.jump(self.seed_base(ex, seed), int(seed))
-        return (*self.slider_updates(ex, values), ex.draw(ex.z_from(values)))
+        return (*self.slider_updates(ex, values), self.plan_of(ex), ex.draw(ex.z_from(values)))
 
     @staticmethod
     def seed_base(ex: Explorer, seed) -> torch.Tensor:
@@ -473,18 +521,18 @@ class ExploreTab:
     def on_reset(self, session: Session):
         ex = self.explorer(session)
         values = ex.jump(torch.zeros(ex.card.latent_dim))
-        return (*self.slider_updates(ex, values), ex.draw(ex.z_from(values)))
+        return (*self.slider_updates(ex, values), self.plan_of(ex), ex.draw(ex.z_from(values)))
 
     def on_map_click(self, session: Session, evt: gr.SelectData):
         ex = self.explorer(session)
         if ex.card.latent_dim != 2:
-            return (*[gr.Slider()] * N_SLIDERS, gr.update())
+            return (*[gr.Slider()] * N_SLIDERS, gr.skip(), gr.update())
         x, y = evt.index
         full = ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
         lx, ly = map_click_to_latent(x, y, full.shape[1], full.shape[0], steps=MAP_STEPS)
         z = torch.tensor([lx, ly])
         values = ex.jump(z)
-        return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), ex.draw(z))
+        return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), self.plan_of(ex), ex.draw(z))
 
     def on_encode(self, session: Session, path: str | None):
         """A picture into the latent space: a VAE encodes it; a GAN's latent is searched for it,
@@ -492,7 +540,7 @@ class ExploreTab:
         session.adopt(path)
         ex = self.explorer(session)
         if not path:
-            yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.update(), gr.update())
+            yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.skip(), gr.update(), gr.update())
             return
         yield from self.place(ex, self.read_picture(ex, path))
 
@@ -511,17 +559,17 @@ class ExploreTab:
         """Yield the sliders, the picture and a note for picture x put into the latent space."""
         if ex.card.encodes:
             z = sampling.encode(ex.card.model, x)[0]
-            yield (*self.slider_updates(ex, ex.jump(z)), ex.draw(z), "Encoded: the sliders are at the posterior mean of its code.")
+            yield (*self.slider_updates(ex, ex.jump(z)), self.plan_of(ex), ex.draw(z), "Encoded: the sliders are at the posterior mean of its code.")
             return
         try:
             for step, z, err in invert(ex.card.model, x):
                 note = f"Searching the latent: step {step} of {INVERT_STEPS}, RMS pixel error {err:.3f} (0 = the same picture, 1 = opposite)."
                 if step < INVERT_STEPS:
-                    yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), ex.draw(z), note)
+                    yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.skip(), ex.draw(z), note)
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         note = f"Found after {INVERT_STEPS} steps: RMS pixel error {err:.3f}. The generator draws the closest picture it can; edit it with the sliders."
-        yield (*self.slider_updates(ex, ex.jump(z)), ex.draw(z), note)
+        yield (*self.slider_updates(ex, ex.jump(z)), self.plan_of(ex), ex.draw(z), note)
 
     @staticmethod
     def read_picture(ex: Explorer, path: str) -> torch.Tensor:

@@ -1,0 +1,242 @@
+// Explore's pictures drawn in this page: the model's decoder (exported as ONNX by the server,
+// playground/onnx_export.py) runs in the browser with onnxruntime-web (WebAssembly, vendored in
+// ui/vendor/onnxruntime-web: nothing is fetched from the internet), so a slider answers without a
+// round trip to the server. The page turns slider values into the latent exactly as
+// playground.explore.Explorer.z_from does, from the "plan" the server sends with every new point
+// (Explorer.browser_plan), and paints the picture as the server's to_uint8 would.
+//
+// The server stays the fallback: a model the exporter cannot handle (plan.reason), a browser
+// without WebAssembly, a decoder that failed to load, or "Draw in this browser" unticked. Then
+// the hidden #explore-server-decode button asks the server, as every slider did before.
+// #explore-path says which path is live.
+(() => {
+  "use strict";
+  const self = document.currentScript || Array.from(document.scripts).find((s) => /explore_decode\.js/.test(s.src));
+  const ORT_DIR = new URL("../vendor/onnxruntime-web/", self.src).href;
+  const state = {
+    ort: null,            // a promise of the runtime, loaded on first use
+    sessions: new Map(),  // decoder URL -> promise of its InferenceSession
+    failed: new Map(),    // decoder URL -> why it could not be used
+    pending: null,        // the newest request not drawn yet (older ones are dropped)
+    running: false,
+    last: null,           // what was drawn last: {x, rgba, width, height, ms, z, w}
+    drawn: 0,             // pictures drawn in this page
+    path: null,           // "browser" or "server": the path live now
+  };
+
+  function loadRuntime() {
+    if (!state.ort) {
+      state.ort = new Promise((resolve, reject) => {
+        if (window.ort) return resolve(window.ort);
+        const s = document.createElement("script");
+        s.src = ORT_DIR + "ort.wasm.min.js";
+        s.onload = () => (window.ort ? resolve(window.ort) : reject(new Error("onnxruntime-web did not start")));
+        s.onerror = () => reject(new Error("could not load onnxruntime-web from the server"));
+        document.head.appendChild(s);
+      }).then((ort) => {
+        ort.env.wasm.wasmPaths = ORT_DIR;
+        ort.env.wasm.numThreads = 1;  // threads need a cross-origin isolated page; one is plenty for one picture
+        return ort;
+      });
+    }
+    return state.ort;
+  }
+
+  function decoderUrl(plan) {
+    return plan && plan.decoder ? new URL(plan.decoder, document.baseURI).href : null;
+  }
+
+  function session(url) {
+    if (!state.sessions.has(url)) {
+      const p = loadRuntime().then((ort) => ort.InferenceSession.create(url, {executionProviders: ["wasm"], graphOptimizationLevel: "all"}));
+      p.catch((e) => state.failed.set(url, String((e && e.message) || e)));
+      state.sessions.set(url, p);
+    }
+    return state.sessions.get(url);
+  }
+
+  // Why the server draws, or null when this page can.
+  function serverReason(plan, inBrowser) {
+    if (!plan) return "no model is picked yet";
+    if (plan.reason) return plan.reason;
+    if (inBrowser === false) return "drawing in this browser is turned off";
+    if (typeof WebAssembly !== "object") return "this browser has no WebAssembly";
+    const url = decoderUrl(plan);
+    if (!url) return "the decoder is being prepared for this browser";
+    if (state.failed.has(url)) return "the decoder could not run here (" + state.failed.get(url) + ")";
+    return null;
+  }
+
+  function say(path, text) {
+    state.path = path;
+    const box = document.querySelector("#explore-path");
+    if (!box) return;
+    let line = box.querySelector(".pg-path");
+    if (!line) {
+      line = document.createElement("div");
+      line.className = "pg-path caption";
+      box.appendChild(line);
+    }
+    line.dataset.path = path;
+    line.textContent = text;
+  }
+
+  // The latent, as Explorer.z_from computes it in float32: the sliders' coordinates set over the
+  // current point's, then each direction added by its amount.
+  function latent(plan, values, alphas) {
+    const f = Math.fround;
+    const z = Float32Array.from(plan.base);
+    plan.sliders.forEach((d, i) => { if (i < values.length) z[d] = f(Number(values[i]) || 0); });
+    plan.directions.forEach((u, j) => {
+      const a = f(Number(alphas[j]) || 0);
+      if (a) for (let k = 0; k < z.length; k++) z[k] = f(z[k] + f(a * u[k]));
+    });
+    return z;
+  }
+
+  // A conditional model's class weights, as models._common.class_weights makes them from the
+  // class picker: the class one-hot, blended with another, plus the "more like" amounts.
+  function classWeights(plan, label, other, mix, more) {
+    const k = plan.classes;
+    if (!k) return null;
+    if (label === null || label === undefined) return Float32Array.from(plan.w);
+    const w = new Float32Array(k);
+    w[Math.max(0, Number(label))] = 1;
+    const b = Number(other), m = Number(mix) || 0;
+    if (b >= 0 && m > 0) {
+      for (let i = 0; i < k; i++) w[i] = Math.fround(w[i] * Math.fround(1 - m));
+      w[b] = Math.fround(w[b] + m);
+    }
+    for (let i = 0; i < Math.min(k, more.length); i++) w[i] = Math.fround(w[i] + (Number(more[i]) || 0));
+    return w;
+  }
+
+  function roundHalfEven(t) {  // torch.round
+    const r = Math.round(t);
+    return Math.abs(t % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  }
+
+  // The decoded picture as explore.to_uint8(x, scale) makes it: grey to RGB, each pixel a
+  // scale x scale block.
+  function paint(plan, x) {
+    const [c, h, w] = plan.shape, s = plan.scale, n = h * w;
+    const rgba = new Uint8ClampedArray(n * 4);
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < 3; ch++) {
+        const v = x[(c === 1 ? 0 : ch) * n + i];
+        rgba[i * 4 + ch] = roundHalfEven(Math.min(1, Math.max(0, v)) * 255);
+      }
+      rgba[i * 4 + 3] = 255;
+    }
+    const small = document.createElement("canvas");
+    small.width = w;
+    small.height = h;
+    small.getContext("2d").putImageData(new ImageData(rgba, w, h), 0, 0);
+    const big = document.createElement("canvas");
+    big.width = w * s;
+    big.height = h * s;
+    const g = big.getContext("2d");
+    g.imageSmoothingEnabled = false;
+    g.drawImage(small, 0, 0, w * s, h * s);
+    const img = document.querySelector("#explore-image img");
+    if (img) img.src = big.toDataURL("image/png");
+    return {rgba, width: w, height: h};
+  }
+
+  async function decode(plan, z, w) {
+    const ort = await loadRuntime();
+    const sess = await session(decoderUrl(plan));
+    const feeds = {z: new ort.Tensor("float32", z, [1, plan.latent_dim])};
+    if (w) feeds.w = new ort.Tensor("float32", w, [1, w.length]);
+    const out = await sess.run(feeds);
+    return out.x.data;
+  }
+
+  function askServer(reason) {
+    say("server", "Pictures drawn on the server: " + reason + ".");
+    const button = document.querySelector("#explore-server-decode");
+    if (button) button.click();
+  }
+
+  async function drawOne(req) {
+    const {plan, inBrowser, values, alphas, label, other, mix, more} = req;
+    const reason = serverReason(plan, inBrowser);
+    if (reason && req.classOnly) return;  // the server draws the class when the slider is let go
+    if (reason) return req.fromServer ? say("server", "Pictures drawn on the server: " + reason + ".") : askServer(reason);
+    const t0 = performance.now();
+    try {
+      const z = latent(plan, values, alphas);
+      const w = classWeights(plan, label, other, mix, more);
+      const x = await decode(plan, z, w);
+      const pic = paint(plan, x);
+      const ms = performance.now() - t0;
+      state.last = {x: Array.from(x), ...pic, rgba: Array.from(pic.rgba), ms, z: Array.from(z), w: w && Array.from(w)};
+      state.drawn += 1;
+      say("browser", `Pictures drawn in this browser (onnxruntime-web, WebAssembly): ${ms.toFixed(1)} ms for the last one.`);
+    } catch (e) {
+      state.failed.set(decoderUrl(plan), String((e && e.message) || e));
+      if (!req.fromServer) askServer(serverReason(plan, inBrowser));
+    }
+  }
+
+  async function pump() {
+    if (state.running) return;
+    state.running = true;
+    try {
+      while (state.pending) {
+        const req = state.pending;
+        state.pending = null;
+        await drawOne(req);
+      }
+    } finally {
+      state.running = false;
+    }
+  }
+
+  function request(req) {
+    state.pending = req;
+    pump();
+  }
+
+  // (plan, inBrowser, label, other, mix, ..."more like" amounts (plan.n_more), ...latent sliders,
+  // ...direction sliders): the inputs of Explore's slider listeners
+  function sliderRequest([plan, inBrowser, label, other, mix, ...rest]) {
+    const k = plan ? plan.n_more : 10;
+    const more = rest.slice(0, k), sliders = rest.slice(k);
+    const n = plan ? plan.n_sliders : sliders.length;
+    return {plan, inBrowser, label, other, mix, more, values: sliders.slice(0, n), alphas: sliders.slice(n)};
+  }
+
+  // Explore's listeners call these (ui/explore_tab.py).
+  window.pgExplore = {
+    // a latent or direction slider moved (see sliderRequest)
+    slide(...args) {
+      request(sliderRequest(args));
+    },
+    // the class blend or a "more like" slider moved (the same arguments): drawn here while the
+    // page can; otherwise the server draws it when the slider is let go
+    slideClass(...args) {
+      request({...sliderRequest(args), classOnly: true});
+    },
+    // the server moved to a new point (a model, a seed, an encoded picture, a class), or the
+    // switch changed: load its decoder, and draw the point here when this page can (the server
+    // sent its own picture as well, which this one replaces with the same pixels)
+    planChanged(plan, inBrowser) {
+      if (!plan) return;
+      const redraw = plan.redraw !== false;
+      const reason = serverReason(plan, inBrowser);
+      const url = decoderUrl(plan);
+      if (url && !plan.reason && inBrowser !== false && typeof WebAssembly === "object") {
+        say("server", "Preparing to draw in this browser…");
+        session(url).then(() => (redraw ? request({plan, inBrowser, values: plan.values, alphas: plan.alphas, label: null, more: [], fromServer: true})
+                                         : say("browser", "Pictures drawn in this browser (onnxruntime-web, WebAssembly): move a slider.")),
+                          () => say("server", "Pictures drawn on the server: " + serverReason(plan, inBrowser) + "."));
+      } else {
+        say("server", "Pictures drawn on the server: " + reason + ".");
+      }
+    },
+    state,
+    latent,
+    classWeights,
+  };
+})();
