@@ -207,7 +207,7 @@ class ExploreTab:
             self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, self.classes_tab, self.plan,
         ]  # fmt: skip
         self.pick_outputs = pick_outputs
-        self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick").then(**self.decoder_step())
+        self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick").then(**self.decoder_step("explore_decoder"))
         self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload").then(**self.decoder_step())
         reopened = self.reopen.upload(self.on_reopen, [S, self.reopen], [*pick_outputs, self.export_scale, self.export_smooth], api_name="explore_reopen")
         reopened.then(**self.decoder_step())
@@ -357,9 +357,9 @@ class ExploreTab:
         numbers are the ones it had."""
         return {**ex.browser_plan(values, alphas), "n_more": N_CLASS_SLIDERS, "version": next(self._plans), "redraw": redraw}
 
-    def decoder_step(self) -> dict:
+    def decoder_step(self, api_name: str | bool = False) -> dict:
         """The event after a new model: its decoder exported for the page, then named in the plan."""
-        return dict(fn=self.on_decoder, inputs=self.session, outputs=self.plan, api_name=False, show_progress="hidden")
+        return dict(fn=self.on_decoder, inputs=self.session, outputs=self.plan, api_name=api_name, api_visibility="undocumented", show_progress="hidden")
 
     def on_decoder(self, session: Session):
         """Export the explored model's decoder for the page (once per weights: every session on
