@@ -217,3 +217,11 @@ def test_the_teacher_sees_and_steers_the_class(served):
         assert row["student"] == "Ana" and row["state"] == "stopped" and "/8 modes" in row["result"]
     finally:
         job.cancel()
+
+
+def test_the_consoles_printed_address_opens_it(served):
+    """app.py prints .../teacher; the page is mounted at /teacher/ (it answered 404 without the slash)."""
+    import urllib.request
+
+    with urllib.request.urlopen(served["url"] + "teacher") as r:
+        assert r.status == 200 and r.url.endswith("/teacher/")

@@ -188,6 +188,11 @@ def class_app(demo: gr.Blocks, console: gr.Blocks, *, teacher: tuple[str, str], 
         blocks.max_threads = max_threads
         blocks._queue.max_thread_count = max_threads
     common = dict(footer_links=[], enable_monitoring=False, show_error=True, **options)
+
+    @app.get("/teacher", include_in_schema=False)
+    def teacher_page():  # the address app.py prints, without the slash the mounted page needs
+        return fastapi.responses.RedirectResponse("/teacher/")
+
     gr.mount_gradio_app(app, console, "/teacher", auth=teacher, auth_message="The teacher's console of this class.", **common)
     gr.mount_gradio_app(app, demo, "/", auth=auth, **common)  # last: "/" would take every path
     return app
