@@ -28,6 +28,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import socket
 import threading
 import time
 from multiprocessing.managers import BaseManager
@@ -41,6 +42,9 @@ from .trainer import History, Report, TrainConfig, Trainer
 POLL_TIMEOUT = 20.0  # seconds a placed actor may take to answer before its run counts as lost
 WEIGHTS_EVERY = 0.5  # seconds between two copies of a run's weights and curves to the app
 ORPHAN_AFTER = 60.0  # seconds an actor trains on without the app asking for it (then it stops)
+
+
+ADDRESS_TIMEOUT = 3.0  # seconds to wait for a head's port to answer before saying the address is wrong
 
 
 class ClusterError(RuntimeError):
@@ -280,6 +284,7 @@ class Cluster:
             if self._service is not None:
                 return
             _ray()  # a clear message when Ray is not installed
+            self._check_address()
             bridge = _Bridge(ctx=multiprocessing.get_context("spawn"))
             bridge.start()
             try:
@@ -288,6 +293,23 @@ class Cluster:
                 bridge.shutdown()
                 raise ClusterError(str(e)) from None
             self._bridge = bridge
+
+    def _check_address(self, timeout: float = ADDRESS_TIMEOUT) -> None:
+        """A HOST:PORT nothing answers at fails in seconds with why (Ray itself retries for
+        about 20 s, then says little); "auto" and other forms are left to Ray."""
+        host, sep, port = self.address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            if self.address != "auto" and ":" not in self.address:
+                raise ClusterError(f"a cluster's address is HOST:PORT of its head (e.g. 192.168.1.10:6379) or auto; got {self.address!r}")
+            return
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except OSError as e:
+            why = "nothing listens there" if isinstance(e, ConnectionRefusedError) else (e.strerror or type(e).__name__)
+            raise ClusterError(
+                f"no Ray head answers at {self.address} ({why}): start one there with `ray start --head --port {port}`, "
+                "or give the address that `ray start --head` printed"
+            ) from None
 
     def _call(self, method: str, *args):
         """A call to the bridge; a ClusterError when it or the cluster behind it went away."""

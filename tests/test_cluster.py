@@ -192,3 +192,16 @@ def test_the_front_survives_a_lost_cluster(lab, ring8):
     assert isinstance(local, Runner)  # the cluster is gone: this server trains it
     _wait(local, 60)
     assert local.error is None and local.note and "cluster" in local.note
+
+
+@pytest.mark.parametrize(("address", "says"), [
+    ("127.0.0.1:1", r"no Ray head answers at 127\.0\.0\.1:1 \(nothing listens there\): start one there with `ray start --head --port 1`"),
+    ("my-laptop", r"HOST:PORT of its head \(e\.g\. 192\.168\.1\.10:6379\) or auto; got 'my-laptop'"),
+])  # fmt: skip
+def test_a_wrong_address_is_refused_before_ray_is_asked(address, says):
+    """Ray retries a wrong address for about 20 s and then says little: the head's port is
+    tried first, and the message says what to do."""
+    cluster = Cluster(address)
+    with pytest.raises(ClusterError, match=says):
+        cluster.connect()
+    assert cluster._bridge is None  # no bridge process, no Ray driver started
