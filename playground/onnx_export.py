@@ -21,6 +21,8 @@ import contextlib
 import hashlib
 import io
 import json
+import os
+import stat
 import tempfile
 import threading
 import warnings
@@ -49,7 +51,9 @@ def onnx_bytes(model) -> bytes:
     if getattr(cfg, "conditional", False):
         inputs, names = (z, torch.zeros(2, cfg.classes)), ["z", "w"]
     n = torch.export.Dim("n", min=1, max=65_536)
-    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # its progress lines
+    # one export at a time: the exporter is not thread-safe, and the quieting below swaps
+    # process-wide state (sys.stdout, the warning filters) that another thread would restore wrong
+    with _EXPORTING, warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # its progress lines
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module, inputs, input_names=names, output_names=["x"], dynamic_shapes=tuple({0: n} for _ in inputs),
@@ -67,9 +71,22 @@ def onnx_bytes(model) -> bytes:
     return proto.SerializeToString()
 
 
-DECODER_DIR = Path(tempfile.gettempdir()) / "playground-decoders"
 DECODER_TTL = 6 * 3600  # seconds an exported decoder nobody asked for again stays on disk
-_EXPORTING = threading.Lock()  # one export at a time: 30 students opening one model export it once
+DECODER_KEEP = 200  # exported decoders kept at most (the least recently asked for go first)
+_EXPORTING = threading.RLock()  # one export at a time (a class opening one model exports it once)
+
+
+def decoder_dir() -> Path:
+    """The folder of the decoders exported for Explore's pages (the app serves it): this user's
+    own, private (0700), in the temporary folder. A folder of that name that is a link or
+    another user's is not used: a fresh private one is made instead."""
+    path = Path(tempfile.gettempdir()) / f"playground-decoders-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o077:
+        return Path(tempfile.mkdtemp(prefix="playground-decoders-"))
+    return path
 
 
 def decoder_key(model) -> str:
@@ -81,19 +98,23 @@ def decoder_key(model) -> str:
     return hashlib.sha256(f"{weights_sha256(model)}|{spec}".encode()).hexdigest()
 
 
-def decoder_file(model, folder: Path | None = None) -> Path:
-    """The model's decoder as an .onnx file (see onnx_bytes), named by decoder_key: written the
-    first time, then reused. Files nobody asked for in DECODER_TTL seconds are deleted."""
-    folder = Path(folder or DECODER_DIR)
+def decoder_file(model, folder: Path) -> Path:
+    """The model's decoder as an .onnx file in `folder` (see onnx_bytes), named by decoder_key:
+    written the first time, then reused. Files nobody asked for in DECODER_TTL seconds go, and
+    the least recently asked for beyond DECODER_KEEP."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{decoder_key(model)}.onnx"
     with _EXPORTING:
         if path.exists():
-            path.touch()  # asked for again: kept another DECODER_TTL
+            path.touch()  # asked for again: kept longer
             return path
         data = onnx_bytes(model)
         part = path.with_suffix(".part")
         part.write_bytes(data)
         part.replace(path)  # whole or absent: a page never fetches half a file
         prune(folder, DECODER_TTL)
+        kept = sorted(folder.glob("*.onnx"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in kept[DECODER_KEEP:]:
+            old.unlink(missing_ok=True)
     return path

@@ -358,10 +358,12 @@ def decode_index(url: str) -> int:
     return next(d["id"] for d in deps if d.get("api_name") == "decode")
 
 
-def explore_page(browser, url: str, model: str, blocked: list | None = None):
+def explore_page(browser, url: str, model: str, blocked: list | None = None, init_script: str | None = None):
     """A page on Explore showing `model`; with `blocked`, every call of the server's /decode is
-    refused (and counted there)."""
+    refused (and counted there); `init_script` runs before the page's own."""
     page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    if init_script:
+        page.add_init_script(init_script)
     if blocked is not None:
         index = decode_index(url)
 
@@ -417,43 +419,58 @@ def test_explore_draws_in_the_page_with_the_servers_decode_blocked(browser, app_
 
 
 def test_the_page_draws_the_pixels_pytorch_draws(browser, app_url, page_models):
-    """Parity in the real browser: for the MLP VAE and the conditional colour DCGAN, the latent
-    the page computed, the class weights it used, and the picture onnxruntime-web decoded match
-    the model run by PyTorch (pixels within 1e-4 before rounding, the same 8-bit picture the
-    server's Explore draws within one level)."""
+    """Parity in the real browser, for the MLP VAE and the conditional colour DCGAN: the latent
+    the page computed from its sliders is Explorer.z_from's, its class weights are
+    class_weights' (a class picked, and some of another), and the picture onnxruntime-web
+    decoded is PyTorch's (1e-4 before rounding) and the server's (one level after)."""
     import numpy as np
     import torch
 
+    from playground import sampling
     from playground.explore import Explorer, card_from_checkpoint
+    from playground.models._common import class_weights
 
-    for key, moves in (("vae", [("z0", 1.3), ("z1", -0.6)]), ("cgan", [("z0", 0.8), ("pc0", 2.5), ("z5", -1.4)])):
+    cases = (("vae", [("z0", 1.3), ("z1", -0.6)]), ("cgan", [("z0", 0.8), ("pc0", 2.5), ("z5", -1.4), ("class-more1", 0.5)]))
+    for key, moves in cases:
         page = explore_page(browser, app_url, page_models[key])
-        wait_until(
-            lambda page=page: path_of(page) == "browser", timeout=90, what=f"{key}: the decoder to run in the page"
-        )
+        wait_until(lambda page=page: path_of(page) == "browser", timeout=90, what=f"{key}: the decoder to run in the page")
         ex = Explorer(card_from_checkpoint(page_models[key]))
-        if key == "cgan":  # a class and a blend, as the picker sets them
+        if not ex.card.encodes:  # a GAN opens at seed 0's latent
+            ex.jump(sampling.latents(ex.card.model, 1, 0)[0], 0)
+        values, alphas, mix = ex.values_from(ex.base), [0.0] * len(ex.directions), [0.0] * len(ex.classes)
+        if key == "cgan":
             page.click("#explore-class input")
             page.get_by_role("option", name=ex.classes[2], exact=True).click()
-            time.sleep(1.0)
+            wait_until(lambda page=page: page.evaluate("(window.pgExplore.state.last || {w: [1]}).w[2]") == 1, what="the class drawn")
         for elem_id, value in moves:
             n = drawn(page)
             slide(page, elem_id, value)
             wait_until(lambda page=page, n=n: drawn(page) > n, what=f"{key}: {elem_id} drawn")
-        time.sleep(0.5)  # the last move drawn
+            if elem_id.startswith("class-more"):
+                mix[int(elem_id.removeprefix("class-more"))] = value
+            elif elem_id.startswith("pc"):
+                alphas[int(elem_id[2:])] = value
+            else:
+                values[int(elem_id[1:])] = value
+        time.sleep(1.0)  # what letting go of a slider brings has come back
         last = page.evaluate("window.pgExplore.state.last")
-        z = torch.tensor(last["z"]).view(1, -1)
-        w = torch.tensor(last["w"]).view(1, -1) if last["w"] else None
-        if key == "cgan":
-            assert w is not None and int(w.argmax()) == 2 and float(w.sum()) == 1.0
+        want_z = ex.z_from(values, alphas)
+        np.testing.assert_allclose(np.asarray(last["z"], dtype=np.float32), want_z.numpy(), atol=1e-6)
+        w = None
+        if ex.classes:
+            ex.set_class(2)
+            ex.set_class_mix(mix)
+            w = class_weights(ex.card.model.config, 1)
+            np.testing.assert_allclose(np.asarray(last["w"], dtype=np.float32), w[0].numpy(), atol=1e-7)
+            assert float(w[0, 2]) == 1.0 and float(w[0, 1]) == 0.5
+        else:
+            assert last["w"] is None
         net = ex.card.model.export_decoder().eval()
         with torch.no_grad():
-            want = (net(z) if w is None else net(z, w))[0].numpy()
+            want = (net(want_z.view(1, -1)) if w is None else net(want_z.view(1, -1), w))[0].numpy()
         got = np.asarray(last["x"], dtype=np.float32).reshape(want.shape)
         np.testing.assert_allclose(got, want, atol=1e-4)
-        if w is not None:
-            ex.set_class(2)
-        server = ex.draw(z[0])
+        server = ex.draw(want_z)
         pic = np.asarray(last["rgba"], dtype=np.uint8).reshape(last["height"], last["width"], 4)[..., :3]
         assert np.abs(pic.astype(int) - server[:: ex.scale, :: ex.scale].astype(int)).max() <= 1
         page.context.close()
@@ -470,3 +487,16 @@ def test_a_model_the_page_cannot_draw_falls_back_to_the_server(browser, app_url,
     slide(page, "z0", 2.9)
     wait_until(lambda: page.get_attribute("#explore-image img", "src") != before, what="the server's new picture")
     assert not page.get_attribute("#explore-image img", "src").startswith("data:") and drawn(page) == 0
+
+
+def test_a_browser_without_webassembly_is_drawn_for_by_the_server(browser, app_url, shipped_models):
+    """The same VAE in a page without WebAssembly (taken away before the app's scripts run): the
+    page says the server draws, and why, and the slider still moves the picture."""
+    page = explore_page(browser, app_url, shipped_models["vae"], init_script="delete window.WebAssembly;")
+    assert page.evaluate("typeof WebAssembly") == "undefined"
+    wait_until(lambda: "no WebAssembly" in page.inner_text("#explore-path"), timeout=60, what="the server's path, with why")
+    wait_until(lambda: page.locator("#explore-image img").count() > 0, what="the picture")
+    before = page.get_attribute("#explore-image img", "src")
+    slide(page, "z0", -2.2)
+    wait_until(lambda: page.get_attribute("#explore-image img", "src") != before, what="the server's new picture")
+    assert path_of(page) == "server" and drawn(page) == 0

@@ -134,21 +134,45 @@ def test_a_page_that_follows_the_plan_draws_the_servers_picture(family, spec, da
     assert np.abs(page.astype(int) - server.astype(int)).max() <= 1
 
 
-def test_the_decoder_file_is_written_once_per_weights(tmp_path, digits):
+def test_the_decoder_file_is_written_once_per_weights(tmp_path, digits, monkeypatch):
+    import os
+
+    from playground import onnx_export
     from playground.models import copy_model
     from playground.onnx_export import decoder_file
 
     t = make_trainer("vae", digits, {"latent_dim": 2, "hidden": 32}, TrainConfig(batch_size=32))
     first = decoder_file(t.model, tmp_path)
-    made = first.stat().st_mtime_ns
+    os.utime(first, (1, 1))
     again = decoder_file(copy_model(t.model), tmp_path)  # another session on the same weights
     assert again == first and again.read_bytes() == first.read_bytes() and len(list(tmp_path.iterdir())) == 1
-    assert again.stat().st_mtime_ns >= made  # kept: asked for again
+    assert again.stat().st_mtime > 1  # asked for again: kept longer
     t.step()
+    monkeypatch.setattr(onnx_export, "DECODER_KEEP", 1)
     moved = decoder_file(t.model, tmp_path)
     assert moved != first and moved.exists()  # trained on: new weights, a new file
+    assert not first.exists()  # beyond DECODER_KEEP, the least recently asked for went
     t.model.config.label = 3  # a sampling setting is an input of the graph, not part of it
     assert decoder_file(t.model, tmp_path) == moved
+
+
+def test_the_decoder_folder_is_private(tmp_path, monkeypatch):
+    """The app serves this folder: a folder of its name that another made (here, a link to
+    somewhere else) is not used."""
+    import os
+    import tempfile
+
+    from playground.onnx_export import decoder_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    mine = decoder_dir()
+    assert mine.parent == tmp_path and (mine.stat().st_mode & 0o777) == 0o700 and decoder_dir() == mine
+    mine.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, mine)
+    other = decoder_dir()
+    assert other != mine and other.is_dir() and not other.is_symlink() and (other.stat().st_mode & 0o777) == 0o700
 
 
 @pytest.mark.parametrize(("spec", "family", "why"), [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import urllib.parse
 from pathlib import Path
 
 import fastapi
@@ -16,7 +17,7 @@ import gradio as gr
 from playground import lessons
 from playground.classroom import Classroom
 from playground.links import settings_from_query
-from playground.onnx_export import DECODER_DIR
+from playground.onnx_export import decoder_dir
 from playground.runs import TrainingPool
 from playground.session import Session
 
@@ -37,8 +38,7 @@ footer { display: none !important; }
 # and the onnxruntime-web it runs on (ui/vendor/onnxruntime-web/README.md), and the decoders
 # exported for it
 HERE = Path(__file__).resolve().parent
-STATIC_PATHS = [HERE / "static", HERE / "vendor", DECODER_DIR]
-HEAD = f'<script src="gradio_api/file={HERE / "static" / "explore_decode.js"}"></script>'
+HEAD = f'<script src="gradio_api/file={urllib.parse.quote(str(HERE / "static" / "explore_decode.js"))}"></script>'
 PAGE = dict(css=CSS, head=HEAD)  # what launch() (or mount_gradio_app) takes for every page of the app
 
 
@@ -65,8 +65,8 @@ def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, clas
     the teacher sends; `teacher` builds the teacher's page, which has the Class tab (serve it
     behind the teacher's login: see `serve_class`). The teacher's page and the students' share
     the `pool`."""
-    DECODER_DIR.mkdir(parents=True, exist_ok=True)
-    gr.set_static_paths([str(p) for p in STATIC_PATHS])
+    decoders = decoder_dir()
+    gr.set_static_paths([str(HERE / "static"), str(HERE / "vendor"), str(decoders)])
     pool = pool or TrainingPool(max_trainings, batching=batching, cluster=cluster)  # every session's runs share it: the limit holds in the process
     if teacher and classroom is None:
         raise ValueError("the teacher's page needs the classroom its students join")
@@ -81,7 +81,7 @@ def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, clas
             with gr.Tab("Train", id="train") as train:
                 demo.train_tab = TrainTab(session, max_trainings, in_class=classroom is not None and not teacher)
             with gr.Tab("Explore", id="explore") as explore:
-                demo.explore_tab = ExploreTab(session)
+                demo.explore_tab = ExploreTab(session, decoders)
             with gr.Tab("Inspect", id="inspect") as inspect_item:
                 tt = demo.train_tab  # a lesson's settings show in the Train tab's controls
                 demo.inspect_tab = InspectTab(session, max_trainings, show_settings=(tt.settings_outputs(), tt.settings_updates))
@@ -141,10 +141,9 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
         return it.on_open(state, choice, request)
 
     quiet = dict(api_name=False, show_progress="hidden", concurrency_limit=None)  # no spinner, no wait behind others
-    opened = demo.load(open_link, None, outputs, **quiet).then(
-        open_explore, [session, ex.pick], ex.pick_outputs, **quiet
-    )
-    opened.then(**ex.decoder_step()).then(open_inspect, [session, it.source], [*it.views, it.timer], **quiet)
+    opened = demo.load(open_link, None, outputs, **quiet).then(open_explore, [session, ex.pick], ex.pick_outputs, **quiet)
+    opened.then(open_inspect, [session, it.source], [*it.views, it.timer], **quiet)
+    opened.then(**ex.decoder_step())  # beside it: a lesson's link does not wait for exports
 
 
 def lesson_updates(tabs: gr.Tabs, it: InspectTab, key: str, sender: str = "") -> dict:
@@ -191,7 +190,7 @@ def class_app(demo: gr.Blocks, console: gr.Blocks, *, teacher: tuple[str, str], 
 
     @app.get("/teacher", include_in_schema=False)
     def teacher_page():  # the address app.py prints, without the slash the mounted page needs
-        return fastapi.responses.RedirectResponse("/teacher/")
+        return fastapi.responses.RedirectResponse("teacher/")  # relative: right behind a proxy's prefix too
 
     gr.mount_gradio_app(app, console, "/teacher", auth=teacher, auth_message="The teacher's console of this class.", **common)
     gr.mount_gradio_app(app, demo, "/", auth=auth, **common)  # last: "/" would take every path

@@ -72,8 +72,11 @@ def first_shipped() -> str | None:
 
 
 class ExploreTab:
-    def __init__(self, session: gr.State):
+    def __init__(self, session: gr.State, decoders: Path | None = None):
+        """`decoders`: the folder the app serves the decoders exported for the page from
+        (playground.onnx_export.decoder_dir()); None: the server draws every picture."""
         self.session = session
+        self.decoders = decoders
         self.build()
         self.wire()
 
@@ -108,7 +111,9 @@ class ExploreTab:
             with gr.Column(scale=2, min_width=400):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=200):
-                        self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"])
+                        # no download button: it would give the server's last picture, not one the page drew (Export PNG does)
+                        self.view = gr.Image(label="Decoded", format="png", type="numpy", interactive=False, height=300, elem_id="explore-image", elem_classes=["pixelated"],
+                                             buttons=[])  # fmt: skip
                         self.in_browser = gr.Checkbox(value=True, label="Draw the pictures in this browser (no wait for the server)", elem_id="explore-in-browser")
                         self.path_note = gr.HTML("", elem_id="explore-path")  # which path draws: explore_decode.js writes it
                         # what the page needs to draw (Explorer.browser_plan), and the server's path
@@ -351,28 +356,34 @@ class ExploreTab:
     # -- pictures drawn in the page ------------------------------------------------------------
     _plans = itertools.count()
 
-    def plan_of(self, ex: Explorer, values: list | None = None, alphas: list | None = None, redraw: bool = True) -> dict:
-        """Explorer.browser_plan, as the page's script (ui/static/explore_decode.js) takes it: a
-        new version each time, so the page draws every new point (`redraw`) even when the
-        numbers are the ones it had."""
-        return {**ex.browser_plan(values, alphas), "n_more": N_CLASS_SLIDERS, "version": next(self._plans), "redraw": redraw}
+    def plan_of(self, ex: Explorer, values: list | None = None, alphas: list | None = None, point: str | None = "new") -> dict:
+        """Explorer.browser_plan, as the page's script (ui/static/explore_decode.js) takes it: what
+        the page draws on it (`point`: "new": the point the sliders were just set to; "same": the
+        sliders as they are, the class changed; None: nothing), and a new version each time, so
+        that the page sees a plan even when its numbers are the ones it had."""
+        return {**ex.browser_plan(values, alphas), "n_more": N_CLASS_SLIDERS, "version": next(self._plans), "point": point}
 
     def decoder_step(self, api_name: str | bool = False) -> dict:
-        """The event after a new model: its decoder exported for the page, then named in the plan."""
-        return dict(fn=self.on_decoder, inputs=self.session, outputs=self.plan, api_name=api_name, api_visibility="undocumented", show_progress="hidden")
+        """The event after a new model: its decoder exported for the page, then named in the plan.
+        One at a time in Gradio's queue (exports take turns anyway): a class opening Explore
+        together waits there, not in the server's worker threads."""
+        return dict(fn=self.on_decoder, inputs=self.session, outputs=self.plan, api_name=api_name, api_visibility="undocumented",
+                    show_progress="hidden", concurrency_id="explore-decoder", concurrency_limit=1)  # fmt: skip
 
     def on_decoder(self, session: Session):
         """Export the explored model's decoder for the page (once per weights: every session on
         a shipped model shares one file) and tell the page where it is. A model the exporter
         cannot handle stays on the server's path, and the page says why."""
         ex = session.views.get("explorer")
-        if ex is None or ex.browser_reason or ex.decoder:
+        if ex is None or self.decoders is None or ex.browser_reason or ex.decoder:
             return gr.skip()
         try:
-            ex.decoder = "gradio_api/file=" + urllib.parse.quote(str(decoder_file(ex.card.model)))
+            ex.decoder = "gradio_api/file=" + urllib.parse.quote(str(decoder_file(ex.card.model, self.decoders)))
         except Exception as e:  # the exporter fails in many ways; the server's path still works
             ex.decoder_error = f"its decoder could not be exported for the browser ({type(e).__name__}: {e})"
-        return self.plan_of(ex, redraw=False)
+        if session.views.get("explorer") is not ex:  # another model was opened meanwhile: its plan stands
+            return gr.skip()
+        return self.plan_of(ex, point=None)
 
     def class_updates(self, ex: Explorer) -> dict:
         """The class picker: shown for conditional models, with their class names."""
@@ -420,7 +431,7 @@ class ExploreTab:
         z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
         two_d = ex.card.latent_dim == 2 and not ex.card.is_points
         latent_plane = ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS) if two_d else gr.skip()
-        return ex.draw(z), latent_plane, self.plan_of(ex, list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
+        return ex.draw(z), latent_plane, self.plan_of(ex, list(values[:N_SLIDERS]), list(values[N_SLIDERS:]), point="same")
 
     def process_updates(self, ex: Explorer) -> dict:
         """The generation-process tab: shown for models that make samples in steps."""

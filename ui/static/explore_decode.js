@@ -20,6 +20,7 @@
     pending: null,        // the newest request not drawn yet (older ones are dropped)
     running: false,
     last: null,           // what was drawn last: {x, rgba, width, height, ms, z, w}
+    latest: null,         // the newest slider request (values, class controls) since the last new point
     drawn: 0,             // pictures drawn in this page
     path: null,           // "browser" or "server": the path live now
   };
@@ -102,7 +103,7 @@
     if (label === null || label === undefined) return Float32Array.from(plan.w);
     const w = new Float32Array(k);
     w[Math.max(0, Number(label))] = 1;
-    const b = Number(other), m = Number(mix) || 0;
+    const b = other === null || other === undefined ? -1 : Number(other), m = Math.fround(Number(mix) || 0);
     if (b >= 0 && m > 0) {
       for (let i = 0; i < k; i++) w[i] = Math.fround(w[i] * Math.fround(1 - m));
       w[b] = Math.fround(w[b] + m);
@@ -124,7 +125,7 @@
     for (let i = 0; i < n; i++) {
       for (let ch = 0; ch < 3; ch++) {
         const v = x[(c === 1 ? 0 : ch) * n + i];
-        rgba[i * 4 + ch] = roundHalfEven(Math.min(1, Math.max(0, v)) * 255);
+        rgba[i * 4 + ch] = roundHalfEven(Math.fround(Math.min(1, Math.max(0, v)) * 255));  // float32, as torch
       }
       rgba[i * 4 + 3] = 255;
     }
@@ -211,29 +212,39 @@
   window.pgExplore = {
     // a latent or direction slider moved (see sliderRequest)
     slide(...args) {
-      request(sliderRequest(args));
+      request((state.latest = sliderRequest(args)));
     },
     // the class blend or a "more like" slider moved (the same arguments): drawn here while the
     // page can; otherwise the server draws it when the slider is let go
     slideClass(...args) {
-      request({...sliderRequest(args), classOnly: true});
+      request({...(state.latest = sliderRequest(args)), classOnly: true});
     },
-    // the server moved to a new point (a model, a seed, an encoded picture, a class), or the
-    // switch changed: load its decoder, and draw the point here when this page can (the server
-    // sent its own picture as well, which this one replaces with the same pixels)
+    // a new plan from the server: load its decoder, and where the page can draw, draw what the
+    // plan says: point "new" (a model, a seed, an encoded picture: the sliders were set to it),
+    // "same" (a class picked or let go: the same sliders, another class), or nothing (the
+    // decoder is ready). The server sent its own picture as well; this one replaces it with the
+    // same pixels.
     planChanged(plan, inBrowser) {
       if (!plan) return;
-      const redraw = plan.redraw !== false;
       const reason = serverReason(plan, inBrowser);
       const url = decoderUrl(plan);
-      if (url && !plan.reason && inBrowser !== false && typeof WebAssembly === "object") {
-        say("server", "Preparing to draw in this browser…");
-        session(url).then(() => (redraw ? request({plan, inBrowser, values: plan.values, alphas: plan.alphas, label: null, more: [], fromServer: true})
-                                         : say("browser", "Pictures drawn in this browser (onnxruntime-web, WebAssembly): move a slider.")),
-                          () => say("server", "Pictures drawn on the server: " + serverReason(plan, inBrowser) + "."));
-      } else {
+      if (plan.point === "new") state.latest = null;  // the sliders were set to the new point
+      if (!(url && !plan.reason && inBrowser !== false && typeof WebAssembly === "object")) {
         say("server", "Pictures drawn on the server: " + reason + ".");
+        return;
       }
+      say("server", "Preparing to draw in this browser…");
+      session(url).then(() => {
+        const here = {plan, inBrowser, values: plan.values, alphas: plan.alphas, label: null, more: [], fromServer: true};
+        if (plan.point === "new") {
+          request(here);  // drops an older move waiting: it was for the point before
+        } else if (plan.point === "same") {  // the class changed, not the point: the sliders as they are now
+          if (state.pending) state.pending.plan = plan;
+          else request(state.latest ? {...state.latest, plan, label: null, fromServer: true} : here);
+        } else {
+          say("browser", "Pictures drawn in this browser (onnxruntime-web, WebAssembly): move a slider.");
+        }
+      }, () => say("server", "Pictures drawn on the server: " + serverReason(plan, inBrowser) + "."));
     },
     state,
     latent,
