@@ -18,6 +18,14 @@ def test_the_issue_s_models_are_shipped():
     names = {p.stem for p in SHIPPED}
     assert {"vae-digits-2d", "vae-digits-16d", "vae-shapes", "gan-digits", "gan-ring8"} <= names
     assert {"flow-moons", "made-digits", "ddpm-ring8"} <= names  # one of each later family
+    assert {"cvae-digits", "gan-emoji-32"} <= names  # a conditional model, and one in colour
+
+
+def test_the_colour_model_draws_in_colour():
+    model, _meta = load_model(ROOT / "gan-emoji-32.safetensors")
+    x = sample(model, 16, seed=0)
+    assert x.shape[1:] == (3, 32, 32)
+    assert float((x[:, 0] - x[:, 2]).abs().mean()) > 0.05  # red and blue differ: not grey
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])

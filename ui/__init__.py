@@ -29,6 +29,7 @@ from .train_tab import TrainTab
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 .pg-hidden { display: none !important; }
+#explore-image img { width: 100%; height: 100%; object-fit: contain; }  /* the page draws at the model's size */
 #status { min-height: 2.5em; }
 .caption { font-size: 0.85em; opacity: 0.85; }
 footer { display: none !important; }

@@ -224,7 +224,8 @@ class ExploreTab:
             s.input(None, browser_in, None, js=SLIDE_JS, **quick)
         self.in_browser.change(None, browser_in, None, js=SLIDE_JS, **quick)
         self.plan.change(None, [self.plan, self.in_browser], None, js=PLAN_JS, **quick)
-        self.server_decode.click(self.on_slide, [S, *sliders], self.view, api_name="decode", concurrency_limit=None, api_visibility="undocumented", **quick)
+        decode = self.server_decode.click(self.on_slide, [S, *sliders], self.view, api_name="decode", concurrency_limit=None, api_visibility="undocumented", **quick)
+        self.decode_fn = decode["id"]  # the page asks /decode by this number when the server draws
         class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, *sliders]
         class_out = [self.view, self.map, self.plan]
         for control in (self.cls, self.cls_other):
@@ -361,7 +362,8 @@ class ExploreTab:
         the page draws on it (`point`: "new": the point the sliders were just set to; "same": the
         sliders as they are, the class changed; None: nothing), and a new version each time, so
         that the page sees a plan even when its numbers are the ones it had."""
-        return {**ex.browser_plan(values, alphas), "n_more": N_CLASS_SLIDERS, "version": next(self._plans), "point": point}
+        return {**ex.browser_plan(values, alphas), "n_more": N_CLASS_SLIDERS, "n_directions": N_DIRECTIONS, "decode_fn": self.decode_fn,
+                "version": next(self._plans), "point": point}  # fmt: skip
 
     def decoder_step(self, api_name: str | bool = False) -> dict:
         """The event after a new model: its decoder exported for the page, then named in the plan.

@@ -117,8 +117,7 @@
     return Math.abs(t % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
   }
 
-  // The decoded picture as explore.to_uint8(x, scale) makes it: grey to RGB, each pixel a
-  // scale x scale block.
+  // The decoded picture as explore.to_uint8(x) makes it: grey to RGB, 8 bits, rounded as torch.
   function paint(plan, x) {
     const [c, h, w] = plan.shape, s = plan.scale, n = h * w;
     const rgba = new Uint8ClampedArray(n * 4);
@@ -129,18 +128,15 @@
       }
       rgba[i * 4 + 3] = 255;
     }
+    // the picture at the model's own size: the page scales it up with crisp pixels (CSS
+    // image-rendering: pixelated, as for the server's pictures), which costs less than encoding a
+    // picture `scale` times larger
     const small = document.createElement("canvas");
     small.width = w;
     small.height = h;
     small.getContext("2d").putImageData(new ImageData(rgba, w, h), 0, 0);
-    const big = document.createElement("canvas");
-    big.width = w * s;
-    big.height = h * s;
-    const g = big.getContext("2d");
-    g.imageSmoothingEnabled = false;
-    g.drawImage(small, 0, 0, w * s, h * s);
     const img = document.querySelector("#explore-image img");
-    if (img) img.src = big.toDataURL("image/png");
+    if (img) img.src = small.toDataURL("image/png");
     return {rgba, width: w, height: h};
   }
 
@@ -153,17 +149,38 @@
     return out.x.data;
   }
 
-  function askServer(reason) {
+  // The server's /decode, asked directly (the endpoint the hidden #explore-server-decode button
+  // calls: pressing the button from a script costs Gradio's event machinery ~30 ms more a move).
+  async function askServer(reason, req) {
     say("server", "Pictures drawn on the server: " + reason + ".");
-    const button = document.querySelector("#explore-server-decode");
-    if (button) button.click();
+    const plan = req.plan, session = window.__gradio_session_hash__;
+    if (!plan || plan.decode_fn === undefined || !session) {
+      const button = document.querySelector("#explore-server-decode");
+      if (button) button.click();
+      return;
+    }
+    const n = plan.n_sliders, k = plan.n_directions;
+    const pad = (xs, m) => Array.from({length: m}, (_, i) => (i < xs.length ? Number(xs[i]) || 0 : 0));
+    const body = {data: [null, ...pad(req.values, n), ...pad(req.alphas, k)], fn_index: plan.decode_fn, session_hash: session};
+    try {
+      const r = await fetch(new URL("gradio_api/run/predict", document.baseURI), {
+        method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+      });
+      const out = await r.json();
+      const pic = out && out.data && out.data[0];
+      if (!r.ok || !pic || !pic.url) throw new Error((out && out.error) || r.statusText);
+      const img = document.querySelector("#explore-image img");
+      if (img) img.src = pic.url;
+    } catch (e) {
+      say("server", "Pictures drawn on the server: " + reason + ". It could not draw the last one (" + String((e && e.message) || e) + ").");
+    }
   }
 
   async function drawOne(req) {
     const {plan, inBrowser, values, alphas, label, other, mix, more} = req;
     const reason = serverReason(plan, inBrowser);
     if (reason && req.classOnly) return;  // the server draws the class when the slider is let go
-    if (reason) return req.fromServer ? say("server", "Pictures drawn on the server: " + reason + ".") : askServer(reason);
+    if (reason) return req.fromServer ? say("server", "Pictures drawn on the server: " + reason + ".") : askServer(reason, req);
     const t0 = performance.now();
     try {
       const z = latent(plan, values, alphas);
@@ -176,7 +193,7 @@
       say("browser", `Pictures drawn in this browser (onnxruntime-web, WebAssembly): ${ms.toFixed(1)} ms for the last one.`);
     } catch (e) {
       state.failed.set(decoderUrl(plan), String((e && e.message) || e));
-      if (!req.fromServer) askServer(serverReason(plan, inBrowser));
+      if (!req.fromServer) await askServer(serverReason(plan, inBrowser), req);
     }
   }
 
@@ -208,11 +225,41 @@
     return {plan, inBrowser, label, other, mix, more, values: sliders.slice(0, n), alphas: sliders.slice(n)};
   }
 
+  // A slider's own input event, heard before Gradio's listener (which comes ~5 ms later, after
+  // Gradio's event dispatch): while the page draws, the moved slider's new value over the newest
+  // request is drawn at once. Gradio's listener then finds nothing new to draw.
+  const SLIDER_ID = /^(z|pc)(\d+)$/;  // the latent and direction sliders (the class ones go through Gradio)
+  function sliderOf(el) {
+    for (let node = el; node && node !== document.body; node = node.parentElement) {
+      const m = node.id && SLIDER_ID.exec(node.id);
+      if (m) return m;
+    }
+    return null;
+  }
+  document.addEventListener("input", (ev) => {
+    const el = ev.target;
+    if (state.path !== "browser" || !state.latest || !(el instanceof HTMLInputElement) || el.type !== "range") return;
+    const m = sliderOf(el);
+    if (!m) return;
+    const req = {...state.latest, values: state.latest.values.slice(), alphas: state.latest.alphas.slice(), more: state.latest.more.slice()};
+    const i = Number(m[2]), v = Number(el.value);
+    (m[1] === "z" ? req.values : req.alphas)[i] = v;
+    request((state.latest = req));
+  }, true);
+
+  function same(a, b) {
+    return a.length === b.length && a.every((x, i) => Number(x) === Number(b[i]));
+  }
+
   // Explore's listeners call these (ui/explore_tab.py).
   window.pgExplore = {
     // a latent or direction slider moved (see sliderRequest)
     slide(...args) {
-      request((state.latest = sliderRequest(args)));
+      const req = sliderRequest(args), last = state.latest;
+      const drawn = last && last.plan && req.plan && last.plan.version === req.plan.version && last.inBrowser === req.inBrowser && last.label === req.label && last.other === req.other
+        && last.mix === req.mix && same(last.values, req.values) && same(last.alphas, req.alphas) && same(last.more, req.more);
+      state.latest = req;
+      if (!drawn || state.path !== "browser") request(req);
     },
     // the class blend or a "more like" slider moved (the same arguments): drawn here while the
     // page can; otherwise the server draws it when the slider is let go
@@ -237,10 +284,13 @@
       session(url).then(() => {
         const here = {plan, inBrowser, values: plan.values, alphas: plan.alphas, label: null, more: [], fromServer: true};
         if (plan.point === "new") {
+          state.latest = {...here, fromServer: false};
           request(here);  // drops an older move waiting: it was for the point before
         } else if (plan.point === "same") {  // the class changed, not the point: the sliders as they are now
+          // (label null: the plan's class weights, the server's, until Gradio's next call brings the picker's)
+          state.latest = state.latest ? {...state.latest, plan, label: null, fromServer: false} : {...here, fromServer: false};
           if (state.pending) state.pending.plan = plan;
-          else request(state.latest ? {...state.latest, plan, label: null, fromServer: true} : here);
+          else request({...state.latest, fromServer: true});
         } else {
           say("browser", "Pictures drawn in this browser (onnxruntime-web, WebAssembly): move a slider.");
         }
