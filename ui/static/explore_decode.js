@@ -34,7 +34,12 @@
         s.onload = () => (window.ort ? resolve(window.ort) : reject(new Error("onnxruntime-web did not start")));
         s.onerror = () => reject(new Error("could not load onnxruntime-web from the server"));
         document.head.appendChild(s);
-      }).then((ort) => {
+      }).then(async (ort) => {
+        // the runtime's WebAssembly is kept gzipped (3.8 MB, not 14.8: a class's LAN carries it once
+        // per student); the browser unpacks it
+        const r = await fetch(ORT_DIR + "ort-wasm-simd-threaded.wasm.gz");
+        if (!r.ok) throw new Error("could not load the runtime's WebAssembly from the server");
+        ort.env.wasm.wasmBinary = await new Response(r.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
         ort.env.wasm.wasmPaths = ORT_DIR;
         ort.env.wasm.numThreads = 1;  // threads need a cross-origin isolated page; one is plenty for one picture
         return ort;
