@@ -235,19 +235,21 @@ def attribute_directions(card: ModelCard, k: int, n: int = 2000) -> tuple[torch.
 # -- pictures ----------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def latent_map(model, *, steps: int = 15, span: float = 3.0, dims: tuple[int, int] = (0, 1), base: torch.Tensor | None = None) -> torch.Tensor:
-    """Decoded samples over a grid of the latent plane (dims), other dimensions at `base` (0).
-
-    Returns (steps*steps, *data_shape); row r is latent y = +span ... -span (top to bottom),
-    column c is x = -span ... +span, as a map is read.
-    """
+def latent_map_latents(latent_dim: int, *, steps: int = 15, span: float = 3.0, dims: tuple[int, int] = (0, 1), base: torch.Tensor | None = None) -> torch.Tensor:
+    """The latents of a latent map: a grid over the latent plane (dims), other dimensions at
+    `base` (0), (steps*steps, latent_dim); row r is latent y = +span ... -span (top to bottom),
+    column c is x = -span ... +span, as a map is read."""
     axis = torch.linspace(-span, span, steps)
-    z = (base.clone() if base is not None else torch.zeros(model.latent_dim)).repeat(steps * steps, 1)
+    z = (base.clone() if base is not None else torch.zeros(latent_dim)).repeat(steps * steps, 1)
     ys, xs = torch.meshgrid(axis.flip(0), axis, indexing="ij")
     z[:, dims[0]] = xs.reshape(-1)
     z[:, dims[1]] = ys.reshape(-1)
-    return sampling.decode(model, z)
+    return z
+
+
+def latent_map(model, *, steps: int = 15, span: float = 3.0, dims: tuple[int, int] = (0, 1), base: torch.Tensor | None = None) -> torch.Tensor:
+    """Decoded samples over a grid of the latent plane (latent_map_latents), (steps*steps, *data_shape)."""
+    return sampling.decode(model, latent_map_latents(model.latent_dim, steps=steps, span=span, dims=dims, base=base))
 
 
 def map_click_to_latent(px: float, py: float, width: int, height: int, *, steps: int = 15, span: float = 3.0) -> tuple[float, float]:
@@ -259,10 +261,10 @@ def map_click_to_latent(px: float, py: float, width: int, height: int, *, steps:
     return float(axis[col]), float(axis[::-1][row])
 
 
-@torch.no_grad()
-def traversal(model, z: torch.Tensor, directions: torch.Tensor, *, steps: int = 9, span: float = 3.0, absolute: bool = False) -> torch.Tensor:
-    """One row per direction: z moved along it from -span to +span (absolute=True sets the
-    coordinate instead of adding, for the VAE's axis-aligned directions)."""
+def traversal_latents(z: torch.Tensor, directions: torch.Tensor, *, steps: int = 9, span: float = 3.0, absolute: bool = False) -> torch.Tensor:
+    """The latents of a traversal, one row of `steps` per direction: z moved along it from -span
+    to +span (absolute=True sets the coordinate instead of adding, for the VAE's axis-aligned
+    directions), (len(directions) * steps, latent)."""
     t = torch.linspace(-span, span, steps)
     rows = []
     for d in directions:
@@ -272,7 +274,12 @@ def traversal(model, z: torch.Tensor, directions: torch.Tensor, *, steps: int = 
         else:
             zs = z + t.unsqueeze(1) * d
         rows.append(zs)
-    return sampling.decode(model, torch.cat(rows))  # (len(directions) * steps, *data_shape)
+    return torch.cat(rows)
+
+
+def traversal(model, z: torch.Tensor, directions: torch.Tensor, *, steps: int = 9, span: float = 3.0, absolute: bool = False) -> torch.Tensor:
+    """Decoded traversal_latents: one row per direction, (len(directions) * steps, *data_shape)."""
+    return sampling.decode(model, traversal_latents(z, directions, steps=steps, span=span, absolute=absolute))
 
 
 def interpolation_frames(model, z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, mode: str = "spherical") -> torch.Tensor:
@@ -327,6 +334,7 @@ def sprite_sheet(frames: torch.Tensor, per_row: int) -> bytes:
 
 
 BREED_CHILDREN = 8  # children in a generation
+GRID_WIDTH = 448  # pixels across a grid of pictures (about)
 
 
 def breed(parents: torch.Tensor, n: int, mutation: float, generator: torch.Generator) -> torch.Tensor:
@@ -760,11 +768,40 @@ class Explorer:
         nrow = math.ceil(math.sqrt(n))
         return [(title, self.grid(x.cpu(), nrow)) for title, x in frames]
 
-    def grid(self, images: torch.Tensor, nrow: int, width: int = 448) -> np.ndarray:
+    def grid(self, images: torch.Tensor, nrow: int, width: int = GRID_WIDTH) -> np.ndarray:
         """Pictures in rows of `nrow`, upscaled to about `width` pixels across (points: drawn
         over the data)."""
         from .viz import image_grid
 
         if self._canvas is not None:
             return self._canvas.draw(images)
-        return image_grid(images, nrow=nrow, scale=max(1, math.ceil(width / (nrow * (images.shape[-1] + 1)))))
+        return image_grid(images, nrow=nrow, scale=self.grid_scale(nrow, width))
+
+    def grid_scale(self, nrow: int, width: int = GRID_WIDTH) -> int:
+        """How many times `grid` upscales a grid of `nrow` pictures a row."""
+        return max(1, math.ceil(width / (nrow * (self.card.model.config.data_shape[-1] + 1))))
+
+    def grid_size(self, n: int, nrow: int, width: int = GRID_WIDTH) -> tuple[int, int]:
+        """The (height, width) in pixels of `grid`'s picture of n pictures in rows of `nrow`."""
+        from .viz import GRID_PAD
+
+        _, h, w = self.card.model.config.data_shape
+        rows, s = math.ceil(n / nrow), self.grid_scale(nrow, width)
+        return (rows * (h + GRID_PAD) + GRID_PAD) * s, (nrow * (w + GRID_PAD) + GRID_PAD) * s
+
+    def grid_plan(self, z: torch.Tensor, nrow: int, labels: torch.Tensor | None = None, width: int = GRID_WIDTH) -> dict:
+        """What a web page needs to draw `grid(decode(z, labels), nrow, width)` itself, from the
+        same numbers: the latents, each picture's class weights (the decoder's input `w`: the
+        labels' one-hot rows, or the class settings as they are), and the grid's layout
+        (viz.image_grid's: `pad` pixels of grey `background` between pictures, upscaled `scale`
+        times). Only for models the page can draw (browser_reason None)."""
+        from .viz import GRID_BACKGROUND, GRID_PAD
+        if self.browser_reason:
+            raise ConfigError(f"this model's pictures are drawn on the server: {self.browser_reason}")
+        cfg = self.card.model.config
+        w = class_weights(cfg, len(z), labels=labels) if self.classes else None
+        return {
+            "z": z.reshape(len(z), -1).tolist(), "w": None if w is None else w.tolist(), "nrow": int(nrow),
+            "pad": GRID_PAD, "background": GRID_BACKGROUND, "scale": self.grid_scale(nrow, width),
+            "shape": list(cfg.data_shape), "latent_dim": self.card.latent_dim, "decoder": self.decoder,
+        }  # fmt: skip

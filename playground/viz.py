@@ -14,8 +14,10 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+GRID_PAD, GRID_BACKGROUND = 1, 0.25  # image_grid's gaps between pictures: pixels, grey level
 
-def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1, scale: int = 1) -> np.ndarray:
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = GRID_PAD, scale: int = 1) -> np.ndarray:
     """(N, C, H, W) in [0, 1] -> one uint8 picture (rows * H, cols * W, 3), nearest-neighbour
     upscaled by `scale` so small pixels stay crisp."""
     images = images.detach().float().clamp(0, 1).cpu()
@@ -24,7 +26,7 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1, scal
         images = images.expand(n, 3, h, w)
     cols = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    grid = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad) * 0.25
+    grid = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad) * GRID_BACKGROUND
     for i in range(n):
         r, q = divmod(i, cols)
         grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = images[i]

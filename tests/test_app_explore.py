@@ -80,11 +80,15 @@ def test_encode_interpolate_traverse_export(app_url, shipped, tmp_path, digits):
     Image.fromarray((digits.x[3, 0].numpy() * 255).astype(np.uint8)).save(img)
     enc = c.predict(handle_file(str(img)), api_name="/explore_encode")
     assert any(val(v) != 0 for v in enc[:2])  # the sliders moved to the image's code
-    _strip, gif = c.predict(1, 2, None, None, "spherical", 5, api_name="/interpolate")
+    strip, plan = c.predict(1, 2, None, None, "spherical", 5, api_name="/interpolate")
+    assert picture(strip).shape[1] > 4 * picture(strip).shape[0] and "z" not in (plan or {})  # drawn by the server: no page said it draws
+    gif = c.predict(1, 2, None, None, "spherical", 5, api_name="/interpolate_gif")
     g = Image.open(gif if isinstance(gif, str) else gif["path"])
     assert g.format == "GIF" and g.n_frames == 8  # 5 frames there, 3 back
-    grid, _tgif = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse")
+    grid, _plan = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse")
     assert picture(grid).shape[1] > picture(grid).shape[0]  # 2 rows of 5
+    tgif = c.predict(5, 2.0, 2, *([0.0] * N), api_name="/traverse_gif")
+    assert Image.open(tgif if isinstance(tgif, str) else tgif["path"]).n_frames == 8  # a frame per column, there and back
     png, _ = exported(c.predict(8, False, *([0.0] * N), api_name="/explore_export"))
     crisp = Image.open(png)
     assert crisp.format == "PNG" and crisp.size == (28 * 8, 28 * 8)  # the model's pixels, 8 times
@@ -277,7 +281,7 @@ def test_a_conditional_model_draws_the_same_latent_as_each_class(app_url):
     assert not np.array_equal(three, eight) and not np.array_equal(between, three) and not np.array_equal(between, eight)
     # the class stays picked: the slider's next picture is drawn as the blend too
     assert np.array_equal(picture(c.predict(*sliders, api_name="/decode")), between)
-    grid = picture(c.predict(*sliders, api_name="/explore_every_class"))
+    grid = picture(c.predict(*sliders, api_name="/explore_every_class")[0])
     assert grid.shape[1] > 5 * grid.shape[0]  # ten digits in one row
     with pytest.raises(Exception, match="not in the list of choices"):  # the picker offers this model's classes only
         c.predict(12, -1, 0.5, 2.0, *none, *sliders, api_name="/explore_class")

@@ -338,13 +338,21 @@ def page_models(app_url, shipped_models):
         TrainConfig(batch_size=32),
         data_args={"spec": "digits", "image_size": 16},
     )
-    for t in (cgan, made):
+    cvae = make_trainer(
+        "vae",
+        load_data("digits", image_size=16, n=256),
+        {"latent_dim": 2, "conditional": True},
+        TrainConfig(batch_size=32),
+        data_args={"spec": "digits", "image_size": 16},
+    )
+    for t in (cgan, made, cvae):
         for _ in range(3):
             t.step()
     return {
         **shipped_models,
         "cgan": str(save_checkpoint(root / "cgan-colour-test.safetensors", cgan, optimizer=False)),
         "made": str(save_checkpoint(root / "made-test.safetensors", made, optimizer=False)),
+        "cvae": str(save_checkpoint(root / "cvae2-test.safetensors", cvae, optimizer=False)),
     }
 
 
@@ -474,6 +482,93 @@ def test_the_page_draws_the_pixels_pytorch_draws(browser, app_url, page_models):
         pic = np.asarray(last["rgba"], dtype=np.uint8).reshape(last["height"], last["width"], 4)[..., :3]
         assert np.abs(pic.astype(int) - server[:: ex.scale, :: ex.scale].astype(int)).max() <= 1
         page.context.close()
+
+
+def grid_drawn(page, elem_id: str, before: int):
+    """The grid the page drew last into #elem_id, once it has drawn one more than `before`."""
+    import numpy as np
+
+    wait_until(lambda: page.evaluate("window.pgExplore.state.grids") > before and (page.get_attribute(f"#{elem_id} img", "src") or "").startswith("data:"),
+               what=f"#{elem_id} drawn in the page")  # fmt: skip
+    g = page.evaluate("window.pgExplore.state.lastGrid")
+    return np.asarray(g["rgba"], dtype=np.uint8).reshape(g["height"], g["width"], 4)[..., :3]
+
+
+def near(page_pic, server_pic) -> bool:
+    """The same picture, each pixel within one level (float rounding)."""
+    return page_pic.shape == server_pic.shape and int(abs(page_pic.astype(int) - server_pic.astype(int)).max()) <= 1
+
+
+def test_a_seed_and_every_grid_are_drawn_in_the_page_as_the_server_draws_them(browser, app_url, page_models, shots):
+    """With the page drawing: a new seed's picture, an interpolation, a traversal, every class
+    of a conditional DCGAN and a conditional VAE's latent map for a class picked are drawn in
+    the page from the server's numbers (Explorer.grid_plan), pixel for pixel the server's
+    pictures (one level), and /decode is never called. A grid the page cannot draw after all
+    is asked of the server again; unticking the box sends grids to the server."""
+    import numpy as np
+    import torch
+
+    from playground import sampling
+    from playground.explore import Explorer, card_from_checkpoint, latent_map_latents, traversal_latents
+
+    blocked = []
+    page = explore_page(browser, app_url, page_models["vae"], blocked)
+    wait_until(lambda: path_of(page) == "browser", timeout=90, what="the decoder to run in the page")
+    ex = Explorer(card_from_checkpoint(page_models["vae"]))
+    n = drawn(page)
+    page.click("#explore-random")
+    wait_until(lambda: drawn(page) > n and (page.get_attribute("#explore-image img", "src") or "").startswith("data:"), what="the seed drawn in the page")
+    seed = int(page.locator("#explore-seed input").input_value())
+    values = ex.jump(sampling.latents(ex.card.model, 1, seed)[0], seed)
+    last = page.evaluate("window.pgExplore.state.last")
+    pic = np.asarray(last["rgba"], dtype=np.uint8).reshape(last["height"], last["width"], 4)[..., :3]
+    assert near(pic, ex.draw(ex.z_from(values))[:: ex.scale, :: ex.scale])
+
+    page.get_by_role("tab", name="Interpolate").click()
+    page.click("#interp-run")
+    z = sampling.interpolate(sampling.latents(ex.card.model, 1, 1)[0], sampling.latents(ex.card.model, 1, 2)[0], 10, "spherical")
+    assert near(grid_drawn(page, "interp-image", 0), ex.grid(sampling.decode(ex.card.model, z), 10))
+
+    page.get_by_role("tab", name="Traversal").click()
+    page.click("#trav-run")
+    z = traversal_latents(ex.z_from(values), torch.eye(2)[ex.sliders[:6]], steps=9, span=3.0, absolute=True)
+    assert near(grid_drawn(page, "trav-image", 1), ex.grid(sampling.decode(ex.card.model, z), 9))
+    page.screenshot(path=str(shots / "explore-traversal-in-browser.png"), full_page=True)
+    assert blocked == []
+
+    # the decoder breaks: the page asks the server for the grid again, and says so
+    page.evaluate("""() => { const s = window.pgExplore.state, url = [...s.ready][0];
+                             s.sessions.set(url, Promise.reject(new Error("broken on purpose"))); }""")  # fmt: skip
+    page.get_by_role("tab", name="Interpolate").click()
+    page.click("#interp-run")
+    wait_until(lambda: "broken on purpose" in page.inner_text("#explore-path"), what="the page to say it cannot draw")
+    wait_until(lambda: not (page.get_attribute("#interp-image img", "src") or "data:").startswith("data:"), what="the server's interpolation")
+    page.context.close()
+
+    page = explore_page(browser, app_url, page_models["cgan"])
+    wait_until(lambda: path_of(page) == "browser", timeout=90, what="the DCGAN's decoder in the page")
+    ex = Explorer(card_from_checkpoint(page_models["cgan"]))
+    values = ex.jump(sampling.latents(ex.card.model, 1, 0)[0], 0)
+    page.get_by_role("tab", name="Every class").click()
+    page.click("#classes-run")
+    k = len(ex.classes)
+    want = ex.grid(sampling.decode(ex.card.model, ex.z_from(values).repeat(k, 1), torch.arange(k)), min(k, 10), width=800)
+    assert near(grid_drawn(page, "classes-image", 0), want)
+    page.uncheck("#explore-in-browser input")
+    wait_until(lambda: path_of(page) == "server", what="the server's path once unticked")
+    page.click("#classes-run")
+    wait_until(lambda: not page.get_attribute("#classes-image img", "src").startswith("data:"), what="every class drawn by the server")
+    page.context.close()
+
+    page = explore_page(browser, app_url, page_models["cvae"])
+    wait_until(lambda: path_of(page) == "browser", timeout=90, what="the cVAE's decoder in the page")
+    ex = Explorer(card_from_checkpoint(page_models["cvae"]))
+    page.click("#explore-class input")
+    page.get_by_role("option", name=ex.classes[7], exact=True).click()
+    ex.set_class(7)
+    want = ex.grid(sampling.decode(ex.card.model, latent_map_latents(2, steps=15)), 15)
+    assert near(grid_drawn(page, "explore-map", 0), want)
+    page.context.close()
 
 
 def test_a_model_the_page_cannot_draw_falls_back_to_the_server(browser, app_url, page_models):

@@ -134,6 +134,40 @@ def test_a_page_that_follows_the_plan_draws_the_servers_picture(family, spec, da
     assert np.abs(page.astype(int) - server.astype(int)).max() <= 1
 
 
+def test_a_grid_plan_gives_the_servers_grid(tmp_path):
+    """Explorer.grid_plan's numbers (latents, per-picture class weights, layout) through the
+    decoder file give Explorer.grid's picture: the latent map of a 2-D cVAE drawn as a class
+    picked, and every class of one latent (the labels' one-hot weights, not the settings')."""
+    from playground.explore import Explorer, card_from_trainer, latent_map_latents
+    from playground.onnx_export import decoder_file
+    from playground.viz import image_grid
+
+    t = make_trainer("vae", load_data("digits", n=300, image_size=16), {"latent_dim": 2, "conditional": True}, TrainConfig(batch_size=32))
+    for _ in range(5):
+        t.step()
+    ex = Explorer(card_from_trainer(t))
+    ex.set_class(4, 6, 0.3)
+    ex.decoder = "the file"
+    session = ort.InferenceSession(str(decoder_file(t.model, tmp_path)), providers=["CPUExecutionProvider"])
+    z_map = latent_map_latents(2, steps=5)
+    z_each = torch.tensor([[0.5, -1.0]]).repeat(10, 1)
+    for z, labels, nrow, width in ((z_map, None, 5, 448), (z_each, torch.arange(10), 10, 800)):
+        plan = json.loads(json.dumps(ex.grid_plan(z, nrow, labels, width)))  # as the page receives it
+        assert plan["decoder"] == "the file" and len(plan["z"]) == len(z) == len(plan["w"])
+        if labels is None:
+            assert plan["w"][0][4] == pytest.approx(0.7) and plan["w"][0][6] == pytest.approx(0.3)
+        else:
+            assert plan["w"] == torch.eye(10).tolist()
+        x = session.run(None, {"z": np.asarray(plan["z"], np.float32), "w": np.asarray(plan["w"], np.float32)})[0]
+        page = image_grid(torch.from_numpy(x), nrow=plan["nrow"], pad=plan["pad"], scale=plan["scale"])
+        server = ex.grid(sampling.decode(ex.card.model, z, labels), nrow, width)
+        assert page.shape == server.shape == (*ex.grid_size(len(z), nrow, width), 3)
+        assert np.abs(page.astype(int) - server.astype(int)).max() <= 1
+    ex.decoder_error = "refused"
+    with pytest.raises(ConfigError, match="drawn on the server"):
+        ex.grid_plan(z_map, 5)
+
+
 def test_the_decoder_file_is_written_once_per_weights(tmp_path, digits, monkeypatch):
     import os
 

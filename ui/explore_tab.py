@@ -19,6 +19,7 @@ import torch
 from playground import provenance, sampling
 from playground.explore import (
     EXPORT_SCALES,
+    GRID_WIDTH,
     INVERT_STEPS,
     N_DIRECTIONS,
     N_SLIDERS,
@@ -29,9 +30,9 @@ from playground.explore import (
     find_model,
     gif_bytes,
     image_to_tensor,
-    interpolation_frames,
     invert,
     latent_map,
+    latent_map_latents,
     list_checkpoints,
     loop_latents,
     map_click_to_latent,
@@ -39,7 +40,7 @@ from playground.explore import (
     sketch_to_tensor,
     sprite_sheet,
     to_uint8,
-    traversal,
+    traversal_latents,
 )
 from playground.files import prune
 from playground.models import ConfigError, a_model
@@ -60,6 +61,11 @@ SERVER_DECODE = "document.querySelector('#explore-server-decode').click()"
 SLIDE_JS = f"(...a) => window.pgExplore ? window.pgExplore.slide(...a) : {SERVER_DECODE}"
 SLIDE_CLASS_JS = "(...a) => window.pgExplore && window.pgExplore.slideClass(...a)"
 PLAN_JS = "(plan, inBrowser) => window.pgExplore && window.pgExplore.planChanged(plan, inBrowser)"
+# Before a listener that makes a picture: its last input (the hidden page_draws box) says whether
+# this page draws pictures itself now, so the server sends the numbers rather than the picture
+PAGE_JS = "(...a) => { a[a.length - 1] = !!(window.pgExplore && window.pgExplore.canDraw()); return a; }"
+# A grid's numbers from the server (Explorer.grid_plan): the page draws the grid and shows it
+GRID_JS = "async (grid, current) => window.pgExplore ? await window.pgExplore.drawGrid(grid, current) : current"
 
 
 FIRST_MODEL = "vae-digits-2d"  # opens Explore: a latent map to click, and every slider matters
@@ -119,6 +125,8 @@ class ExploreTab:
                         # what the page needs to draw (Explorer.browser_plan), and the server's path
                         self.plan = gr.JSON(None, visible=False)
                         self.server_decode = gr.Button("Draw on the server", elem_id="explore-server-decode", elem_classes=["pg-hidden"])
+                        self.server_map = gr.Button("Draw the map on the server", elem_id="explore-server-map", elem_classes=["pg-hidden"])
+                        self.page_draws = gr.Checkbox(False, visible=False)  # set by PAGE_JS before a listener runs
                     with gr.Column(scale=2, min_width=200):
                         self.encode_in = gr.Image(label="Put an image in the latent space (VAE: encode; GAN: search), then edit it with the sliders",
                                                   type="filepath", sources=["upload"], height=160, elem_id="explore-encode")  # fmt: skip
@@ -153,7 +161,9 @@ class ExploreTab:
                         with gr.Row():
                             self.img_a = gr.Image(label="…or from this image (VAE)", type="filepath", sources=["upload"], height=120)
                             self.img_b = gr.Image(label="…to this image (VAE)", type="filepath", sources=["upload"], height=120)
-                        self.interp_btn = gr.Button("Interpolate", elem_id="interp-run")
+                        with gr.Row():
+                            self.interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
+                            self.interp_gif_btn = gr.Button("Save as an animated GIF", elem_id="interp-gif-run")
                         self.interp_view = gr.Image(label="Interpolation", format="png", type="numpy", interactive=False, elem_id="interp-image", elem_classes=["pixelated"])
                         self.interp_gif = gr.File(label="Animated GIF", interactive=False, height=80, elem_id="interp-gif")
                     with gr.Tab("How a sample is made", id="process", visible=False) as self.process_tab:
@@ -198,9 +208,13 @@ class ExploreTab:
                             self.trav_steps = gr.Slider(3, 15, value=9, step=1, label="Steps per row")
                             self.trav_span = gr.Slider(0.5, 6, value=3, step=0.5, label="Span")
                             self.trav_rows = gr.Slider(1, 8, value=6, step=1, label="Rows")
-                        self.trav_btn = gr.Button("Traverse", elem_id="trav-run")
+                        with gr.Row():
+                            self.trav_btn = gr.Button("Traverse", variant="primary", elem_id="trav-run")
+                            self.trav_gif_btn = gr.Button("Save as an animated GIF", elem_id="trav-gif-run")
                         self.trav_view = gr.Image(label="Traversal", format="png", type="numpy", interactive=False, elem_id="trav-image", elem_classes=["pixelated"])
                         self.trav_gif = gr.File(label="Animated GIF (one frame per column)", interactive=False, height=80, elem_id="trav-gif")
+        # each grid's numbers, when the page draws it (Explorer.grid_plan)
+        self.grids = {image: gr.JSON(None, visible=False) for image in (self.map, self.interp_view, self.trav_view, self.classes_view)}
 
     def wire(self):
         S = self.session
@@ -226,24 +240,36 @@ class ExploreTab:
         self.plan.change(None, [self.plan, self.in_browser], None, js=PLAN_JS, **quick)
         decode = self.server_decode.click(self.on_slide, [S, *sliders], self.view, api_name="decode", concurrency_limit=None, api_visibility="undocumented", **quick)
         self.decode_fn = decode["id"]  # the page asks /decode by this number when the server draws
-        class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, *sliders]
-        class_out = [self.view, self.map, self.plan]
+        # a listener that makes a picture asks the page first (PAGE_JS) whether it draws pictures
+        # itself now: then the server sends the numbers (the plan, a grid's plan), not the picture
+        P, page = self.page_draws, dict(js=PAGE_JS)
+        for image, grid in self.grids.items():
+            grid.change(None, [grid, image], image, js=GRID_JS, **quick)
+        class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, *sliders, P]
+        class_out = [self.view, self.map, self.plan, self.grids[self.map]]
         for control in (self.cls, self.cls_other):
-            control.input(self.on_class, class_in, class_out, api_name="explore_class" if control is self.cls else False)
+            control.input(self.on_class, class_in, class_out, api_name="explore_class" if control is self.cls else False, **page)
         for control in (self.cls_mix, *self.cls_more):  # drawn in the page as it moves, where the page can
             control.input(None, browser_in, None, js=SLIDE_CLASS_JS, **quick)
         for control in (self.cls_mix, self.guidance, *self.cls_more):
-            control.release(self.on_class, class_in, class_out, api_name=False, trigger_mode="always_last")
-        self.classes_btn.click(self.on_every_class, [S, *sliders], self.classes_view, api_name="explore_every_class")
-        self.seed.submit(self.on_seed, [S, self.seed], [*self.z, *self.d, self.plan, self.view], api_name="explore_seed")
-        self.random_btn.click(self.on_random, S, [self.seed, *self.z, *self.d, self.plan, self.view], api_name="explore_random")
-        self.reset_btn.click(self.on_reset, S, [*self.z, *self.d, self.plan, self.view], api_name="explore_reset")
-        self.map.select(self.on_map_click, S, [*self.z, self.plan, self.view], api_name=False)
-        self.encode_in.upload(self.on_encode, [S, self.encode_in], [*self.z, *self.d, self.plan, self.view, self.encode_info], api_name="explore_encode")
-        self.sketch_btn.click(self.on_sketch, [S, self.sketch], [*self.z, *self.d, self.plan, self.view, self.encode_info], api_name="explore_sketch")
+            control.release(self.on_class, class_in, class_out, api_name=False, trigger_mode="always_last", **page)
+        self.server_map.click(self.on_map_server, S, self.map, api_name=False)  # the page could not draw the map
+        self.classes_btn.click(self.on_every_class, [S, *sliders, P], [self.classes_view, self.grids[self.classes_view]], api_name="explore_every_class", **page)
+        self.seed.submit(self.on_seed, [S, self.seed, P], [*self.z, *self.d, self.plan, self.view], api_name="explore_seed", **page)
+        self.random_btn.click(self.on_random, [S, P], [self.seed, *self.z, *self.d, self.plan, self.view], api_name="explore_random", **page)
+        self.reset_btn.click(self.on_reset, [S, P], [*self.z, *self.d, self.plan, self.view], api_name="explore_reset", **page)
+        self.map.select(self.on_map_click, [S, P], [*self.z, self.plan, self.view], api_name=False, **page)
+        self.encode_in.upload(self.on_encode, [S, self.encode_in, P], [*self.z, *self.d, self.plan, self.view, self.encode_info], api_name="explore_encode", **page)
+        self.sketch_btn.click(self.on_sketch, [S, self.sketch, P], [*self.z, *self.d, self.plan, self.view, self.encode_info], api_name="explore_sketch", **page)
         self.onnx_btn.click(self.on_onnx, S, self.export_file, api_name="explore_onnx")
         self.export_btn.click(self.on_export, [S, self.export_scale, self.export_smooth, *sliders], self.export_file, api_name="explore_export")
-        self.interp_btn.click(self.on_interpolate, [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps], [self.interp_view, self.interp_gif], api_name="interpolate")
+        # an interpolation and a traversal redraw as their settings change (in the page: at once)
+        interp_in = [S, self.seed_a, self.seed_b, self.img_a, self.img_b, self.mode, self.steps]
+        interp_out = [self.interp_view, self.grids[self.interp_view]]
+        self.interp_btn.click(self.on_interpolate, [*interp_in, P], interp_out, api_name="interpolate", **page)
+        for control in (self.steps.release, self.mode.input, self.seed_a.submit, self.seed_b.submit):
+            control(self.on_interpolate, [*interp_in, P], interp_out, api_name=False, trigger_mode="always_last", **page)
+        self.interp_gif_btn.click(self.on_interpolate_gif, interp_in, self.interp_gif, api_name="interpolate_gif")
         self.process_btn.click(self.on_process, [S, self.seed, self.process_dir, self.process_steps], [self.process_frame, self.process_view, self.process_gif], api_name="process")
         self.process_frame.input(self.on_process_frame, [S, self.process_frame], self.process_view, api_name="process_frame", trigger_mode="always_last", show_progress="hidden", concurrency_limit=None)
         breed_out = [self.breed_view, self.breed_parents, self.breed_info]
@@ -251,7 +277,12 @@ class ExploreTab:
         self.breed_btn.click(self.on_breed, [S, self.breed_parents, self.breed_mutation, self.breed_seed], breed_out, api_name="explore_breed")
         self.breed_view.select(self.on_breed_pick, [S, self.breed_parents], [self.breed_parents, self.breed_info], api_name=False)
         self.loop_btn.click(self.on_loop, [S, self.loop_keys, self.loop_bred, self.loop_steps, self.loop_mode], [self.loop_view, self.loop_files], api_name="explore_loop")
-        self.trav_btn.click(self.on_traverse, [S, self.trav_steps, self.trav_span, self.trav_rows, *sliders], [self.trav_view, self.trav_gif], api_name="traverse")
+        trav_in = [S, self.trav_steps, self.trav_span, self.trav_rows, *sliders]
+        trav_out = [self.trav_view, self.grids[self.trav_view]]
+        self.trav_btn.click(self.on_traverse, [*trav_in, P], trav_out, api_name="traverse", **page)
+        for control in (self.trav_steps, self.trav_span, self.trav_rows):
+            control.release(self.on_traverse, [*trav_in, P], trav_out, api_name=False, trigger_mode="always_last", **page)
+        self.trav_gif_btn.click(self.on_traverse_gif, trav_in, self.trav_gif, api_name="traverse_gif")
 
     # -- choosing a model --------------------------------------------------------------------
     @staticmethod
@@ -338,10 +369,10 @@ class ExploreTab:
             for i in range(N_DIRECTIONS)
         ]  # fmt: skip
         view = ex.draw(ex.z_from(values))
-        two_d = card.latent_dim == 2 and not card.is_points
+        two_d = self.has_map(ex)
         map_pic = scatter = None
         if two_d:
-            map_pic = ex.grid(latent_map(card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
+            map_pic = self.map_picture(ex)
             scatter = self.scatter_picture(ex)
         return {
             self.info: self.describe(ex), self.view: view, self.dir_box: gr.Accordion(label=DIRECTION_TITLES.get(ex.directions_kind, ""), visible=len(ex.directions) > 0),
@@ -357,13 +388,14 @@ class ExploreTab:
     # -- pictures drawn in the page ------------------------------------------------------------
     _plans = itertools.count()
 
-    def plan_of(self, ex: Explorer, values: list | None = None, alphas: list | None = None, point: str | None = "new") -> dict:
+    def plan_of(self, ex: Explorer, values: list | None = None, alphas: list | None = None, point: str | None = "new", server_drew: bool = True) -> dict:
         """Explorer.browser_plan, as the page's script (ui/static/explore_decode.js) takes it: what
         the page draws on it (`point`: "new": the point the sliders were just set to; "same": the
-        sliders as they are, the class changed; None: nothing), and a new version each time, so
-        that the page sees a plan even when its numbers are the ones it had."""
+        sliders as they are, the class changed; None: nothing), whether the server sent its own
+        picture of it too (if not, and the page cannot draw after all, it asks /decode), and a new
+        version each time, so that the page sees a plan even when its numbers are the ones it had."""
         return {**ex.browser_plan(values, alphas), "n_more": N_CLASS_SLIDERS, "n_directions": N_DIRECTIONS, "decode_fn": self.decode_fn,
-                "version": next(self._plans), "point": point}  # fmt: skip
+                "version": next(self._plans), "point": point, "server_drew": server_drew}  # fmt: skip
 
     def decoder_step(self, api_name: str | bool = False) -> dict:
         """The event after a new model: its decoder exported for the page, then named in the plan.
@@ -412,11 +444,12 @@ class ExploreTab:
 
     def on_every_class(self, session: Session, *values):
         ex = self.explorer(session)
-        try:
-            x = ex.every_class(ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:])))
-        except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
-        return ex.grid(x, nrow=min(len(ex.classes), 10), width=800)
+        if not ex.classes:
+            raise gr.Error(f"This {ex.card.family} is not conditioned on labels: it has no classes to draw.")
+        sliders, alphas, page_draws = self.split(values)
+        k = len(ex.classes)
+        z = ex.z_from(sliders, alphas).view(1, -1).repeat(k, 1)
+        return self.grid_out(ex, z, min(k, 10), page_draws, labels=torch.arange(k), width=800, retry="classes-run")
 
     def on_class(self, session: Session, label, other, mix, guidance, *values):
         """Draw the same latent as another class (or between two, or with more of some classes'
@@ -424,16 +457,18 @@ class ExploreTab:
         ex = self.explorer(session)
         if label is None:
             raise gr.Error("Pick a class to draw.")
-        more, values = values[:N_CLASS_SLIDERS], values[N_CLASS_SLIDERS:]
+        more = values[:N_CLASS_SLIDERS]
+        sliders, alphas, page_draws = self.split(values[N_CLASS_SLIDERS:])
         try:
             ex.set_class(int(label), -1 if other is None else int(other), float(mix or 0), guidance)
             ex.set_class_mix(list(more))
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
-        z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
-        two_d = ex.card.latent_dim == 2 and not ex.card.is_points
-        latent_plane = ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS) if two_d else gr.skip()
-        return ex.draw(z), latent_plane, self.plan_of(ex, list(values[:N_SLIDERS]), list(values[N_SLIDERS:]), point="same")
+        plan, view = self.point(ex, page_draws, "same", sliders, alphas)
+        latent_plane = (gr.skip(), gr.skip())
+        if self.has_map(ex):
+            latent_plane = self.grid_out(ex, latent_map_latents(2, steps=MAP_STEPS), MAP_STEPS, page_draws, retry="explore-server-map")
+        return view, latent_plane[0], plan, latent_plane[1]
 
     def process_updates(self, ex: Explorer) -> dict:
         """The generation-process tab: shown for models that make samples in steps."""
@@ -510,44 +545,83 @@ class ExploreTab:
         ex = self.explorer(session)
         return ex.draw(ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:])))
 
+    @staticmethod
+    def split(values) -> tuple[list, list, bool]:
+        """A listener's trailing inputs: (latent sliders, direction sliders, page_draws)."""
+        k = N_SLIDERS + N_DIRECTIONS
+        return list(values[:N_SLIDERS]), list(values[N_SLIDERS:k]), bool(values[k]) if len(values) > k else False
+
+    @staticmethod
+    def page_can(ex: Explorer, page_draws) -> bool:
+        """Whether the page draws this model's pictures: it says it can (PAGE_JS), and it has the decoder."""
+        return bool(page_draws) and ex.browser_reason is None and ex.decoder is not None
+
+    def point(self, ex: Explorer, page_draws, point: str = "new", values: list | None = None, alphas: list | None = None) -> tuple:
+        """(the plan, the picture) for the point the sliders show: the server's picture, or none
+        (gr.skip) when the page draws it from the plan."""
+        page = self.page_can(ex, page_draws)
+        plan = self.plan_of(ex, values, alphas, point=point, server_drew=not page)
+        return plan, gr.skip() if page else ex.draw(ex.z_from(plan["values"], plan["alphas"]))
+
+    def grid_out(self, ex: Explorer, z: torch.Tensor, nrow: int, page_draws, *, labels: torch.Tensor | None = None,
+                 width: int = GRID_WIDTH, retry: str) -> tuple:  # fmt: skip
+        """(a grid of the pictures at latents z, its plan): the server's picture, or the numbers
+        for the page to draw it (Explorer.grid_plan; `retry`: the button that asks again, which
+        the page presses when it could not draw)."""
+        if self.page_can(ex, page_draws):
+            return gr.skip(), {**ex.grid_plan(z, nrow, labels, width), "version": next(self._plans), "retry": retry}
+        return ex.grid(sampling.decode(ex.card.model, z, labels), nrow, width), gr.skip()
+
     def slider_updates(self, ex: Explorer, values: list[float]):
         zs = [gr.Slider(value=v) for v in values] + [gr.Slider()] * (N_SLIDERS - len(values))
         ds = [gr.Slider(value=0)] * N_DIRECTIONS
         return [*zs, *ds]
 
-    def on_seed(self, session: Session, seed):
+    def on_seed(self, session: Session, seed, page_draws=False):
         ex = self.explorer(session)
         if seed is None or seed < 0:
             raise gr.Error("The seed must be a whole number, 0 or more.")
         values = ex.jump(self.seed_base(ex, seed), int(seed))
-        return (*self.slider_updates(ex, values), self.plan_of(ex), ex.draw(ex.z_from(values)))
+        return (*self.slider_updates(ex, values), *self.point(ex, page_draws))
 
     @staticmethod
     def seed_base(ex: Explorer, seed) -> torch.Tensor:
         """The whole prior sample for a seed (coordinates without a slider keep their values)."""
         return sampling.latents(ex.card.model, 1, int(seed))[0]
 
-    def on_random(self, session: Session):
+    def on_random(self, session: Session, page_draws=False):
         seed = random.randrange(0, 100_000)
-        return (seed, *self.on_seed(session, seed))
+        return (seed, *self.on_seed(session, seed, page_draws))
 
-    def on_reset(self, session: Session):
+    def on_reset(self, session: Session, page_draws=False):
         ex = self.explorer(session)
         values = ex.jump(torch.zeros(ex.card.latent_dim))
-        return (*self.slider_updates(ex, values), self.plan_of(ex), ex.draw(ex.z_from(values)))
+        return (*self.slider_updates(ex, values), *self.point(ex, page_draws))
 
-    def on_map_click(self, session: Session, evt: gr.SelectData):
+    def on_map_click(self, session: Session, page_draws, evt: gr.SelectData):
         ex = self.explorer(session)
         if ex.card.latent_dim != 2:
             return (*[gr.Slider()] * N_SLIDERS, gr.skip(), gr.update())
         x, y = evt.index
-        full = ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
-        lx, ly = map_click_to_latent(x, y, full.shape[1], full.shape[0], steps=MAP_STEPS)
-        z = torch.tensor([lx, ly])
-        values = ex.jump(z)
-        return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), self.plan_of(ex), ex.draw(z))
+        height, width = ex.grid_size(MAP_STEPS * MAP_STEPS, MAP_STEPS)  # the map's picture, drawn here or in the page
+        lx, ly = map_click_to_latent(x, y, width, height, steps=MAP_STEPS)
+        values = ex.jump(torch.tensor([lx, ly]))
+        return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), *self.point(ex, page_draws))
 
-    def on_encode(self, session: Session, path: str | None):
+    def on_map_server(self, session: Session):
+        """The latent map drawn by the server (the page asks when it could not draw it)."""
+        ex = self.explorer(session)
+        return self.map_picture(ex) if self.has_map(ex) else gr.skip()
+
+    @staticmethod
+    def has_map(ex: Explorer) -> bool:
+        return ex.card.latent_dim == 2 and not ex.card.is_points
+
+    @staticmethod
+    def map_picture(ex: Explorer):
+        return ex.grid(latent_map(ex.card.model, steps=MAP_STEPS), nrow=MAP_STEPS)
+
+    def on_encode(self, session: Session, path: str | None, page_draws=False):
         """A picture into the latent space: a VAE encodes it; a GAN's latent is searched for it,
         the best match so far shown as the search goes, with its error."""
         session.adopt(path)
@@ -555,9 +629,9 @@ class ExploreTab:
         if not path:
             yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.skip(), gr.update(), gr.update())
             return
-        yield from self.place(ex, self.read_picture(ex, path))
+        yield from self.place(ex, self.read_picture(ex, path), page_draws)
 
-    def on_sketch(self, session: Session, sketch):
+    def on_sketch(self, session: Session, sketch, page_draws=False):
         """The sketchpad's drawing into the latent space, as an uploaded picture would go."""
         ex = self.explorer(session)
         if ex.card.is_points or not (ex.card.encodes or hasattr(ex.card.model, "decode_with_grad")):
@@ -566,13 +640,13 @@ class ExploreTab:
             x = sketch_to_tensor(sketch, ex.card.model.config.data_shape)
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
-        yield from self.place(ex, x)
+        yield from self.place(ex, x, page_draws)
 
-    def place(self, ex: Explorer, x: torch.Tensor):
+    def place(self, ex: Explorer, x: torch.Tensor, page_draws=False):
         """Yield the sliders, the picture and a note for picture x put into the latent space."""
         if ex.card.encodes:
             z = sampling.encode(ex.card.model, x)[0]
-            yield (*self.slider_updates(ex, ex.jump(z)), self.plan_of(ex), ex.draw(z), "Encoded: the sliders are at the posterior mean of its code.")
+            yield (*self.slider_updates(ex, ex.jump(z)), *self.point(ex, page_draws), "Encoded: the sliders are at the posterior mean of its code.")
             return
         try:
             for step, z, err in invert(ex.card.model, x):
@@ -582,7 +656,7 @@ class ExploreTab:
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
         note = f"Found after {INVERT_STEPS} steps: RMS pixel error {err:.3f}. The generator draws the closest picture it can; edit it with the sliders."
-        yield (*self.slider_updates(ex, ex.jump(z)), self.plan_of(ex), ex.draw(z), note)
+        yield (*self.slider_updates(ex, ex.jump(z)), *self.point(ex, page_draws), note)
 
     @staticmethod
     def read_picture(ex: Explorer, path: str) -> torch.Tensor:
@@ -635,16 +709,28 @@ class ExploreTab:
         save(path)
         return str(path)
 
-    def on_interpolate(self, session: Session, seed_a, seed_b, img_a, img_b, mode, steps):
+    def interpolation(self, session: Session, seed_a, seed_b, img_a, img_b, mode, steps) -> tuple[Explorer, torch.Tensor]:
+        """The explored model and the latents of the path from A (a seed, or a VAE's encoded
+        picture) to B."""
         session.adopt(img_a)
         session.adopt(img_b)
         ex = self.explorer(session)
         z0 = self.encode_file(ex, img_a) if img_a else self.seed_base(ex, seed_a or 0)
         z1 = self.encode_file(ex, img_b) if img_b else self.seed_base(ex, seed_b or 0)
-        frames = interpolation_frames(ex.card.model, z0, z1, int(steps), mode)
-        strip = ex.grid(frames, nrow=int(steps))
-        gif = self.gif(ex, frames)
-        return strip, self.write("interpolation.gif", lambda p: p.write_bytes(gif))
+        try:
+            return ex, sampling.interpolate(z0, z1, int(steps or 2), mode)
+        except ConfigError as e:
+            raise gr.Error(str(e)) from None
+
+    def on_interpolate(self, session: Session, seed_a, seed_b, img_a, img_b, mode, steps, page_draws=False):
+        """The path as a strip of pictures (drawn here, or its numbers for the page to draw)."""
+        ex, z = self.interpolation(session, seed_a, seed_b, img_a, img_b, mode, steps)
+        return self.grid_out(ex, z, len(z), page_draws, retry="interp-run")
+
+    def on_interpolate_gif(self, session: Session, seed_a, seed_b, img_a, img_b, mode, steps):
+        ex, z = self.interpolation(session, seed_a, seed_b, img_a, img_b, mode, steps)
+        gif = self.gif(ex, sampling.decode(ex.card.model, z))
+        return self.write("interpolation.gif", lambda p: p.write_bytes(gif))
 
     # -- breeding ------------------------------------------------------------------------------
     @staticmethod
@@ -722,25 +808,34 @@ class ExploreTab:
         files.append(self.write("loop-sprites.png", lambda p: p.write_bytes(sheet)))
         return ex.grid(frames, nrow=int(steps)), files
 
-    def on_traverse(self, session: Session, steps, span, rows, *values):
+    def traversal(self, session: Session, steps, span, rows, *values) -> tuple[Explorer, torch.Tensor, int]:
+        """The explored model, the latents of a traversal around the sliders' point (a row per
+        direction: a GAN's principal directions, a VAE's most used dimensions), and its rows."""
         ex = self.explorer(session)
-        z = ex.z_from(list(values[:N_SLIDERS]), list(values[N_SLIDERS:]))
-        rows = int(rows)
-        if ex.directions_kind == "principal":  # a GAN's GANSpace axes; a VAE's most used dimensions
-            dirs = ex.directions[:rows]
-            absolute = False
+        sliders, alphas, _ = self.split(values)
+        z = ex.z_from(sliders, alphas)
+        if ex.directions_kind == "principal":
+            dirs, absolute = ex.directions[: int(rows)], False
         else:
-            dirs = torch.eye(ex.card.latent_dim)[ex.sliders[:rows]]
-            absolute = True
-        images = traversal(ex.card.model, z, dirs, steps=int(steps), span=float(span), absolute=absolute)
-        grid = ex.grid(images, nrow=int(steps))
+            dirs, absolute = torch.eye(ex.card.latent_dim)[ex.sliders[: int(rows)]], True
+        return ex, traversal_latents(z, dirs, steps=int(steps), span=float(span), absolute=absolute), len(dirs)
+
+    def on_traverse(self, session: Session, steps, span, rows, *values):
+        """The traversal as a grid (drawn here, or its numbers for the page to draw)."""
+        ex, z, _ = self.traversal(session, steps, span, rows, *values)
+        return self.grid_out(ex, z, int(steps), self.split(values)[2], retry="trav-run")
+
+    def on_traverse_gif(self, session: Session, steps, span, rows, *values):
+        """The traversal as an animated GIF, one frame per column: every row moves at once."""
+        ex, z, n_rows = self.traversal(session, steps, span, rows, *values)
+        images = sampling.decode(ex.card.model, z)
         if ex.card.is_points:
-            return grid, None
-        # one GIF frame per column: every row moves at once
-        cols = images.view(len(dirs), int(steps), *images.shape[1:]).transpose(0, 1)  # (steps, rows, C, H, W)
-        frames = [ex.grid(col, nrow=len(dirs)) for col in cols]
-        gif = gif_bytes(frames)
-        return grid, self.write("traversal.gif", lambda p: p.write_bytes(gif))
+            frames = [ex.grid(images[: i + 1], nrow=1) for i in range(len(images))]  # the path drawn so far
+        else:
+            cols = images.view(n_rows, int(steps), *images.shape[1:]).transpose(0, 1)  # (steps, rows, C, H, W)
+            frames = [ex.grid(col, nrow=n_rows) for col in cols]
+        gif = gif_bytes(frames, bounce=not ex.card.is_points)
+        return self.write("traversal.gif", lambda p: p.write_bytes(gif))
 
     @staticmethod
     def gif(ex: Explorer, frames: torch.Tensor) -> bytes:

@@ -5,10 +5,14 @@
 // playground.explore.Explorer.z_from does, from the "plan" the server sends with every new point
 // (Explorer.browser_plan), and paints the picture as the server's to_uint8 would.
 //
+// Grids (the latent map, an interpolation, a traversal, every class) are drawn here too: the
+// server sends their latents and class weights (Explorer.grid_plan), the page decodes them in one
+// batch and lays them out as viz.image_grid does. Listeners that make a picture ask canDraw()
+// first (PAGE_JS in ui/explore_tab.py), so the server sends numbers instead of pictures.
+//
 // The server stays the fallback: a model the exporter cannot handle (plan.reason), a browser
 // without WebAssembly, a decoder that failed to load, or "Draw in this browser" unticked. Then
-// the hidden #explore-server-decode button asks the server, as every slider did before.
-// #explore-path says which path is live.
+// the server's /decode draws, as every slider did before. #explore-path says which path is live.
 (() => {
   "use strict";
   const self = document.currentScript || Array.from(document.scripts).find((s) => /explore_decode\.js/.test(s.src));
@@ -17,9 +21,14 @@
     ort: null,            // a promise of the runtime, loaded on first use
     sessions: new Map(),  // decoder URL -> promise of its InferenceSession
     failed: new Map(),    // decoder URL -> why it could not be used
+    ready: new Set(),     // decoder URLs loaded and ready to run
+    plan: null,           // the newest plan from the server, and the "draw in this browser" box
+    inBrowser: true,
     pending: null,        // the newest request not drawn yet (older ones are dropped)
     running: false,
     last: null,           // what was drawn last: {x, rgba, width, height, ms, z, w}
+    lastGrid: null,       // the last grid drawn: {width, height, ms, n}
+    grids: 0,             // grids drawn in this page
     latest: null,         // the newest slider request (values, class controls) since the last new point
     drawn: 0,             // pictures drawn in this page
     path: null,           // "browser" or "server": the path live now
@@ -55,7 +64,7 @@
   function session(url) {
     if (!state.sessions.has(url)) {
       const p = loadRuntime().then((ort) => ort.InferenceSession.create(url, {executionProviders: ["wasm"], graphOptimizationLevel: "all"}));
-      p.catch((e) => state.failed.set(url, String((e && e.message) || e)));
+      p.then(() => state.ready.add(url), (e) => state.failed.set(url, String((e && e.message) || e)));
       state.sessions.set(url, p);
     }
     return state.sessions.get(url);
@@ -122,15 +131,16 @@
     return Math.abs(t % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
   }
 
+  function level(v) {  // a value in [0, 1] as 8 bits, in float32 and rounded as torch
+    return roundHalfEven(Math.fround(Math.min(1, Math.max(0, v)) * 255));
+  }
+
   // The decoded picture as explore.to_uint8(x) makes it: grey to RGB, 8 bits, rounded as torch.
   function paint(plan, x) {
-    const [c, h, w] = plan.shape, s = plan.scale, n = h * w;
+    const [c, h, w] = plan.shape, n = h * w;
     const rgba = new Uint8ClampedArray(n * 4);
     for (let i = 0; i < n; i++) {
-      for (let ch = 0; ch < 3; ch++) {
-        const v = x[(c === 1 ? 0 : ch) * n + i];
-        rgba[i * 4 + ch] = roundHalfEven(Math.fround(Math.min(1, Math.max(0, v)) * 255));  // float32, as torch
-      }
+      for (let ch = 0; ch < 3; ch++) rgba[i * 4 + ch] = level(x[(c === 1 ? 0 : ch) * n + i]);
       rgba[i * 4 + 3] = 255;
     }
     // the picture at the model's own size: the page scales it up with crisp pixels (CSS
@@ -145,13 +155,48 @@
     return {rgba, width: w, height: h};
   }
 
-  async function decode(plan, z, w) {
+  // x for n latents z (n * latent_dim numbers) and class weights w (n * classes, or null)
+  async function decode(plan, z, w, n = 1) {
     const ort = await loadRuntime();
     const sess = await session(decoderUrl(plan));
-    const feeds = {z: new ort.Tensor("float32", z, [1, plan.latent_dim])};
-    if (w) feeds.w = new ort.Tensor("float32", w, [1, w.length]);
+    const feeds = {z: new ort.Tensor("float32", z, [n, plan.latent_dim])};
+    if (w) feeds.w = new ort.Tensor("float32", w, [n, w.length / n]);
     const out = await sess.run(feeds);
     return out.x.data;
+  }
+
+  // A grid of pictures as viz.image_grid lays them out: `nrow` a row, `pad` pixels of grey
+  // `background` around each, every pixel repeated `scale` times each way. Returns the RGBA.
+  function layGrid(g, x) {
+    const [c, h, w] = g.shape, n = g.z.length, cols = g.nrow, rows = Math.ceil(n / cols), p = g.pad, s = g.scale;
+    const gw = cols * (w + p) + p, gh = rows * (h + p) + p, W = gw * s, H = gh * s;
+    const small = new Uint8ClampedArray(gw * gh * 4).fill(level(g.background));  // the grid at scale 1
+    for (let k = 3; k < small.length; k += 4) small[k] = 255;
+    const size = c * h * w;
+    for (let i = 0; i < n; i++) {
+      const r0 = p + Math.floor(i / cols) * (h + p), c0 = p + (i % cols) * (w + p);
+      for (let y = 0; y < h; y++) {
+        for (let xx = 0; xx < w; xx++) {
+          const o = ((r0 + y) * gw + c0 + xx) * 4;
+          for (let ch = 0; ch < 3; ch++) small[o + ch] = level(x[i * size + (c === 1 ? 0 : ch) * h * w + y * w + xx]);
+        }
+      }
+    }
+    if (s === 1) return {rgba: small, width: W, height: H};
+    const big = new Uint32Array(W * H), from = new Uint32Array(small.buffer);  // a pixel at a time
+    for (let y = 0; y < H; y++) {
+      const row = Math.floor(y / s) * gw;
+      for (let xx = 0; xx < W; xx++) big[y * W + xx] = from[row + Math.floor(xx / s)];
+    }
+    return {rgba: new Uint8ClampedArray(big.buffer), width: W, height: H};
+  }
+
+  function pngUrl({rgba, width, height}) {
+    const canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    canvas.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
+    return canvas.toDataURL("image/png");
   }
 
   // The server's /decode, asked directly (the endpoint the hidden #explore-server-decode button
@@ -258,9 +303,38 @@
 
   // Explore's listeners call these (ui/explore_tab.py).
   window.pgExplore = {
+    // whether this page draws the pictures itself now (asked before a listener makes a picture)
+    canDraw() {
+      const url = decoderUrl(state.plan);
+      return !serverReason(state.plan, state.inBrowser) && state.ready.has(url);
+    },
+    // a grid's numbers from the server (Explorer.grid_plan): returns the picture for the grid's
+    // image (its value as Gradio takes it), or `current` where the server drew it. When this
+    // page cannot draw it after all, it presses the grid's button again (g.retry), and the
+    // server draws it.
+    async drawGrid(g, current) {
+      if (!g || !g.decoder) return current;
+      const t0 = performance.now();
+      try {
+        const z = Float32Array.from(g.z.flat()), w = g.w ? Float32Array.from(g.w.flat()) : null;
+        const x = await decode(g, z, w, g.z.length);
+        const pic = layGrid(g, x);
+        const url = pngUrl(pic);
+        state.lastGrid = {width: pic.width, height: pic.height, n: g.z.length, ms: performance.now() - t0, rgba: Array.from(pic.rgba)};
+        state.grids += 1;
+        return {url, path: null, orig_name: "drawn-in-this-browser.png", meta: {_type: "gradio.FileData"}};
+      } catch (e) {
+        state.failed.set(decoderUrl(g), String((e && e.message) || e));
+        say("server", "Pictures drawn on the server: " + serverReason(state.plan, state.inBrowser) + ".");
+        const again = g.retry && document.querySelector("#" + g.retry);
+        if (again) setTimeout(() => again.click(), 0);
+        return current;
+      }
+    },
     // a latent or direction slider moved (see sliderRequest)
     slide(...args) {
       const req = sliderRequest(args), last = state.latest;
+      state.inBrowser = req.inBrowser;
       const drawn = last && last.plan && req.plan && last.plan.version === req.plan.version && last.inBrowser === req.inBrowser && last.label === req.label && last.other === req.other
         && last.mix === req.mix && same(last.values, req.values) && same(last.alphas, req.alphas) && same(last.more, req.more);
       state.latest = req;
@@ -278,16 +352,19 @@
     // same pixels.
     planChanged(plan, inBrowser) {
       if (!plan) return;
+      state.plan = plan;
+      state.inBrowser = inBrowser;
       const reason = serverReason(plan, inBrowser);
       const url = decoderUrl(plan);
+      const drawn = plan.server_drew !== false;  // else the server left the picture to this page
       if (plan.point === "new") state.latest = null;  // the sliders were set to the new point
-      if (!(url && !plan.reason && inBrowser !== false && typeof WebAssembly === "object")) {
-        say("server", "Pictures drawn on the server: " + reason + ".");
-        return;
+      if (!(url && !plan.reason && inBrowser !== false && typeof WebAssembly === "object") || state.failed.has(url)) {
+        if (drawn || !plan.point) return say("server", "Pictures drawn on the server: " + reason + ".");
+        return askServer(reason, {plan, values: plan.values, alphas: plan.alphas});
       }
-      say("server", "Preparing to draw in this browser…");
+      if (!state.ready.has(url)) say("server", "Preparing to draw in this browser…");
       session(url).then(() => {
-        const here = {plan, inBrowser, values: plan.values, alphas: plan.alphas, label: null, more: [], fromServer: true};
+        const here = {plan, inBrowser, values: plan.values, alphas: plan.alphas, label: null, more: [], fromServer: drawn};
         if (plan.point === "new") {
           state.latest = {...here, fromServer: false};
           request(here);  // drops an older move waiting: it was for the point before
@@ -295,14 +372,19 @@
           // (label null: the plan's class weights, the server's, until Gradio's next call brings the picker's)
           state.latest = state.latest ? {...state.latest, plan, label: null, fromServer: false} : {...here, fromServer: false};
           if (state.pending) state.pending.plan = plan;
-          else request({...state.latest, fromServer: true});
+          else request({...state.latest, fromServer: drawn});
         } else {
           say("browser", "Pictures drawn in this browser (onnxruntime-web, WebAssembly): move a slider.");
         }
-      }, () => say("server", "Pictures drawn on the server: " + serverReason(plan, inBrowser) + "."));
+      }, () => {
+        const why = serverReason(plan, inBrowser);
+        if (drawn || !plan.point) say("server", "Pictures drawn on the server: " + why + ".");
+        else askServer(why, {plan, values: plan.values, alphas: plan.alphas});
+      });
     },
     state,
     latent,
     classWeights,
+    layGrid,
   };
 })();
