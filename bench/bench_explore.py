@@ -353,7 +353,7 @@ def drag_clients(url: str, m: int, how: str) -> None:
         c.predict(SHIPPED["vae-digits-16d"], api_name="/explore_pick")
     if how == "page":
         for c in clients:
-            plan = c.predict(api_name="/explore_decoder")
+            plan = c.predict(api_name="/explore_decoder")[0]  # (plan, latent map, its numbers)
             with urllib.request.urlopen(url + plan["decoder"]) as r:
                 r.read()
     stop = threading.Event()

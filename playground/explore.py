@@ -574,6 +574,7 @@ class Explorer:
         self.trainer_step = card.meta.get("trainer_step")  # (trainer id, step) of a session model
         self.decoder: str | None = None  # where a web page fetches this model's decoder (set by the app)
         self.decoder_error: str | None = None  # why it could not be exported, if it could not
+        self.map_in_page = False  # the app left the latent map to the page (drawn once the decoder is ready)
         self._canvas = None
         if card.is_points:
             from .viz import PointsCanvas, plane_limit

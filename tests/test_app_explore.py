@@ -158,10 +158,10 @@ def test_opening_explore_again_shows_the_session_model_as_trained_since(app_url)
     c = client(app_url)
     flow = dict(upload=None, family="flow", data="moons", blocks=2, hidden=16)
     c.predict(**flow, api_name="/step")
-    first = c.predict("__session__", api_name="/explore_open")
+    first = c.predict("__session__", False, api_name="/explore_open")
     assert "1 steps" in first[0] or "1 step" in first[0]
     c.predict(**flow, api_name="/step")
-    again = c.predict("__session__", api_name="/explore_open")
+    again = c.predict("__session__", False, api_name="/explore_open")
     assert "2 steps" in again[0]  # not the snapshot from the first visit
 
 

@@ -500,8 +500,9 @@ def near(page_pic, server_pic) -> bool:
 
 
 def test_a_seed_and_every_grid_are_drawn_in_the_page_as_the_server_draws_them(browser, app_url, page_models, shots):
-    """With the page drawing: a new seed's picture, an interpolation, a traversal, every class
-    of a conditional DCGAN and a conditional VAE's latent map for a class picked are drawn in
+    """With the page drawing: a 2-D VAE's latent map as it opens, a new seed's picture, an
+    interpolation, a traversal, every class of a conditional DCGAN and a conditional VAE's
+    latent map for a class picked are drawn in
     the page from the server's numbers (Explorer.grid_plan), pixel for pixel the server's
     pictures (one level), and /decode is never called. A grid the page cannot draw after all
     is asked of the server again; unticking the box sends grids to the server."""
@@ -515,6 +516,7 @@ def test_a_seed_and_every_grid_are_drawn_in_the_page_as_the_server_draws_them(br
     page = explore_page(browser, app_url, page_models["vae"], blocked)
     wait_until(lambda: path_of(page) == "browser", timeout=90, what="the decoder to run in the page")
     ex = Explorer(card_from_checkpoint(page_models["vae"]))
+    assert near(grid_drawn(page, "explore-map", 0), ex.grid(sampling.decode(ex.card.model, latent_map_latents(2, steps=15)), 15))  # on opening
     n = drawn(page)
     page.click("#explore-random")
     wait_until(lambda: drawn(page) > n and (page.get_attribute("#explore-image img", "src") or "").startswith("data:"), what="the seed drawn in the page")
@@ -527,12 +529,12 @@ def test_a_seed_and_every_grid_are_drawn_in_the_page_as_the_server_draws_them(br
     page.get_by_role("tab", name="Interpolate").click()
     page.click("#interp-run")
     z = sampling.interpolate(sampling.latents(ex.card.model, 1, 1)[0], sampling.latents(ex.card.model, 1, 2)[0], 10, "spherical")
-    assert near(grid_drawn(page, "interp-image", 0), ex.grid(sampling.decode(ex.card.model, z), 10))
+    assert near(grid_drawn(page, "interp-image", 1), ex.grid(sampling.decode(ex.card.model, z), 10))
 
     page.get_by_role("tab", name="Traversal").click()
     page.click("#trav-run")
     z = traversal_latents(ex.z_from(values), torch.eye(2)[ex.sliders[:6]], steps=9, span=3.0, absolute=True)
-    assert near(grid_drawn(page, "trav-image", 1), ex.grid(sampling.decode(ex.card.model, z), 9))
+    assert near(grid_drawn(page, "trav-image", 2), ex.grid(sampling.decode(ex.card.model, z), 9))
     page.screenshot(path=str(shots / "explore-traversal-in-browser.png"), full_page=True)
     assert blocked == []
 
@@ -563,11 +565,12 @@ def test_a_seed_and_every_grid_are_drawn_in_the_page_as_the_server_draws_them(br
     page = explore_page(browser, app_url, page_models["cvae"])
     wait_until(lambda: path_of(page) == "browser", timeout=90, what="the cVAE's decoder in the page")
     ex = Explorer(card_from_checkpoint(page_models["cvae"]))
+    grid_drawn(page, "explore-map", 0)  # on opening, as class 0
     page.click("#explore-class input")
     page.get_by_role("option", name=ex.classes[7], exact=True).click()
     ex.set_class(7)
     want = ex.grid(sampling.decode(ex.card.model, latent_map_latents(2, steps=15)), 15)
-    assert near(grid_drawn(page, "explore-map", 0), want)
+    assert near(grid_drawn(page, "explore-map", 1), want)
     page.context.close()
 
 

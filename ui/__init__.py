@@ -91,7 +91,7 @@ def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, clas
                     demo.class_tab = ClassTab(session, classroom, demo.train_tab)
         ex = demo.explore_tab
         demo.load(ex.on_refresh, None, ex.pick, api_name=False)
-        opened = explore.select(ex.on_open, [session, ex.pick], ex.pick_outputs, api_name="explore_open", api_visibility="undocumented")
+        opened = explore.select(ex.on_open, [session, ex.pick, ex.page_draws], ex.pick_outputs, api_name="explore_open", api_visibility="undocumented", **ex.pick_js)
         opened.then(**ex.decoder_step())
         it = demo.inspect_tab  # its live refresh ticks only while the Inspect tab is open
         inspect_item.select(it.on_open, [session, it.source], [*it.views, it.timer], api_name=False, concurrency_limit=None)
@@ -131,10 +131,10 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
         link = settings_from_query(dict(request.query_params)) if request is not None else None
         return None if link is None else ("inspect" if link.lesson else link.tab)
 
-    def open_explore(state, choice, request: gr.Request):
+    def open_explore(state, choice, page_draws, request: gr.Request):
         if tab_of(request) != "explore":
             return tuple(gr.skip() for _ in ex.pick_outputs)
-        return ex.on_open(state, choice, request)
+        return ex.on_open(state, choice, page_draws, request)
 
     def open_inspect(state, choice, request: gr.Request):
         if tab_of(request) != "inspect":
@@ -142,7 +142,7 @@ def wire_links(demo: gr.Blocks, session: gr.State, tabs: gr.Tabs) -> None:
         return it.on_open(state, choice, request)
 
     quiet = dict(api_name=False, show_progress="hidden", concurrency_limit=None)  # no spinner, no wait behind others
-    opened = demo.load(open_link, None, outputs, **quiet).then(open_explore, [session, ex.pick], ex.pick_outputs, **quiet)
+    opened = demo.load(open_link, None, outputs, **quiet).then(open_explore, [session, ex.pick, ex.page_draws], ex.pick_outputs, **quiet, **ex.pick_js)
     opened.then(open_inspect, [session, it.source], [*it.views, it.timer], **quiet)
     opened.then(**ex.decoder_step())  # beside it: a lesson's link does not wait for exports
 

@@ -64,6 +64,9 @@ PLAN_JS = "(plan, inBrowser) => window.pgExplore && window.pgExplore.planChanged
 # Before a listener that makes a picture: its last input (the hidden page_draws box) says whether
 # this page draws pictures itself now, so the server sends the numbers rather than the picture
 PAGE_JS = "(...a) => { a[a.length - 1] = !!(window.pgExplore && window.pgExplore.canDraw()); return a; }"
+# Before a new model is shown: whether this page will draw its pictures once its decoder is ready
+# (then the server leaves the latent map to it)
+PICK_JS = "(...a) => { a[a.length - 1] = !!(window.pgExplore && window.pgExplore.willDraw()); return a; }"
 # A grid's numbers from the server (Explorer.grid_plan): the page draws the grid and shows it
 GRID_JS = "async (grid, current) => window.pgExplore ? await window.pgExplore.drawGrid(grid, current) : current"
 
@@ -226,9 +229,11 @@ class ExploreTab:
             self.class_box, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, self.classes_tab, self.plan,
         ]  # fmt: skip
         self.pick_outputs = pick_outputs
-        self.pick.change(self.on_pick, [S, self.pick], pick_outputs, api_name="explore_pick").then(**self.decoder_step("explore_decoder"))
-        self.upload.upload(self.on_upload, [S, self.upload], pick_outputs, api_name="explore_upload").then(**self.decoder_step())
-        reopened = self.reopen.upload(self.on_reopen, [S, self.reopen], [*pick_outputs, self.export_scale, self.export_smooth], api_name="explore_reopen")
+        P = self.page_draws
+        self.pick_js = dict(js=PICK_JS)  # for listeners that show a new model: their last input is P
+        self.pick.change(self.on_pick, [S, self.pick, P], pick_outputs, api_name="explore_pick", **self.pick_js).then(**self.decoder_step("explore_decoder"))
+        self.upload.upload(self.on_upload, [S, self.upload, P], pick_outputs, api_name="explore_upload", **self.pick_js).then(**self.decoder_step())
+        reopened = self.reopen.upload(self.on_reopen, [S, self.reopen, P], [*pick_outputs, self.export_scale, self.export_smooth], api_name="explore_reopen", **self.pick_js)
         reopened.then(**self.decoder_step())
         self.refresh.click(self.on_refresh, None, self.pick, api_name=False)
         # a slider's picture: drawn in the page (explore_decode.js), or by the server's /decode
@@ -242,7 +247,7 @@ class ExploreTab:
         self.decode_fn = decode["id"]  # the page asks /decode by this number when the server draws
         # a listener that makes a picture asks the page first (PAGE_JS) whether it draws pictures
         # itself now: then the server sends the numbers (the plan, a grid's plan), not the picture
-        P, page = self.page_draws, dict(js=PAGE_JS)
+        page = dict(js=PAGE_JS)
         for image, grid in self.grids.items():
             grid.change(None, [grid, image], image, js=GRID_JS, **quick)
         class_in = [S, self.cls, self.cls_other, self.cls_mix, self.guidance, *self.cls_more, *sliders, P]
@@ -289,7 +294,7 @@ class ExploreTab:
     def on_refresh(request: gr.Request):
         return gr.Dropdown(choices=model_choices(request))
 
-    def on_pick(self, session: Session, choice: str | None, request: gr.Request):
+    def on_pick(self, session: Session, choice: str | None, page_draws=False, request: gr.Request = None):
         if not choice:
             raise gr.Error("Pick a model to explore.")
         if choice not in {value for _, value in model_choices(request)}:
@@ -303,9 +308,9 @@ class ExploreTab:
                 card = card_from_checkpoint(choice)
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
-        return self.show(session, card)
+        return self.show(session, card, page_draws=page_draws)
 
-    def on_open(self, session: Session, choice: str | None, request: gr.Request):
+    def on_open(self, session: Session, choice: str | None, page_draws=False, request: gr.Request = None):
         """The tab was opened: show the chosen model right away, once per session, and again
         when it is the Train tab's model and that has trained (or been replaced) since."""
         ex = session.views.get("explorer")
@@ -313,9 +318,9 @@ class ExploreTab:
         stale = choice == SESSION_MODEL and t is not None and ex is not None and ex.trainer_step != (id(t), t.step_count)
         if not choice or (ex is not None and not stale):
             return tuple(gr.skip() for _ in self.pick_outputs)  # nothing to change (an empty dict reads as one value)
-        return self.on_pick(session, choice, request)
+        return self.on_pick(session, choice, page_draws, request)
 
-    def on_upload(self, session: Session, path: str | None):
+    def on_upload(self, session: Session, path: str | None, page_draws=False):
         session.adopt(path)
         if not path:
             raise gr.Error("Choose a .safetensors checkpoint.")
@@ -323,9 +328,9 @@ class ExploreTab:
             card = card_from_checkpoint(path, name=Path(path).stem)
         except USER_ERRORS as e:
             raise gr.Error(f"Could not load that checkpoint: {e}") from None
-        return self.show(session, card)
+        return self.show(session, card, page_draws=page_draws)
 
-    def on_reopen(self, session: Session, path: str | None, request: gr.Request):
+    def on_reopen(self, session: Session, path: str | None, page_draws=False, request: gr.Request = None):
         """A PNG exported by Explore, dropped back: the model that made it, in the state it was
         in (latent, class, sampling settings), or a message naming the checkpoint it needs."""
         session.adopt(path)
@@ -336,7 +341,7 @@ class ExploreTab:
             rec = provenance.read_record(path)
             paths = [Path(value) for _, value in model_choices(request) if value != SESSION_MODEL]
             card = find_model(rec, paths, ex.card if ex is not None else None, session.trainer)
-            out = self.show(session, card, rec)
+            out = self.show(session, card, rec, page_draws)
         except (*USER_ERRORS, provenance.ProvenanceError) as e:
             raise gr.Error(f"Could not reopen that picture: {e}") from None
         export = rec.get("export") or {}
@@ -344,9 +349,10 @@ class ExploreTab:
         out[self.export_smooth] = bool(export.get("smooth", False))
         return out
 
-    def show(self, session: Session, card, rec: dict | None = None):
+    def show(self, session: Session, card, rec: dict | None = None, page_draws=False):
         """Explore `card`: at the origin (VAEs), at seed 0's latent, or (a reopened picture) where
-        its record says."""
+        its record says. A 2-D model's latent map is left to the page when it will draw
+        (`page_draws`): it is drawn there once the decoder is ready (on_decoder)."""
         ex = Explorer(card)
         if rec is not None:
             ex.reopen(rec)  # before it is the session's: a picture it refuses changes nothing
@@ -372,7 +378,8 @@ class ExploreTab:
         two_d = self.has_map(ex)
         map_pic = scatter = None
         if two_d:
-            map_pic = self.map_picture(ex)
+            ex.map_in_page = bool(page_draws) and ex.browser_reason is None and self.decoders is not None
+            map_pic = None if ex.map_in_page else self.map_picture(ex)
             scatter = self.scatter_picture(ex)
         return {
             self.info: self.describe(ex), self.view: view, self.dir_box: gr.Accordion(label=DIRECTION_TITLES.get(ex.directions_kind, ""), visible=len(ex.directions) > 0),
@@ -401,23 +408,29 @@ class ExploreTab:
         """The event after a new model: its decoder exported for the page, then named in the plan.
         One at a time in Gradio's queue (exports take turns anyway): a class opening Explore
         together waits there, not in the server's worker threads."""
-        return dict(fn=self.on_decoder, inputs=self.session, outputs=self.plan, api_name=api_name, api_visibility="undocumented",
-                    show_progress="hidden", concurrency_id="explore-decoder", concurrency_limit=1)  # fmt: skip
+        return dict(fn=self.on_decoder, inputs=self.session, outputs=[self.plan, self.map, self.grids[self.map]], api_name=api_name,
+                    api_visibility="undocumented", show_progress="hidden", concurrency_id="explore-decoder", concurrency_limit=1)  # fmt: skip
 
     def on_decoder(self, session: Session):
         """Export the explored model's decoder for the page (once per weights: every session on
-        a shipped model shares one file) and tell the page where it is. A model the exporter
-        cannot handle stays on the server's path, and the page says why."""
+        a shipped model shares one file) and tell the page where it is, with the latent map's
+        numbers when the map was left to the page. A model the exporter cannot handle stays on
+        the server's path, and the page says why (its map drawn here)."""
         ex = session.views.get("explorer")
+        nothing = (gr.skip(),) * 3
         if ex is None or self.decoders is None or ex.browser_reason or ex.decoder:
-            return gr.skip()
+            return nothing
         try:
             ex.decoder = "gradio_api/file=" + urllib.parse.quote(str(decoder_file(ex.card.model, self.decoders)))
         except Exception as e:  # the exporter fails in many ways; the server's path still works
             ex.decoder_error = f"its decoder could not be exported for the browser ({type(e).__name__}: {e})"
         if session.views.get("explorer") is not ex:  # another model was opened meanwhile: its plan stands
-            return gr.skip()
-        return self.plan_of(ex, point=None)
+            return nothing
+        if not ex.map_in_page:
+            return self.plan_of(ex, point=None), gr.skip(), gr.skip()
+        if ex.decoder_error:
+            return self.plan_of(ex, point=None), self.map_picture(ex), gr.skip()
+        return self.plan_of(ex, point=None), gr.skip(), self.grid_out(ex, latent_map_latents(2, steps=MAP_STEPS), MAP_STEPS, True, retry="explore-server-map")[1]
 
     def class_updates(self, ex: Explorer) -> dict:
         """The class picker: shown for conditional models, with their class names."""

@@ -22,6 +22,7 @@
     sessions: new Map(),  // decoder URL -> promise of its InferenceSession
     failed: new Map(),    // decoder URL -> why it could not be used
     ready: new Set(),     // decoder URLs loaded and ready to run
+    runtimeFailed: null,  // why onnxruntime-web could not start, if it could not
     plan: null,           // the newest plan from the server, and the "draw in this browser" box
     inBrowser: true,
     pending: null,        // the newest request not drawn yet (older ones are dropped)
@@ -53,6 +54,7 @@
         ort.env.wasm.numThreads = 1;  // threads need a cross-origin isolated page; one is plenty for one picture
         return ort;
       });
+      state.ort.catch((e) => (state.runtimeFailed = String((e && e.message) || e)));
     }
     return state.ort;
   }
@@ -303,6 +305,11 @@
 
   // Explore's listeners call these (ui/explore_tab.py).
   window.pgExplore = {
+    // whether this page will draw a new model's pictures, once its decoder is ready (asked before
+    // a model is shown: the server then leaves the latent map to the page)
+    willDraw() {
+      return state.inBrowser !== false && typeof WebAssembly === "object" && !state.runtimeFailed;
+    },
     // whether this page draws the pictures itself now (asked before a listener makes a picture)
     canDraw() {
       const url = decoderUrl(state.plan);
