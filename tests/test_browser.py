@@ -485,13 +485,17 @@ def test_the_page_draws_the_pixels_pytorch_draws(browser, app_url, page_models):
 
 
 def grid_drawn(page, elem_id: str, before: int):
-    """The grid the page drew last into #elem_id, once it has drawn one more than `before`."""
+    """The picture in #elem_id, once the page has drawn one more grid than `before` and shows it."""
+    import base64
+    import io
+
     import numpy as np
+    from PIL import Image
 
     wait_until(lambda: page.evaluate("window.pgExplore.state.grids") > before and (page.get_attribute(f"#{elem_id} img", "src") or "").startswith("data:"),
                what=f"#{elem_id} drawn in the page")  # fmt: skip
-    g = page.evaluate("window.pgExplore.state.lastGrid")
-    return np.asarray(g["rgba"], dtype=np.uint8).reshape(g["height"], g["width"], 4)[..., :3]
+    src = page.get_attribute(f"#{elem_id} img", "src")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
 
 
 def near(page_pic, server_pic) -> bool:

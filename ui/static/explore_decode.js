@@ -327,7 +327,7 @@
         const x = await decode(g, z, w, g.z.length);
         const pic = layGrid(g, x);
         const url = pngUrl(pic);
-        state.lastGrid = {width: pic.width, height: pic.height, n: g.z.length, ms: performance.now() - t0, rgba: Array.from(pic.rgba)};
+        state.lastGrid = {width: pic.width, height: pic.height, n: g.z.length, ms: performance.now() - t0};
         state.grids += 1;
         return {url, path: null, orig_name: "drawn-in-this-browser.png", meta: {_type: "gradio.FileData"}};
       } catch (e) {
