@@ -522,6 +522,10 @@ def test_a_seed_and_every_grid_are_drawn_in_the_page_as_the_server_draws_them(br
     ex = Explorer(card_from_checkpoint(page_models["vae"]))
     assert near(grid_drawn(page, "explore-map", 0), ex.grid(sampling.decode(ex.card.model, latent_map_latents(2, steps=15)), 15))  # on opening
     n = drawn(page)
+    page.locator("#explore-map img").click(position={"x": 3, "y": 3})  # the top-left cell: (-3, 3)
+    wait_until(lambda: drawn(page) > n, what="the map click's point drawn in the page")
+    assert page.evaluate("window.pgExplore.state.last.z") == [-3.0, 3.0]
+    n = drawn(page)
     page.click("#explore-random")
     wait_until(lambda: drawn(page) > n and (page.get_attribute("#explore-image img", "src") or "").startswith("data:"), what="the seed drawn in the page")
     seed = int(page.locator("#explore-seed input").input_value())
