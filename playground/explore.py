@@ -6,7 +6,9 @@
   pca_directions()    GAN directions by PCA of early activations (GANSpace, Harkonen et al. 2020)
   latent_map()        decoded images over a 2-D latent plane, and encoded data on it
   traversal()         one latent direction per row
-  interpolation_frames(), gif_bytes()   paths between two latents, as frames or an animated GIF
+  loop_latents(), gif_bytes(), mp4_bytes()   paths through latents, as frames, GIFs and videos
+  Explorer            the sliders of one model, its pictures, and what a web page needs to draw
+                      them itself (browser_plan, grid_plan)
 
 Plain torch and numpy, no Gradio; every function takes its seed explicitly.
 """
@@ -280,10 +282,6 @@ def traversal_latents(z: torch.Tensor, directions: torch.Tensor, *, steps: int =
 def traversal(model, z: torch.Tensor, directions: torch.Tensor, *, steps: int = 9, span: float = 3.0, absolute: bool = False) -> torch.Tensor:
     """Decoded traversal_latents: one row per direction, (len(directions) * steps, *data_shape)."""
     return sampling.decode(model, traversal_latents(z, directions, steps=steps, span=span, absolute=absolute))
-
-
-def interpolation_frames(model, z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, mode: str = "spherical") -> torch.Tensor:
-    return sampling.decode(model, sampling.interpolate(z0, z1, steps, mode))
 
 
 def mp4_bytes(frames: list[np.ndarray], fps: float = 12.0) -> bytes:
@@ -621,10 +619,14 @@ class Explorer:
 
     def every_class(self, z: torch.Tensor) -> torch.Tensor:
         """One latent drawn as each class in turn, (K, *data_shape): what the class adds to it."""
+        return sampling.decode(self.card.model, *self.every_class_latents(z))
+
+    def every_class_latents(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What every_class decodes: the latent once per class (K, latent), and the classes."""
         if not self.classes:
             raise ConfigError(f"this {self.card.family} is not conditioned on labels: it has no classes to draw")
         k = len(self.classes)
-        return sampling.decode(self.card.model, z.view(1, -1).repeat(k, 1), torch.arange(k))
+        return z.view(1, -1).repeat(k, 1), torch.arange(k)
 
     # sliders <-> z
     def slider_label(self, i: int) -> str:

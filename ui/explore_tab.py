@@ -457,12 +457,12 @@ class ExploreTab:
 
     def on_every_class(self, session: Session, *values):
         ex = self.explorer(session)
-        if not ex.classes:
-            raise gr.Error(f"This {ex.card.family} is not conditioned on labels: it has no classes to draw.")
         sliders, alphas, page_draws = self.split(values)
-        k = len(ex.classes)
-        z = ex.z_from(sliders, alphas).view(1, -1).repeat(k, 1)
-        return self.grid_out(ex, z, min(k, 10), page_draws, labels=torch.arange(k), width=800, retry="classes-run")
+        try:
+            z, labels = ex.every_class_latents(ex.z_from(sliders, alphas))
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        return self.grid_out(ex, z, min(len(labels), 10), page_draws, labels=labels, width=800, retry="classes-run")
 
     def on_class(self, session: Session, label, other, mix, guidance, *values):
         """Draw the same latent as another class (or between two, or with more of some classes'
