@@ -582,6 +582,24 @@ def test_a_seed_and_every_grid_are_drawn_in_the_page_as_the_server_draws_them(br
     page.context.close()
 
 
+def test_an_encoded_picture_is_drawn_in_the_page(browser, app_url, shipped_models, digits, tmp_path):
+    """A picture put into the latent space moves the sliders to its code, and the page draws
+    that point: the listener's page check (PAGE_JS) passes the uploaded file through unchanged."""
+    from PIL import Image
+
+    blocked = []
+    page = explore_page(browser, app_url, shipped_models["vae"], blocked)
+    wait_until(lambda: path_of(page) == "browser", timeout=90, what="the decoder to run in the page")
+    img = tmp_path / "three.png"
+    Image.fromarray((digits.x[3, 0].numpy() * 255).astype("uint8")).save(img)
+    n = drawn(page)
+    page.locator("#explore-encode input[type=file]").set_input_files(str(img))
+    wait_until(lambda: "Encoded" in page.inner_text("#explore-encode-info") and drawn(page) > n, what="the encoded picture drawn in the page")
+    z = page.evaluate("window.pgExplore.state.last.z")
+    assert z != [0.0, 0.0] and abs(float(page.locator("#z0 input[type=number]").input_value()) - z[0]) < 0.01
+    assert blocked == []
+
+
 def test_a_model_the_page_cannot_draw_falls_back_to_the_server(browser, app_url, page_models):
     """MADE samples pixel by pixel: its decoder is not exported, the page says the server draws
     and why, and a slider still changes the picture (through /decode)."""
