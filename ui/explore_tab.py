@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import tempfile
 import urllib.parse
@@ -52,6 +53,7 @@ from . import common
 from .common import SESSION_MODEL, USER_ERRORS, model_choices
 
 MAP_STEPS = 15
+Z_RANGE = 3.0  # a latent slider's range, ±; wider when the point's coordinate is further out
 N_CLASS_SLIDERS = 10  # "more like" sliders of a conditional model (its first ten classes)
 DIRECTION_TITLES = {"principal": "Principal directions (GANSpace)", "attributes": "Attributes (from the data's labels and factors)"}
 EXPORT_TTL = 3600  # seconds an exported PNG/GIF stays in our folder
@@ -114,7 +116,7 @@ class ExploreTab:
                     self.cls_more = [gr.Slider(-1, 2, value=0, step=0.05, label=f"more like class {k}", visible=False, elem_id=f"class-more{k}")
                                      for k in range(N_CLASS_SLIDERS)]  # fmt: skip
                 with gr.Accordion("Latent coordinates", open=True):
-                    self.z = [gr.Slider(-3, 3, value=0, step=0.01, label=f"z{i}", visible=i < 2, elem_id=f"z{i}") for i in range(N_SLIDERS)]
+                    self.z = [gr.Slider(-Z_RANGE, Z_RANGE, value=0, step=0.01, label=f"z{i}", visible=i < 2, elem_id=f"z{i}") for i in range(N_SLIDERS)]
                 with gr.Accordion("Principal directions (GANSpace)", open=True, visible=False) as self.dir_box:
                     self.d = [gr.Slider(-6, 6, value=0, step=0.05, label=f"PC{i + 1}", elem_id=f"pc{i}") for i in range(N_DIRECTIONS)]
             with gr.Column(scale=2, min_width=400):
@@ -366,7 +368,7 @@ class ExploreTab:
         for i in range(N_SLIDERS):
             if i < len(ex.sliders):
                 label = ex.slider_label(i) + (f" · KL {ex.kls[i]:.2f}" if card.encodes and card.data is not None else "")
-                z_updates.append(gr.Slider(value=values[i], label=label, visible=True))
+                z_updates.append(self.z_slider(values[i], label=label, visible=True))
             else:
                 z_updates.append(gr.Slider(value=0, visible=False))
         d_updates = [
@@ -585,8 +587,16 @@ class ExploreTab:
             return gr.skip(), {**ex.grid_plan(z, nrow, labels, width), "version": next(self._plans), "retry": retry}
         return ex.grid(sampling.decode(ex.card.model, z, labels), nrow, width), gr.skip()
 
+    @staticmethod
+    def z_slider(value: float, **kw):
+        """A latent slider set to `value`, its range ±3 or wider to hold it (a seed's latent can
+        pass 3: a slider holding a value outside its range makes every listener that reads it
+        fail Gradio's check)."""
+        reach = max(Z_RANGE, math.ceil(abs(float(value)) * 10) / 10)
+        return gr.Slider(value=value, minimum=-reach, maximum=reach, **kw)
+
     def slider_updates(self, ex: Explorer, values: list[float]):
-        zs = [gr.Slider(value=v) for v in values] + [gr.Slider()] * (N_SLIDERS - len(values))
+        zs = [self.z_slider(v) for v in values] + [gr.Slider()] * (N_SLIDERS - len(values))
         ds = [gr.Slider(value=0)] * N_DIRECTIONS
         return [*zs, *ds]
 
@@ -619,7 +629,7 @@ class ExploreTab:
         height, width = ex.grid_size(MAP_STEPS * MAP_STEPS, MAP_STEPS)  # the map's picture, drawn here or in the page
         lx, ly = map_click_to_latent(x, y, width, height, steps=MAP_STEPS)
         values = ex.jump(torch.tensor([lx, ly]))
-        return (*[gr.Slider(value=v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), *self.point(ex, page_draws))
+        return (*[self.z_slider(v) for v in values], *[gr.Slider()] * (N_SLIDERS - len(values)), *self.point(ex, page_draws))
 
     def on_map_server(self, session: Session):
         """The latent map drawn by the server (the page asks when it could not draw it)."""
