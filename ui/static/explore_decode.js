@@ -148,13 +148,10 @@
     // the picture at the model's own size: the page scales it up with crisp pixels (CSS
     // image-rendering: pixelated, as for the server's pictures), which costs less than encoding a
     // picture `scale` times larger
-    const small = document.createElement("canvas");
-    small.width = w;
-    small.height = h;
-    small.getContext("2d").putImageData(new ImageData(rgba, w, h), 0, 0);
+    const pic = {rgba, width: w, height: h};
     const img = document.querySelector("#explore-image img");
-    if (img) img.src = small.toDataURL("image/png");
-    return {rgba, width: w, height: h};
+    if (img) img.src = pngUrl(pic);
+    return pic;
   }
 
   // x for n latents z (n * latent_dim numbers) and class weights w (n * classes, or null)
