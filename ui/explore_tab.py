@@ -432,7 +432,7 @@ class ExploreTab:
             return self.plan_of(ex, point=None), gr.skip(), gr.skip()
         if ex.decoder_error:
             return self.plan_of(ex, point=None), self.map_picture(ex), gr.skip()
-        return self.plan_of(ex, point=None), gr.skip(), self.grid_out(ex, latent_map_latents(2, steps=MAP_STEPS), MAP_STEPS, True, retry="explore-server-map")[1]
+        return self.plan_of(ex, point=None), gr.skip(), self.map_out(ex, True)[1]
 
     def class_updates(self, ex: Explorer) -> dict:
         """The class picker: shown for conditional models, with their class names."""
@@ -482,7 +482,7 @@ class ExploreTab:
         plan, view = self.point(ex, page_draws, "same", sliders, alphas)
         latent_plane = (gr.skip(), gr.skip())
         if self.has_map(ex):
-            latent_plane = self.grid_out(ex, latent_map_latents(2, steps=MAP_STEPS), MAP_STEPS, page_draws, retry="explore-server-map")
+            latent_plane = self.map_out(ex, page_draws)
         return view, latent_plane[0], plan, latent_plane[1]
 
     def process_updates(self, ex: Explorer) -> dict:
@@ -639,6 +639,10 @@ class ExploreTab:
     @staticmethod
     def has_map(ex: Explorer) -> bool:
         return ex.card.latent_dim == 2 and not ex.card.is_points
+
+    def map_out(self, ex: Explorer, page_draws) -> tuple:
+        """(the latent map drawn here, or its numbers for the page: grid_out)."""
+        return self.grid_out(ex, latent_map_latents(2, steps=MAP_STEPS), MAP_STEPS, page_draws, retry="explore-server-map")
 
     @staticmethod
     def map_picture(ex: Explorer):
