@@ -11,6 +11,9 @@ copying), and the family's `stacked_train_step` runs its nets over all members a
 rate and Adam betas, and steps exactly as it would alone (within float rounding: tested).
 
 Runs join a cohort through the app's training pool when they start, and leave when they end.
+The pool keeps one cohort of a shape per core, each stepping its rounds on one PyTorch thread
+(`TrainingPool.join_cohort`): two rounds of fifteen side by side make more steps than one round
+of thirty on both cores, whose tensors outgrow the caches (bench/bench_cohort.py).
 Each member's thread still runs its own loop (reports, pause, stop, lease); its `Trainer.step`
 hands the step to the cohort's thread and waits for it. The cohort's thread gathers the members
 that are waiting (a short wait for the rest of the previous round), steps them together, and
@@ -237,14 +240,14 @@ class Cohort:
     member's own thread) waits for the next round that includes it and returns its parts.
     `around_step` is a context manager the thread holds around each round (the pool's turns,
     so that other runs share the cores fairly); `threads` is how many PyTorch threads a round
-    may use.
+    may use (a number, or a function of the cohort asked before each round).
 
     One rule keeps every member's tensors whole: the cohort's thread writes or re-points a
     member's tensors only while that member cannot: its thread waits in `step` for the round,
     or the cohort holds the member's `Trainer.lock` (which its thread holds around everything it
     does to its weights). A member busy on its own is left where it is until it asks."""
 
-    def __init__(self, key: tuple, around_step: Callable | None = None, threads: int | None = None,
+    def __init__(self, key: tuple, around_step: Callable | None = None, threads: int | Callable[[Cohort], int] | None = None,
                  on_empty: Callable[[Cohort], None] | None = None):  # fmt: skip
         self.key = key
         self.around_step = around_step
@@ -279,11 +282,15 @@ class Cohort:
             if trainer not in self._joined:
                 self._joined.append(trainer)
 
-    def leave(self, trainer) -> None:
-        """`trainer` leaves; its tensors become its own again (after a round in progress)."""
+    def forget(self, trainer) -> None:
+        """`trainer` no longer counts as a member (`leave` gives it its tensors back)."""
         with self._cond:
             if trainer in self._joined:
                 self._joined.remove(trainer)
+
+    def leave(self, trainer) -> None:
+        """`trainer` leaves; its tensors become its own again (after a round in progress)."""
+        self.forget(trainer)
         with self._compute, trainer.lock:
             own_tensors(trainer, type(trainer.model).stacked_nets)  # its slot in the stack goes at the next restack
             self._last_seen.pop(id(trainer), None)
@@ -314,14 +321,17 @@ class Cohort:
         from .runs import lower_priority  # the pool's helper (runs imports this module)
 
         lower_priority()
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        threads = None
         while True:
             with self._cond:
                 if not self._gather():
                     self._thread = None  # a later step() starts another
                     return
                 batch, self._waiting = self._waiting, []
+            wanted = self.threads(self) if callable(self.threads) else self.threads
+            if wanted and wanted != threads:
+                threads = wanted
+                torch.set_num_threads(threads)
             try:
                 with self.around_step() if self.around_step is not None else contextlib.nullcontext():
                     results = self.step_together(batch)

@@ -135,7 +135,7 @@ class TrainingPool:
         self._runs: weakref.WeakSet[Runner] = weakref.WeakSet()
         # same-shaped runs step together as one batched model (playground/cohort.py; app.py --batching)
         self.batching = batching
-        self._cohorts: dict[tuple, Cohort] = {}
+        self._cohorts: dict[tuple, list[Cohort]] = {}  # a shape's cohorts: one per place to step, at most
         self.cluster = cluster  # a playground.cluster.Cluster: runs train there (app.py --cluster)
 
     @property
@@ -198,21 +198,55 @@ class TrainingPool:
             return run
         return Runner(trainer, self, **kwargs)
 
-    def cohort_for(self, trainer: Trainer) -> Cohort | None:
-        """The cohort `trainer` steps in, with the pool's other runs of its shape (None: it
-        steps alone: batching is off, or its model cannot be stacked)."""
+    def join_cohort(self, trainer: Trainer) -> Cohort | None:
+        """Join `trainer` to a cohort of the pool's runs of its shape, and return it (None: it
+        steps alone: batching is off, or its model cannot be stacked).
+
+        A shape's runs are spread over up to one cohort per place to step (`turns.n`, a core
+        each), the smallest first, and each cohort's rounds run on one PyTorch thread: on two
+        cores, two rounds of fifteen at once make more steps than one round of thirty on both
+        cores, whose tensors outgrow the caches (bench/bench_cohort.py)."""
         key = cohort_key(trainer) if self.batching else None
         if key is None:
             return None
         with self._cond:
-            if key not in self._cohorts:
-                self._cohorts[key] = Cohort(key, around_step=self._cohort_turn, threads=self.turns.n, on_empty=self._drop_cohort)
-            return self._cohorts[key]
+            lanes = self._cohorts.setdefault(key, [])
+            if len(lanes) < self.turns.n and all(c.joined for c in lanes):
+                lanes.append(Cohort(key, around_step=self._cohort_turn, threads=self._round_threads, on_empty=self._drop_cohort))
+            cohort = min(lanes, key=lambda c: c.joined)
+            cohort.join(trainer)
+            return cohort
+
+    def balance_cohort(self, trainer: Trainer) -> Cohort | None:
+        """Between two steps of `trainer`: move it to the smallest cohort of its shape when its
+        own has two members more (others left), so that every run of a class steps at about the
+        same rate. Returns its cohort, moved or not."""
+        cohort = trainer.cohort
+        if cohort is None:
+            return None
+        with self._cond:
+            lanes = self._cohorts.get(cohort.key, [])
+            smallest = min(lanes, key=lambda c: c.joined, default=cohort)
+            if smallest is cohort or cohort.joined - smallest.joined < 2:
+                return cohort
+            smallest.join(trainer)
+            cohort.forget(trainer)  # counted in one cohort at a time, before the slow part
+        cohort.leave(trainer)  # its tensors become its own again
+        trainer.cohort = smallest
+        return smallest
+
+    def _round_threads(self, cohort: Cohort) -> int:
+        """PyTorch threads for a round of `cohort`: one while other runs share the cores."""
+        with self._cond:
+            return 1 if len(self._holders) > cohort.joined else self.turns.n
 
     def _drop_cohort(self, cohort: Cohort) -> None:
         with self._cond:
-            if self._cohorts.get(cohort.key) is cohort and not cohort.joined:
-                del self._cohorts[cohort.key]
+            lanes = self._cohorts.get(cohort.key, [])
+            if cohort in lanes and not cohort.joined:
+                lanes.remove(cohort)
+            if not lanes:
+                self._cohorts.pop(cohort.key, None)
 
     @contextlib.contextmanager
     def _cohort_turn(self) -> Iterator[None]:
@@ -328,7 +362,7 @@ class Runner(Watched):
         model's runs change places every few steps, not after each one; it lets go at once when
         it is stopped or paused."""
         turns = self.pool.turns
-        cohort = self.trainer.cohort
+        cohort = self.pool.balance_cohort(self.trainer)
         # decided once for this step (the trainer reads it): a run that waits for its cohort's
         # round must not hold a turn, which the cohort's thread needs
         self.trainer.via_cohort = cohort is not None and cohort.shared
@@ -360,9 +394,7 @@ class Runner(Watched):
             if not self.pool.acquire(self, give_up):
                 return
             self.waiting = False
-            cohort = self.trainer.cohort = self.pool.cohort_for(self.trainer)
-            if cohort is not None:
-                cohort.join(self.trainer)
+            self.trainer.cohort = self.pool.join_cohort(self.trainer)
             try:
                 crowded = lambda: self.pool.running > 1  # noqa: E731  (then each run steps on one thread)
                 steps = self.trainer.run(report_every=report_every, around_step=self._step_turn, crowded=crowded, **run_kwargs)
@@ -377,8 +409,8 @@ class Runner(Watched):
                     elif self._abandoned():
                         self._end("lease")
             finally:
-                if cohort is not None:
-                    cohort.leave(self.trainer)
+                if self.trainer.cohort is not None:
+                    self.trainer.cohort.leave(self.trainer)
                     self.trainer.cohort, self.trainer.via_cohort = None, None
                 self._let_go()
                 self.pool.release(self)

@@ -77,34 +77,84 @@ def test_a_round_steps_each_run_as_it_would_alone(ring8):
         torch.testing.assert_close(mine[k], v, rtol=1e-4, atol=1e-5, msg=k)
 
 
-def test_a_class_of_runs_trains_together_through_the_pool_and_ends_as_alone(ring8):
-    """Three runs through the app's pool share one cohort's rounds, and each ends with the weights
-    it would have had alone, tensors of its own again (not views of a stack)."""
-    pool = TrainingPool(3, batching=True)
-    trainers = [_trainer(ring8, seed, **over) for seed, over in RUNS]
-    cohort = pool.cohort_for(trainers[0])
+def _lanes(pool, trainer) -> list:
+    return pool._cohorts.get(cohort_key(trainer), [])
+
+
+def _start_paused(pool, trainers, **kwargs) -> list:
+    """Runs of `trainers` in `pool` that have all joined their cohorts before any steps."""
     for t in trainers:
-        t.pause()  # all three join before any steps
-    runs = [Runner(t, pool, lease=None, steps=40, report_every=0.01) for t in trainers]
-    while len(cohort._joined) < 3:
-        runs[0].wait(0.01)
+        t.pause()
+    runs = [Runner(t, pool, lease=None, report_every=0.01, **kwargs) for t in trainers]
+    deadline = time.monotonic() + 30
+    while sum(c.joined for c in _lanes(pool, trainers[0])) < len(trainers) and time.monotonic() < deadline:
+        time.sleep(0.01)
     for t in trainers:
         t.resume()
+    return runs
+
+
+def test_a_class_of_runs_trains_together_through_the_pool_and_ends_as_alone(ring8):
+    """Three runs through the app's pool (one place to step: one cohort) share its rounds, and
+    each ends with the weights it would have had alone, tensors of its own again (not views of
+    a stack)."""
+    pool = TrainingPool(3, stepping=1, batching=True)
+    trainers = [_trainer(ring8, seed, **over) for seed, over in RUNS]
+    runs = _start_paused(pool, trainers, steps=40)
+    (cohort,) = _lanes(pool, trainers[0])
     for run in runs:
         assert run.wait(60)
         assert run.error is None
     assert cohort.widest >= 2 and cohort.rounds < 120  # steps were taken together
     assert all(t.step_count == 40 and t.cohort is None for t in trainers)
+    assert not _lanes(pool, trainers[0])  # the empty cohort is gone
     for t, a in zip(trainers, _alone(ring8, [40, 40, 40])):
         _assert_same_weights(t, a, atol=5e-5)
     storages = [p.untyped_storage().data_ptr() for t in trainers for p in t.model.parameters()]
     assert len(set(storages)) == len(storages)
 
 
+def test_a_class_is_spread_over_one_cohort_per_core_and_kept_even_as_runs_leave(ring8):
+    """Two places to step: six runs make two cohorts of three (each round on one core). When
+    two runs of one cohort stop, a run of the other moves over (2 and 2), and a moved run still
+    steps exactly as it would alone."""
+    pool = TrainingPool(6, stepping=2, batching=True)
+    seeds = range(6)
+    trainers = [_trainer(ring8, seed) for seed in seeds]
+    runs = _start_paused(pool, trainers)
+    lanes = _lanes(pool, trainers[0])
+    assert sorted(c.joined for c in lanes) == [3, 3]
+    a, b = lanes
+    first_a = set(a._joined)
+    _wait_for(lambda: all(t.step_count >= 10 for t in trainers))
+    assert a.widest >= 2 and b.widest >= 2  # each cohort stepped its runs together
+    gone = [r for r in runs if r.trainer in b._joined][:2]
+    for r in gone:
+        r.stop()
+    _wait_for(lambda: sorted(c.joined for c in lanes) == [2, 2])
+    (moved,) = first_a & set(b._joined)
+    _wait_for(lambda: moved.step_count >= 30)
+    for r in runs:
+        r.stop()
+    assert all(r.error is None for r in runs)
+    for seed, t in zip(seeds, trainers):
+        twin = _trainer(ring8, seed)
+        for _ in range(t.step_count):
+            twin.step()
+        _assert_same_weights(t, twin, atol=5e-5)
+
+
+def _wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert condition()
+
+
 def test_batching_off_steps_each_run_alone(ring8):
     pool = TrainingPool(2)  # the app's default
     t = _trainer(ring8, 0)
-    assert pool.cohort_for(t) is None
+    assert pool.join_cohort(t) is None
     run = Runner(t, pool, lease=None, steps=5)
     assert run.wait(30) and t.step_count == 5
 
