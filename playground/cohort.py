@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
+from torch.optim.adam import adam as adam_step
 
 # how long a round waits for the members of the previous round to come back: GATHER seconds, or
 # this share of the last round's time when longer (a member that misses a round waits a whole
@@ -189,18 +190,23 @@ class Stack:
     @torch.no_grad()
     def adam(self, key: str, grads: list[torch.Tensor], live: torch.Tensor) -> None:
         """Step optimizer `key` of every live model with its slice of the stacked gradients
-        `grads`: each model's own optimizer (its lr, betas and eps, a live lr change included,
-        and its fused kernel: the numbers of a run alone), whose weights and state are views of
-        the stack. A model that is not live is not touched."""
+        `grads`, as its own optimizer would (its lr, betas and eps, a live lr change included,
+        and the same fused kernel: the numbers of a run alone): one kernel call for all the
+        live models that share their settings, on the views of the stack their optimizers hold.
+        A model that is not live is not touched."""
         grads = [g.contiguous() for g in grads]  # the fused kernel reads a param's layout in its grad
+        refs = self.opt_params[key]
+        groups: dict[tuple, list[list[torch.Tensor]]] = {}
         for i in live.nonzero().flatten().tolist():
-            opt = self.trainers[i].opts[key]
-            params = [self._param(i, ref) for ref in self.opt_params[key]]
-            for p, g in zip(params, grads):
-                p.grad = g[i]
-            opt.step()
-            for p in params:
-                p.grad = None
+            g = self.trainers[i].opts[key].param_groups[0]
+            lists = groups.setdefault((g["lr"], *g["betas"], g["eps"]), [[], [], [], [], []])
+            for ref, grad in zip(refs, grads):
+                state = self.opt_state[key][ref]
+                for out, t in zip(lists, (self.params[ref[0]][ref[1]].detach()[i], grad[i], state["exp_avg"][i], state["exp_avg_sq"][i], state["step"][i])):
+                    out.append(t)
+        for (lr, beta1, beta2, eps), (params, grad, exp_avg, exp_avg_sq, step) in groups.items():
+            adam_step(params, grad, exp_avg, exp_avg_sq, [], step, fused=True, amsgrad=False, beta1=beta1, beta2=beta2,
+                                  lr=lr, weight_decay=0.0, eps=eps, maximize=False)  # fmt: skip
 
     @torch.no_grad()
     def lerp(self, dst: str, src: str, weight: torch.Tensor, live: torch.Tensor) -> None:
@@ -209,7 +215,10 @@ class Stack:
         rows = None if bool(live.all()) else live.nonzero().squeeze(1)
         for k, d in self.params[dst].items():
             w = weight.to(d.device, d.dtype).view((self.n,) + (1,) * (d.dim() - 1))
-            self._put(d, d.lerp(self.params[src][k], w), rows.to(d.device) if rows is not None else None)
+            if rows is None:
+                d.lerp_(self.params[src][k], w)
+            else:
+                self._put(d, d.lerp(self.params[src][k], w), rows.to(d.device))
 
 
 @torch.no_grad()
