@@ -364,3 +364,30 @@ def test_closing_sessions_gives_memory_back_once_for_a_class_that_leaves_at_once
     assert len(trims) == 1
     ps.give_back_memory_soon(0.05)  # a later one gets its own
     _wait(lambda: len(trims) == 2)
+
+
+def test_forgetting_a_closed_sessions_entry_gives_its_memory_back(monkeypatch):
+    """Gradio's entry for a session goes a few seconds after the session closed, after the
+    close's own trim: what it still held is handed back too (and nothing is for an entry kept)."""
+    import threading
+    from types import SimpleNamespace
+
+    import playground.session as ps
+    import ui
+
+    trims = []
+    monkeypatch.setattr(ps, "_trim", lambda: trims.append(1))
+    monkeypatch.setattr(ps, "_trim_timer", None)
+    monkeypatch.setattr(ps, "give_back_memory_soon", lambda delay=0.0, f=ps.give_back_memory_soon: f(0.0))
+    monkeypatch.setattr(ui, "give_back_memory_soon", ps.give_back_memory_soon)
+    open_session, closed = Session(), Session()
+    closed.close()
+    trims.clear()
+    held = SimpleNamespace(lock=threading.Lock(), time_last_used={"a": 0, "b": 0},
+                           session_data={"a": SimpleNamespace(state_data={1: open_session}), "b": SimpleNamespace(state_data={1: closed})})  # fmt: skip
+    ui.forget_session(held, "a", 1)  # the tab came back: kept, nothing to give back
+    time.sleep(0.1)
+    assert "a" in held.session_data and not trims
+    ui.forget_session(held, "b", 1)
+    _wait(lambda: trims)
+    assert "b" not in held.session_data and "b" not in held.time_last_used

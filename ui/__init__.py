@@ -19,7 +19,7 @@ from playground.classroom import Classroom
 from playground.links import settings_from_query
 from playground.onnx_export import decoder_dir
 from playground.runs import TrainingPool
-from playground.session import Session
+from playground.session import Session, give_back_memory_soon
 
 from .class_tab import ClassTab
 from .explore_tab import ExploreTab
@@ -258,9 +258,11 @@ def forget_session(held, sid: str, state_id: int) -> None:
     traceback), and Gradio keeps at most 2,000 of them (a few KB each) in an LRU cache."""
     with held.lock:
         entry = held.session_data.get(sid)
-        if entry is not None:
-            value = entry.state_data.get(state_id)
-            if value is not None and not value.closed:
-                return
-            del held.session_data[sid]
-            held.time_last_used.pop(sid, None)
+        if entry is None:
+            return
+        value = entry.state_data.get(state_id)
+        if value is not None and not value.closed:
+            return
+        del held.session_data[sid]
+        held.time_last_used.pop(sid, None)
+    give_back_memory_soon()  # what only Gradio's entry still held (the Session's own close trimmed before it went)
