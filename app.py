@@ -38,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="PyTorch threads of a training that runs alone (default: every core; runs that share the cores use one each)")  # fmt: skip
     p.add_argument("--batching", action="store_true",
-                   help="a class's same-shaped runs step together as one batched model (experimental: not yet faster through the app)")
+                   help="a class's same-shaped runs (GANs on 2-D points) step together as batched models, one per core (README: Batching)")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="train every run on the Ray cluster at ADDRESS (HOST:6379, or auto); the app stays here (README: A lab of machines)")
     p.add_argument("--max-file-size", default="100mb", help="largest upload accepted")
