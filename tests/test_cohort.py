@@ -5,8 +5,9 @@ import time
 
 import pytest
 import torch
+from torch.func import functional_call, stack_module_state, vmap
 
-from playground.cohort import Cohort, cohort_key
+from playground.cohort import Cohort, cohort_key, stacked_sequential
 from playground.models import copy_model
 from playground.runs import Runner, TrainingPool
 from playground.trainer import TrainConfig, make_trainer
@@ -51,6 +52,32 @@ def test_models_a_cohort_cannot_stack_train_alone(ring8, digits):
     dc = make_trainer("gan", digits, {"arch": "dcgan", "d_norm": "batch", "channels": 8}, TrainConfig(batch_size=16))
     assert cohort_key(dc) is None  # batch norm: buffers that a stacked step would have to share
     assert cohort_key(make_trainer("vae", ring8)) is None  # a family without stacked_train_step
+
+
+@pytest.mark.parametrize("data", ["ring8", "digits"])
+def test_an_mlps_own_stacked_forward_gives_vmaps_numbers_and_gradients_in_the_weights_layout(data, request):
+    """stacked_forward (feature-major batched products) against vmap over the nets themselves:
+    the same outputs, input gradients (which R1 takes) and weight gradients, the latter already
+    contiguous in each weight's (N, out, in) layout (Adam's fused kernel needs no copy)."""
+    data = request.getfixturevalue(data)
+    models = [_trainer(data, seed).model for seed in range(3)]
+    for net, make_input in (("G", lambda: torch.randn(3, 5, models[0].config.latent_dim)),
+                            ("D", lambda: torch.randn(3, 5, *data.sample_shape))):  # fmt: skip
+        subs = [m.get_submodule(net) for m in models]
+        params, _ = stack_module_state(subs)
+        x = make_input().requires_grad_(True)
+        own = subs[0].stacked_forward(params, x)
+        ref = vmap(lambda p, a, m=subs[0]: functional_call(m, p, (a,)))(params, x)
+        assert own.shape == ref.shape == (3, 5, *(data.sample_shape if net == "G" else ()))
+        torch.testing.assert_close(own, ref, rtol=1e-5, atol=1e-6)
+        weight = torch.randn_like(own)
+        got = torch.autograd.grad((own * weight).sum(), [x, *params.values()])
+        want = torch.autograd.grad((ref * weight).sum(), [x, *params.values()])
+        for name, g, w in zip(["input", *params], got, want):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5, msg=name)
+            assert name == "input" or g.is_contiguous(), name
+    with pytest.raises(TypeError, match="not Dropout"):
+        stacked_sequential(torch.nn.Sequential(torch.nn.Dropout()), {}, torch.zeros(1, 1, 1))
 
 
 def test_a_round_steps_each_run_as_it_would_alone(ring8):

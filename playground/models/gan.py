@@ -50,6 +50,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cohort import stacked_sequential
 from ._common import (
     Conditioning,
     ConfigError,
@@ -153,6 +154,13 @@ class MLPGenerator(nn.Module):
             h = torch.tanh(h)
         return h.view(z.shape[0], *self.data_shape)
 
+    def stacked_forward(self, params: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        """forward for N stacked weight sets at once (playground/cohort.py): (N, B, latent) -> (N, B, *data_shape)."""
+        h = stacked_sequential(self.net, params, z, "net.")
+        if self.images:
+            h = torch.tanh(h)
+        return h.reshape(*z.shape[:2], *self.data_shape)
+
 
 class MLPDiscriminator(nn.Module):
     def __init__(self, cfg: GANConfig):
@@ -163,6 +171,11 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x, w=None):  # (B/pack, pack * prod(data_shape)) -> (B/pack,) logits
         return projected(self.net, self.embed, x.flatten(1), w)
+
+    def stacked_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """forward for N stacked weight sets at once, unconditional (a cohort stacks no classes):
+        (N, B, *data_shape) -> (N, B) logits."""
+        return stacked_sequential(self.net, params, x.flatten(2), "net.").squeeze(2)
 
 
 def dcgan_init(module: nn.Module) -> None:
