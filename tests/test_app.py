@@ -214,6 +214,56 @@ def test_live_pictures_of_slow_models_are_throttled_and_curves_keep_their_colour
     assert list(series_colors(("d_loss", "g_loss"), GAN.series)) == ["D loss", "G loss"]
 
 
+def test_a_crowded_streams_first_picture_after_the_run_stepped_is_drawn_at_once(train_tab):
+    """In a class of 30 a stream's pictures come 4.5 s apart; the picture drawn before the run
+    stepped must not hold back the first one after it (the student sees their run start then)."""
+    from playground.session import Session, TrainSettings
+
+    s = Session()
+    t, _ = s.prepare(TrainSettings(family="gan", data="ring8", model={"hidden": 16}))
+    view = train_tab.view(s)
+    before = train_tab.picture(t, view, training=True, live=True, gap=60.0)
+    assert isinstance(before, str) and train_tab.picture(t, view, training=True, live=True, gap=60.0) == gr.skip()
+    t.step()
+    first = train_tab.picture(t, view, training=True, live=True, gap=60.0)
+    assert isinstance(first, str) and view["pic_step"] == 1
+    t.step()
+    assert train_tab.picture(t, view, training=True, live=True, gap=60.0) == gr.skip()  # then one a gap
+
+
+def test_a_run_that_steps_while_its_first_frame_is_drawn_is_shown_again_at_once(monkeypatch):
+    """A crowded stream waits `crowding` times longer between frames once it has shown a step;
+    a run whose first step came while the first frame (of step 0) was being drawn has not shown
+    one yet, and its next frame must come at once, not a crowded gap later (an hour here)."""
+    import threading
+
+    import ui.streaming as streaming
+    from playground.session import Session, TrainSettings
+
+    monkeypatch.setattr(streaming, "MAX_GAP", 3600.0)
+    s = Session()
+    monkeypatch.setattr(s.pool, "crowding", lambda: 1e6)
+    t, _ = s.prepare(TrainSettings(family="gan", data="ring8", model={"hidden": 16}))
+    t.pause()
+    runner = s.start(t, lease=None)
+    shown = []
+
+    def frame(state, rate):
+        if not shown:  # the run takes its first step while this frame (of step 0) is drawn
+            t.resume()
+            runner.wait_stepped(30)
+        shown.append(min(t.step_count, 1))
+        return state
+
+    frames = streaming.stream(s, runner, 0.01, frame)
+    second = threading.Thread(target=lambda: (next(frames), next(frames)), daemon=True)
+    second.start()
+    second.join(60)
+    drawn = len(shown)  # before the run stops (which ends any wait)
+    runner.stop()
+    assert drawn == 2, "the stepped run's frame waited a crowded gap"
+
+
 def test_a_streams_frames_send_only_what_changed(train_tab, monkeypatch):
     """Each output a stream re-sends costs the server's event loop, which every user's requests
     wait for: a live frame skips what has not changed, sends its picture as a PNG it encoded

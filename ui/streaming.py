@@ -52,15 +52,17 @@ def stream(session: Session, runner: Runner, every: float, frame: Callable[[str,
     however the loop ends. A dropped stream ends its run within the lease plus that gap.
     `since` (a monotonic time: when Train was pressed) traces the first picture's delay."""
     first = True
+    shown_step = False  # whether a frame drawn after the run's first step has gone out
     try:
         while True:
             # a crowded pool's runs are shown less often (the watcher says so, and the run waits
-            # for it that much longer); until its first step, as soon as it has one
-            gap = min(every * runner.pool.crowding(), MAX_GAP) if runner.stepped else every
+            # for it that much longer); until a frame has shown its first step, as soon as it has
+            # one (a run that stepped while its first frame was drawn is shown again at once)
+            gap = min(every * runner.pool.crowding(), MAX_GAP) if shown_step else every
             runner.touch(back_in=0.0 if first else gap)
             if first:
                 finished = runner.done
-            elif runner.stepped:
+            elif shown_step:
                 finished = runner.wait(gap)
             else:
                 runner.wait_stepped(gap)
@@ -72,11 +74,13 @@ def stream(session: Session, runner: Runner, every: float, frame: Callable[[str,
                 if isinstance(runner.error, (TrainingDiverged, ClusterError)):
                     raise gr.Error(str(runner.error))
                 raise runner.error
+            stepped = runner.stepped  # before drawing: this frame shows a step of the run
             with runner.busy():  # drawing is the watcher at work, not a watcher gone
                 out = frame(run_state(runner, finished), runner.latest.steps_per_sec)
-            if since is not None and runner.latest.step > 0:  # the run's first picture
+            if since is not None and stepped and not shown_step:  # the run's first picture
                 trace("first_picture", seconds=round(time.monotonic() - since, 3))
                 since = None
+            shown_step = shown_step or stepped
             yield out
             if finished:
                 break

@@ -502,8 +502,9 @@ class TrainTab:
         yield from stream(session, runner, REPORT_EVERY, draw, since=session.requested_at)
 
     def view(self, session: Session) -> dict:
+        """What one stream remembers between its frames: the canvas, and the step it began at."""
         t = session.trainer
-        return {"canvas": None if t is None else training_canvas(t)}
+        return {"canvas": None if t is None else training_canvas(t), "start": None if t is None else t.step_count}
 
     def frame(self, session: Session, view: dict, state: str, rate: float, live: bool = False):
         """The status, samples picture and two curves. A `live` frame (one of a stream's, before
@@ -546,20 +547,22 @@ class TrainTab:
         drawing time, so a model whose samples are slow (a diffusion chain) spends at most a
         quarter of the time drawing, and at most every `gap` seconds (a crowded pool's runs are
         drawn less often); a step by hand is always drawn fresh. In a live frame, a picture not
-        redrawn is not sent again (gr.skip()). The `session` learns what its user now sees (the
-        teacher's wall shows it)."""
-        now = time.perf_counter()
-        kept = view.get("pic") is not None and (now < view.get("next", 0.0) if training else t.step_count == view.get("pic_step"))
+        redrawn is not sent again (gr.skip()), except the first after the run has stepped: the
+        student sees their run start in it, not a gap later (4.5 s in a class of 30). The
+        `session` learns what its user now sees (the teacher's wall shows it)."""
+        now, step = time.perf_counter(), t.step_count  # (the run may step while this draws)
+        started = view.get("pic_step") == view.get("start") and step != view.get("start")  # first picture since it stepped
+        kept = view.get("pic") is not None and not started and (now < view.get("next", 0.0) if training else t.step_count == view.get("pic_step"))
         if kept and (training or live):
             return gr.skip() if live else view["pic"]
         samples = t.progress_samples()
         pic = view["canvas"].draw(samples) if view["canvas"] is not None else samples_picture(samples)
         if session is not None:
-            session.show(t.step_count, pic)
+            session.show(step, pic)
         if live:
             pic = png_file(pic, self.samples)  # encoded here, not on the server's event loop
         took = time.perf_counter() - now
-        view.update(pic=pic, next=now + max(4 * took, gap if t.step_count else 0.0), pic_step=t.step_count)
+        view.update(pic=pic, next=now + max(4 * took, gap if step else 0.0), pic_step=step)
         return pic
 
     def empty(self):
