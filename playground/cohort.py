@@ -138,7 +138,8 @@ class Stack:
         where = {id(p): (net, k) for net in nets for k, p in models[0].get_submodule(net).named_parameters()}
         self.opt_params = {key: [where[id(p)] for p in opt.param_groups[0]["params"]] for key, opt in trainers[0].opts.items()}
         self.opt_state = {key: {ref: self._stack_state(key, ref) for ref in refs} for key, refs in self.opt_params.items()}
-        self._bound: list[list[tuple[torch.Tensor, int]]] = [[] for _ in range(self.n)]
+        self._views: dict[str, list] = {}  # Adam's views of each model's slices (_adam_views)
+        self._bound: list[tuple[list, list]] = [([], []) for _ in range(self.n)]  # what _bind pointed at
         for i in range(self.n):
             self._bind(i)
 
@@ -159,32 +160,32 @@ class Stack:
         return {name: torch.stack([s[j].detach() for s in states]) for j, name in enumerate(("step", "exp_avg", "exp_avg_sq"))}
 
     def _bind(self, i: int) -> None:
-        bound = []
+        params, states = [], []
         for net in self.nets:
             for k, stacked in self.params[net].items():
                 p = self._param(i, (net, k))
                 p.data = stacked.detach()[i]
-                bound.append((p, p.data_ptr()))
+                params.append((p, p.data_ptr()))
         for key, refs in self.opt_params.items():
             opt = self.trainers[i].opts[key]
             for ref in refs:
                 p = self._param(i, ref)
                 st = {name: s[i] for name, s in self.opt_state[key][ref].items()}
                 opt.state[p] = st
-                bound += [(st["exp_avg"], st["exp_avg"].data_ptr()), (st["exp_avg_sq"], st["exp_avg_sq"].data_ptr())]
-        self._bound[i] = bound
+                states.append((opt, p, st["exp_avg"], st["exp_avg_sq"]))
+        self._bound[i] = (params, states)
 
     def intact(self, i: int) -> bool:
         """Whether model i's tensors still view its slice (loading an optimizer's state, as the
-        NaN guard does, puts new tensors in their place)."""
-        if any(t.data_ptr() != ptr for t, ptr in self._bound[i]):
+        NaN guard does, puts new tensors in their place). Asked for every member of every round:
+        pointers and identities only."""
+        params, states = self._bound[i]
+        if any(p.data_ptr() != ptr for p, ptr in params):
             return False
-        for key, refs in self.opt_params.items():
-            state = self.trainers[i].opts[key].state
-            for ref in refs:
-                st = state.get(self._param(i, ref), {})
-                if st.get("exp_avg") is None or st["exp_avg"].data_ptr() != self.opt_state[key][ref]["exp_avg"][i].data_ptr():
-                    return False
+        for opt, p, avg, avg_sq in states:
+            st = opt.state.get(p)  # (load_state_dict replaces opt.state itself: read it here)
+            if st is None or st.get("exp_avg") is not avg or st.get("exp_avg_sq") is not avg_sq:
+                return False
         return True
 
     @torch.no_grad()
@@ -225,19 +226,29 @@ class Stack:
         and the same fused kernel: the numbers of a run alone): one kernel call for all the
         live models that share their settings, on the views of the stack their optimizers hold.
         A model that is not live is not touched."""
-        grads = [g.contiguous() for g in grads]  # the fused kernel reads a param's layout in its grad
-        refs = self.opt_params[key]
+        grads = [g.contiguous().unbind(0) for g in grads]  # (the fused kernel reads a param's layout in its grad)
+        views = self._adam_views(key)
         groups: dict[tuple, list[list[torch.Tensor]]] = {}
         for i in live.nonzero().flatten().tolist():
             g = self.trainers[i].opts[key].param_groups[0]
             lists = groups.setdefault((g["lr"], *g["betas"], g["eps"]), [[], [], [], [], []])
-            for ref, grad in zip(refs, grads):
-                state = self.opt_state[key][ref]
-                for out, t in zip(lists, (self.params[ref[0]][ref[1]].detach()[i], grad[i], state["exp_avg"][i], state["exp_avg_sq"][i], state["step"][i])):
-                    out.append(t)
+            params, exp_avg, exp_avg_sq, step = views[i]
+            for out, ts in zip(lists, (params, [grad[i] for grad in grads], exp_avg, exp_avg_sq, step)):
+                out.extend(ts)
         for (lr, beta1, beta2, eps), (params, grad, exp_avg, exp_avg_sq, step) in groups.items():
             adam_step(params, grad, exp_avg, exp_avg_sq, [], step, fused=True, amsgrad=False, beta1=beta1, beta2=beta2,
                                   lr=lr, weight_decay=0.0, eps=eps, maximize=False)  # fmt: skip
+
+    def _adam_views(self, key: str) -> list[tuple[list[torch.Tensor], ...]]:
+        """Each model's slices of optimizer `key`'s parameters and states, in its order: (params,
+        exp_avg, exp_avg_sq, step) lists, made once per stack (they view it for its whole life)."""
+        if key not in self._views:
+            refs = self.opt_params[key]
+            weights = [self.params[net][k].detach() for net, k in refs]
+            states = [self.opt_state[key][ref] for ref in refs]
+            self._views[key] = [([w[i] for w in weights], *([s[name][i] for s in states] for name in ("exp_avg", "exp_avg_sq", "step")))
+                                for i in range(self.n)]  # fmt: skip
+        return self._views[key]
 
     @torch.no_grad()
     def lerp(self, dst: str, src: str, weight: torch.Tensor, live: torch.Tensor) -> None:
@@ -340,7 +351,7 @@ class Cohort:
         if empty and self.on_empty is not None:
             self.on_empty(self)
 
-    def step(self, trainer) -> dict[str, torch.Tensor]:
+    def step(self, trainer) -> dict[str, float]:
         """One training step of `trainer` (holding its lock), taken in the next round; its parts."""
         me = id(trainer)
         with self._cond:
@@ -400,7 +411,8 @@ class Cohort:
 
     def step_together(self, batch: list) -> dict[int, dict]:
         """One round: a whole step of each trainer in `batch` (same cohort key; each waiting in
-        `step`, or a test's own), taken together; {id(trainer): its parts}."""
+        `step`, or a test's own), taken together; {id(trainer): its parts, as Python floats
+        (read once for the round here, not by each member's thread: they come back sooner)}."""
         with self._compute, contextlib.ExitStack() as held:
             now = time.monotonic()
             for t in batch:
@@ -432,4 +444,5 @@ class Cohort:
             self._round_seconds = time.monotonic() - now
             self.rounds += 1
             self.widest = max(self.widest, len(batch))
-            return {id(t): {k: v[i] for k, v in parts.items()} for i, t in enumerate(stack.trainers) if id(t) in asked}
+            numbers = {k: v.tolist() for k, v in parts.items()}
+            return {id(t): {k: v[i] for k, v in numbers.items()} for i, t in enumerate(stack.trainers) if id(t) in asked}

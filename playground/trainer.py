@@ -186,10 +186,11 @@ class Report:
     done: bool = False
 
 
-def _scalars(parts: dict[str, torch.Tensor]) -> dict:
+def _scalars(parts: dict[str, torch.Tensor | float]) -> dict:
+    """A step's parts as Python numbers (a cohort's come as numbers already)."""
     out = {}
     for k, v in parts.items():
-        out[k] = v.item() if v.dim() == 0 else v.tolist()
+        out[k] = v if not isinstance(v, torch.Tensor) else v.item() if v.dim() == 0 else v.tolist()
     return out
 
 
