@@ -31,7 +31,7 @@ from .files import remove_upload
 from .models import BATCH_SIZE, DATA_FIELDS, ConfigError, a_model, default_config, family_of
 from .runs import Runner, TrainingPool
 from .trainer import TrainConfig, Trainer, labels_of, make_trainer
-from .viz import PointsCanvas, plane_limit
+from .viz import PointsCanvas, forget_fonts, plane_limit
 
 FLOOR = "entropy floor (best possible)"
 
@@ -55,6 +55,7 @@ def give_back_memory_soon(delay: float = 3.0) -> None:
 
 
 def _trim() -> None:
+    forget_fonts()
     gc.collect()
     name = ctypes.util.find_library("c")
     try:

@@ -1,6 +1,8 @@
 """The app's per-user logic without Gradio: continue vs new model, bad settings, curves."""
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -364,6 +366,44 @@ def test_closing_sessions_gives_memory_back_once_for_a_class_that_leaves_at_once
     assert len(trims) == 1
     ps.give_back_memory_soon(0.05)  # a later one gets its own
     _wait(lambda: len(trims) == 2)
+
+
+def _open_font_files() -> int:
+    n = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            n += os.readlink(fd).endswith((".ttf", ".otf"))
+        except OSError:  # (the listing's own, closed by now)
+            pass
+    return n
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc")
+def test_giving_memory_back_closes_the_fonts_each_drawing_thread_kept(ring8):
+    """matplotlib keeps a thread's fonts open for that thread (a server's worker threads take
+    turns drawing): the trim after a class leaves closes them."""
+    import threading
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    import playground.session as ps
+    from playground.viz import points_figure
+
+    before = _open_font_files()
+    barrier = threading.Barrier(4)
+
+    def draw():  # four threads alive at once, each drawing text
+        FigureCanvasAgg(points_figure(ring8.x[:50], None, title="a class")).draw()
+        barrier.wait()
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _open_font_files() >= before + 4
+    ps._trim()
+    assert _open_font_files() == 0
 
 
 def test_forgetting_a_closed_sessions_entry_gives_its_memory_back(monkeypatch):
