@@ -6,8 +6,8 @@ Class mode (the default): for each N in `--students` (1, 2, 8, 30), N gradio_cli
 press Train on the defaults (a GAN on ring8) within a second, train `--train` seconds, then
 press Stop and close their tabs. Reported per N: time from pressing Train to the student's first
 picture of a run that has stepped (p50 / p95 / max; as the clients saw it, and as the server
-sent it, from the trace the app writes to $PLAYGROUND_TRACE: on 2 cores shared with 30
-clients, the clients see it late), steps/s per student (its steps over the time
+drew it, from the trace the app writes to $PLAYGROUND_TRACE: the difference is the time
+Gradio takes to deliver it), steps/s per student (its steps over the time
 from its first picture to Stop: min / median / max, and max/min as the fairness), the whole
 class's steps/s (every student's steps over the round's wall time), how many students started
 at all, and the server's RSS at the peak. The ratio that matters: the class's steps/s at N = 30

@@ -38,7 +38,7 @@ def run_state(runner: Runner, finished: bool) -> str:
 def trace(event: str, **numbers) -> None:
     """One JSON line of what the server saw, appended to the file $PLAYGROUND_TRACE names
     (nothing when it is not set): what bench/bench_class.py reads for the server's own times,
-    which its clients on the same cores see late."""
+    beside those its clients see."""
     path = os.environ.get("PLAYGROUND_TRACE")
     if path:
         with open(path, "a") as f:
