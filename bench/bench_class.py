@@ -42,7 +42,8 @@ back within 10 % of its start.
     python bench/bench_class.py --soak 600 --sessions 30
 
 A closed tab's session closes a minute after the page went away (`ui.CLOSE_AFTER`, in case it
-comes back): `--settle` (80 s) waits past that before the RSS after.
+comes back): `--settle` (100 s) waits past that, and past the trim that follows (at most every
+`playground.session.TRIM_SPACING`, 15 s), before the RSS after.
 
 `--app PATH` serves another checkout's app.py (an older commit, for a side-by-side figure).
 The clients run at the lowest CPU priority, so that on 2 cores they take from the server only
@@ -326,7 +327,7 @@ def main() -> None:
     p.add_argument("--sessions", type=int, default=30, help="memory and soak modes: sessions per burst, students in the soak")
     p.add_argument("--max-trainings", type=int, default=None, help="the app's --max-trainings (default: the app's own)")
     p.add_argument("--train", type=float, default=30.0, help="seconds each round or burst trains")
-    p.add_argument("--settle", type=float, default=80.0,
+    p.add_argument("--settle", type=float, default=100.0,
                    help="memory and soak modes: seconds after the class left (a closed tab's session closes 60 s on: ui.CLOSE_AFTER)")
     p.add_argument("--app", default=str(ROOT), help="the checkout whose app.py to serve")
     p.add_argument("--json", action="store_true")

@@ -38,20 +38,34 @@ FLOOR = "entropy floor (best possible)"
 
 _TRIM = threading.Lock()
 _trim_timer: threading.Timer | None = None
+_last_trim = float("-inf")  # time.monotonic() of the last trim
+# seconds between two trims at the least: each is a full garbage collection, which holds the
+# interpreter (every session's requests and trainings wait) for 0.5-0.7 s with a class about;
+# students who come and go closed a session every few seconds (bench_class.py's soak: 55 trims in
+# 5 minutes)
+TRIM_SPACING = 15.0
 
 
 def give_back_memory_soon(delay: float = 3.0) -> None:
-    """Hand the memory of closed sessions back to the system, `delay` seconds from now (once
-    for all the sessions that close meanwhile: a class leaves at once). Freed models leave the
-    C heap fragmented, and glibc keeps the pages: without this, a server's memory grows by tens
-    of MB per class that comes and goes (bench/bench_class.py)."""
+    """Hand the memory of closed sessions back to the system, `delay` seconds from now, or
+    TRIM_SPACING after the last time (once for all the sessions that close meanwhile: a class
+    leaves at once). Freed models leave the C heap fragmented, and glibc keeps the pages:
+    without this, a server's memory grows by tens of MB per class that comes and goes
+    (bench/bench_class.py)."""
     global _trim_timer
     with _TRIM:
         if _trim_timer is not None and _trim_timer.is_alive():
             return
-        _trim_timer = threading.Timer(delay, _trim)
+        wait = max(delay, _last_trim + TRIM_SPACING - time.monotonic())
+        _trim_timer = threading.Timer(wait, _trim_now)
         _trim_timer.daemon = True
         _trim_timer.start()
+
+
+def _trim_now() -> None:
+    global _last_trim
+    _last_trim = time.monotonic()
+    _trim()
 
 
 def _trim() -> None:

@@ -359,6 +359,8 @@ def test_closing_sessions_gives_memory_back_once_for_a_class_that_leaves_at_once
     trims = []
     monkeypatch.setattr(ps, "_trim", lambda: trims.append(time.monotonic()))
     monkeypatch.setattr(ps, "_trim_timer", None)
+    monkeypatch.setattr(ps, "_last_trim", float("-inf"))
+    monkeypatch.setattr(ps, "TRIM_SPACING", 0.0)
     for _ in range(5):  # five tabs close within the delay
         ps.give_back_memory_soon(0.2)
     _wait(lambda: trims)
@@ -366,6 +368,12 @@ def test_closing_sessions_gives_memory_back_once_for_a_class_that_leaves_at_once
     assert len(trims) == 1
     ps.give_back_memory_soon(0.05)  # a later one gets its own
     _wait(lambda: len(trims) == 2)
+    # each trim holds the interpreter for a whole collection: at most one per TRIM_SPACING
+    monkeypatch.setattr(ps, "TRIM_SPACING", 3600.0)
+    ps.give_back_memory_soon(0.05)
+    time.sleep(0.3)
+    assert len(trims) == 2 and ps._trim_timer.is_alive()  # put off, not dropped
+    ps._trim_timer.cancel()
 
 
 def _open_font_files() -> int:
@@ -418,6 +426,7 @@ def test_forgetting_a_closed_sessions_entry_gives_its_memory_back(monkeypatch):
     trims = []
     monkeypatch.setattr(ps, "_trim", lambda: trims.append(1))
     monkeypatch.setattr(ps, "_trim_timer", None)
+    monkeypatch.setattr(ps, "TRIM_SPACING", 0.0)
     monkeypatch.setattr(ps, "give_back_memory_soon", lambda delay=0.0, f=ps.give_back_memory_soon: f(0.0))
     monkeypatch.setattr(ui, "give_back_memory_soon", ps.give_back_memory_soon)
     open_session, closed = Session(), Session()
