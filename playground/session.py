@@ -42,7 +42,7 @@ _last_trim = float("-inf")  # time.monotonic() of the last trim
 # seconds between two trims at the least: each is a full garbage collection, which holds the
 # interpreter (every session's requests and trainings wait) for 0.5-0.7 s with a class about;
 # students who come and go closed a session every few seconds (bench_class.py's soak: 55 trims in
-# 5 minutes)
+# 4 minutes)
 TRIM_SPACING = 15.0
 
 

@@ -552,7 +552,7 @@ class TrainTab:
         `session` learns what its user now sees (the teacher's wall shows it)."""
         now, step = time.perf_counter(), t.step_count  # (the run may step while this draws)
         started = view.get("pic_step") == view.get("start") and step != view.get("start")  # first picture since it stepped
-        kept = view.get("pic") is not None and not started and (now < view.get("next", 0.0) if training else t.step_count == view.get("pic_step"))
+        kept = view.get("pic") is not None and not started and (now < view.get("next", 0.0) if training else step == view.get("pic_step"))
         if kept and (training or live):
             return gr.skip() if live else view["pic"]
         samples = t.progress_samples()
