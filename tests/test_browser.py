@@ -121,6 +121,10 @@ def test_a_gan_trains_on_colour_emoji_and_the_page_shows_colour(browser, app_url
     assert page.locator("#colour input[value=auto]").is_checked()
     assert page.locator("input[type=radio][value=dcgan]").is_checked()  # the colour defaults
     wait_until(lambda: page.locator("#image-size input").input_value() == "32", what="the colour sets' 32 px")
+    if not os.environ.get("PLAYGROUND_SCREENSHOTS"):  # 16 px trains four times as fast: colour sooner
+        page.click("#image-size input")
+        page.get_by_role("option", name="16", exact=True).click()
+        wait_until(lambda: page.locator("#image-size input").input_value() == "16", what="16 px picked")
     page.click("#train")
     wait_until(lambda: status_step(page) > 5, timeout=60, what="GAN training on emoji")
     wait_until(lambda: page.locator("#samples img").count() > 0, what="the samples")

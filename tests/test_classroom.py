@@ -163,8 +163,9 @@ def served(tmp_path_factory):
     thread.start()
     wait_for(lambda: server.started, 30, "the server to start")
     yield {"url": f"http://127.0.0.1:{port}/", "room": room, "demo": demo}
-    server.should_exit = True
+    server.should_exit = server.force_exit = True  # the clients' open event streams need not end first
     thread.join(10)
+    assert not thread.is_alive()
 
 
 def test_students_cannot_reach_the_console(served):
