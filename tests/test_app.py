@@ -435,3 +435,42 @@ def test_a_link_cannot_name_a_users_file(url, tmp_path):
     points.write_text("x,y\n" + "\n".join(f"{i},{i % 3}" for i in range(20)))
     with pytest.raises(Exception, match="only name a builtin data set"):
         client(url).predict(upload=handle_file(str(points)), data="upload", api_name="/link")
+
+
+def test_outputs_left_alone_cost_nothing_and_the_rest_go_through_gradio():
+    """ui.common.Blocks: a gr.skip() goes out as Gradio sends it, without the component and its
+    config Gradio would build anew for the session (13 ms for an Image); a value beside it, a
+    dict of some outputs, and a change of properties are Gradio's own."""
+    import asyncio
+
+    import numpy as np
+    from gradio.state_holder import SessionState
+
+    with ui.common.Blocks() as demo:
+        md, img, slider, state = gr.Markdown(), gr.Image(type="numpy", format="png"), gr.Slider(0, 1), gr.State(0)
+        outputs = [md, img, slider, state]
+        btn = gr.Button()
+        btn.click(lambda: None, None, outputs, api_name="f")
+        btn.click(lambda: None, None, img, api_name="one")
+    fns = {fn.api_name: fn for fn in demo.fns.values()}
+    session = SessionState(demo)
+
+    def post(fn, predictions):
+        return asyncio.run(demo.postprocess_data(fns[fn], predictions, session))
+
+    def copies():  # the components this session holds a copy of, in place of the app's own
+        return {b._id for b in outputs[:3] if session.blocks_config.blocks[b._id] is not b}
+
+    assert post("f", (gr.skip(), gr.skip(), gr.skip(), gr.skip())) == [{"__type__": "update"}] * 3 + [None]
+    assert post("f", gr.skip()) == [{"__type__": "update"}] * 3 + [None]
+    assert post("one", gr.skip()) == [{"__type__": "update"}]
+    assert copies() == set()
+    out = post("f", ("**hi**", gr.skip(), gr.skip(), 7))
+    assert out[0] == "**hi**" and out[1:3] == [{"__type__": "update"}] * 2 and session[state._id] == 7
+    out = post("f", {img: np.zeros((4, 4, 3), np.uint8)})  # a dict: the outputs it leaves out are skipped
+    assert out[0] == out[2] == {"__type__": "update"} and out[1]["path"].endswith(".png") and out[3] is None
+    assert copies() == set()
+    out = post("f", (gr.skip(), gr.skip(), gr.Slider(visible=False), gr.skip()))  # a property changes: Gradio's way
+    assert out[2] == {"__type__": "update", "visible": False} and copies() == {slider._id}
+    with pytest.raises(ValueError, match="didn't return enough output values"):
+        post("f", ("a", "b"))

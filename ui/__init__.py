@@ -22,6 +22,7 @@ from playground.runs import TrainingPool
 from playground.session import Session, give_back_memory_soon
 
 from .class_tab import ClassTab
+from .common import Blocks
 from .explore_tab import ExploreTab
 from .inspect_tab import InspectTab
 from .train_tab import TrainTab
@@ -72,7 +73,7 @@ def build_demo(max_trainings: int = 1, *, pool: TrainingPool | None = None, clas
     if teacher and classroom is None:
         raise ValueError("the teacher's page needs the classroom its students join")
     title = "Generative Models Playground" + (": the teacher's console" if teacher else "")
-    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
+    with Blocks(title=title, delete_cache=(3600, 3600)) as demo:
         template = Session(pool=pool, classroom=classroom)
         template.teacher = teacher  # each browser session's copy joins the class as a teacher or a student
         session = gr.State(template, time_to_live=6 * 3600, delete_callback=lambda s: s.close())
