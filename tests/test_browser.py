@@ -63,6 +63,9 @@ def test_train_watch_stop_save(browser, app_url, shots):
     src1 = page.get_attribute("#samples img", "src")
     wait_until(lambda: page.get_attribute("#samples img", "src") != src1, what="the samples to change")
     wait_until(lambda: page.locator("#curve1 canvas, #curve1 svg").count() > 0, what="the loss curves")
+    # the 450 px plot shrunk into its column is shown smoothly (pixelated, its legend was garbled)
+    sizes = page.evaluate("(() => { const i = document.querySelector('#samples img'); return [i.clientWidth, i.naturalWidth, getComputedStyle(i).imageRendering]; })()")
+    assert sizes[0] < sizes[1] and sizes[2] == "auto", sizes
     step1 = status_step(page)
     wait_until(lambda: status_step(page) > step1, what="the step count to grow")
     time.sleep(1.0)

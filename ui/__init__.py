@@ -28,7 +28,7 @@ from .inspect_tab import InspectTab
 from .train_tab import TrainTab
 
 CSS = """
-.pixelated img { image-rendering: pixelated; }
+.pixelated img:not(.pg-shrunk) { image-rendering: pixelated; }  /* see SHARP below */
 .pg-hidden { display: none !important; }
 #explore-image img { width: 100%; height: 100%; object-fit: contain; }  /* the page draws at the model's size */
 #status { min-height: 2.5em; }
@@ -40,7 +40,17 @@ footer { display: none !important; }
 # and the onnxruntime-web it runs on (ui/vendor/onnxruntime-web/README.md), and the decoders
 # exported for it
 HERE = Path(__file__).resolve().parent
-HEAD = f'<script src="gradio_api/file={urllib.parse.quote(str(HERE / "static" / "explore_decode.js"))}"></script>'
+# Pictures with hard pixel edges are shown pixelated when the page makes them larger (a 28 px
+# digit on the projector), and smoothly when it makes them smaller: a 450 px plot shrunk into a
+# narrow column drops rows of pixels, and its legend read "cata" and "generatec".
+SHARP = """<script>(() => {
+  const fit = (img) => img.classList.toggle("pg-shrunk", img.clientWidth > 0 && img.clientWidth < img.naturalWidth);
+  const all = () => document.querySelectorAll(".pixelated img").forEach(fit);
+  document.addEventListener("load", (e) => { if (e.target.tagName === "IMG" && e.target.closest(".pixelated")) fit(e.target); }, true);
+  window.addEventListener("resize", all);
+  document.addEventListener("fullscreenchange", () => setTimeout(all, 50));
+})();</script>"""
+HEAD = f'<script src="gradio_api/file={urllib.parse.quote(str(HERE / "static" / "explore_decode.js"))}"></script>' + SHARP
 PAGE = dict(css=CSS, head=HEAD)  # what launch() (or mount_gradio_app) takes for every page of the app
 
 
