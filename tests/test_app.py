@@ -474,3 +474,13 @@ def test_outputs_left_alone_cost_nothing_and_the_rest_go_through_gradio():
     assert out[2] == {"__type__": "update", "visible": False} and copies() == {slider._id}
     with pytest.raises(ValueError, match="didn't return enough output values"):
         post("f", ("a", "b"))
+
+
+def test_a_float_number_box_nudges_its_value_instead_of_stepping_by_one():
+    """A learning rate's box stepped by Gradio's default 1: one arrow press took 0.0005 to 1."""
+    from ui.train_tab import controls, make_control, nudge
+
+    lr = make_control(controls()["lr"], 0.0005, visible=True)
+    assert lr.step == pytest.approx(1e-5) and round(0.0005 / lr.step, 9).is_integer()  # valid for the browser
+    assert nudge(2e-4) == pytest.approx(1e-5) and nudge(0.1) == pytest.approx(0.01) and nudge(0.0) == 0.01
+    assert make_control(controls()["kl_warmup"], 0, visible=True).step == 1  # a whole number steps by one

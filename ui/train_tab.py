@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 import re
 import tempfile
 import time
@@ -135,7 +136,16 @@ def control_props(s: Setting, value, points: bool) -> dict:
         props.update(minimum=s.lo, maximum=s.hi, step=s.step)
     elif s.widget == "radio":
         props["choices"] = list(s.choices_for(points))
+    elif s.widget == "number" and s.kind is float:
+        props["step"] = nudge(value if isinstance(value, (int, float)) else s.default)
     return props
+
+
+def nudge(value: float) -> float:
+    """The step of a number box for a float: a tenth of the value's order of magnitude (0.0005:
+    0.00001), what its arrows add. At Gradio's default step of 1, one press took a learning rate
+    of 0.0005 to 1 (the run diverged), and the browser called 0.0005 an invalid value."""
+    return 10.0 ** (math.floor(math.log10(abs(value))) - 1) if value else 0.01
 
 
 def make_control(s: Setting, value, visible: bool) -> gr.components.Component:
