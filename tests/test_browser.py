@@ -632,3 +632,28 @@ def test_a_browser_without_webassembly_is_drawn_for_by_the_server(browser, app_u
     slide(page, "z0", -2.2)
     wait_until(lambda: page.get_attribute("#explore-image img", "src") != before, what="the server's new picture")
     assert path_of(page) == "server" and drawn(page) == 0
+
+
+def test_a_pasted_name_reaches_the_teachers_wall(browser):
+    """A name put in the box at once (pasted, autofilled: Playwright's fill) is the one the
+    teacher's wall shows; the box's input event fired only for keys typed."""
+    import socket
+
+    from playground.classroom import Classroom
+    from ui import PAGE, build_demo
+
+    room = Classroom()
+    demo = build_demo(max_trainings=1, classroom=room)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue(default_concurrency_limit=None).launch(server_port=port, prevent_thread_lock=True, quiet=True, **PAGE)
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#student-name textarea, #student-name input")
+        page.fill("#student-name textarea, #student-name input", "Fay Pasted")
+        wait_until(lambda: [s.name for s in room.sessions()] == ["Fay Pasted"], what="the name to reach the class")
+        page.context.close()
+    finally:
+        demo.close()

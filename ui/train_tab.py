@@ -367,7 +367,8 @@ class TrainTab:
             btn.click(with_names(self.stepper(phase), self.names), settings_inputs, self.outputs, api_name=name, concurrency_id="step", concurrency_limit=4)
         for k in self.live_fields:
             c[k].input(self.on_live, [S, *[c[f] for f in self.live_fields]], None, api_name=f"set_{k}", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
-        self.name_box.input(self.on_name, [S, self.name_box], None, api_name="name", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+        # .change, not .input: a pasted or autofilled name fires no input event, and never reached the wall
+        self.name_box.change(self.on_name, [S, self.name_box], None, api_name="name", concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         self.save_btn.click(self.on_save, [S, self.ckpt_name, self.share], [self.download, self.status], api_name="save")
         # the server makes the query string; the page puts its own address in front of it
         self.link_btn.click(with_names(self.on_link_query, self.names), settings_inputs, self.link, api_name="link").then(
