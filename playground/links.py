@@ -10,8 +10,8 @@ show, the tab to open, the lesson to start) and the list of what was not underst
 differs from the family's defaults for that data, so links stay short).
 
 A link is untrusted input: only builtin data sets are accepted (a link never makes the server
-read a path), every value is checked by its declaration, and anything wrong is reported, never
-applied.
+read a path), every value is checked by its declaration, and anything wrong is reported and left
+out (the rest of the link still applies).
 """
 
 from __future__ import annotations
@@ -85,16 +85,20 @@ def settings_from_query(params: Mapping[str, str]) -> Link:
     model_keys = [k for k in params if k not in OWN]
     if not any(k in params for k in ("family", "data", "image_size", "colour", "batch_size", "seed")) and not model_keys:
         return link
+    # a family or data set refused is named and left out like any other value; the rest is
+    # checked against what the link gives without it
     family = params.get("family", "gan")
     try:
         family_of(family)
     except ConfigError as e:
         problems.append(f"family={family!r}: {e}")
-        return link
-    data = params.get("data", "ring8" if "points" in family_of(family).data_kinds else "digits")
+        problems.extend(f"{key}: left out with the family it belongs to" for key in model_keys)
+        family, model_keys = "gan", []
+    data = params.get("data", "")
     if data not in BUILTIN_POINTS + BUILTIN_IMAGES:
-        problems.append(f"data={data!r}: a link can name a builtin data set only ({', '.join(BUILTIN_POINTS + BUILTIN_IMAGES)})")
-        return link
+        if "data" in params:
+            problems.append(f"data={data!r}: a link can name a builtin data set only ({', '.join(BUILTIN_POINTS + BUILTIN_IMAGES)})")
+        data = "ring8" if "points" in family_of(family).data_kinds else "digits"
     st = TrainSettings(family=family, data=data, image_size=default_side(data))
     if "image_size" in params:
         st.image_size = _int_in("image_size", params["image_size"], *IMAGE_SIZE_RANGE, problems) or st.image_size

@@ -484,3 +484,16 @@ def test_a_float_number_box_nudges_its_value_instead_of_stepping_by_one():
     assert lr.step == pytest.approx(1e-5) and round(0.0005 / lr.step, 9).is_integer()  # valid for the browser
     assert nudge(2e-4) == pytest.approx(1e-5) and nudge(0.1) == pytest.approx(0.01) and nudge(0.0) == 0.01
     assert make_control(controls()["kl_warmup"], 0, visible=True).step == 1  # a whole number steps by one
+
+
+def test_an_image_side_the_tab_does_not_offer_trains_and_a_wrong_one_says_what_is_allowed(url):
+    """A link may name any side from 8 to 64 (the tab offers four): the side box takes it. Before,
+    Gradio refused 20 at Train as "not in the list of choices"."""
+    c = client(url)
+    base = dict(upload=None, family="vae", data="digits", hidden=32, batch_size=16)
+    status = c.predict(**base, image_size=20, api_name="/step")[0]
+    assert step_of(status) == 1
+    with pytest.raises(Exception, match="image size must be a whole number; got 'big'"):
+        c.predict(**base, image_size="big", api_name="/step")
+    with pytest.raises(Exception, match="image_size must be an integer from 8 to 64, got 100"):
+        c.predict(**base, image_size=100, api_name="/step")

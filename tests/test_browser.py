@@ -314,7 +314,9 @@ def test_a_link_opens_its_settings_and_tab_and_the_tab_makes_links(browser, app_
     bad = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     bad.goto(app_url.rstrip("/") + "/?family=vae&beta=99&data=/etc/passwd")
     wait_until(lambda: "not understood" in bad.inner_text("body"), what="the warning about the link")
-    assert bad.locator("#family input[value=gan]").is_checked()  # nothing from a refused link is applied
+    assert "beta must be a number from 0.0 to 20.0" in bad.inner_text("body")  # each refused value is named
+    wait_until(lambda: bad.locator("#family input[value=vae]").is_checked(), what="the link's family, its refused data and beta left out")
+    assert bad.locator("#beta input[type=number]").input_value() != "99"
 
 
 # -- Explore's pictures drawn in the page (issue 15) -------------------------------------------

@@ -61,6 +61,16 @@ def test_a_bad_link_is_refused_with_what_is_allowed(query, says):
         assert not (bad_keys & set(link.settings.model))
 
 
+def test_what_a_link_gets_wrong_is_named_and_the_rest_applies():
+    link = parse("family=vae&beta=99&data=/etc/passwd&latent_dim=3")
+    assert [p.split(":")[0] for p in link.problems] == ["data='/etc/passwd'", "beta must be a number from 0.0 to 20.0; got 99.0"]
+    st = link.settings
+    assert (st.family, st.data, st.model) == ("vae", "ring8", {"latent_dim": 3})  # the family's own default data
+    link = parse("family=bogus&beta=4&seed=5")
+    assert link.problems[0].startswith("family='bogus'") and link.problems[1] == "beta: left out with the family it belongs to"
+    assert (link.settings.family, link.settings.data, link.settings.seed, link.settings.model) == ("gan", "ring8", 5, {})
+
+
 @pytest.mark.parametrize(
     "st",
     [

@@ -17,7 +17,15 @@ from pathlib import Path
 import gradio as gr
 
 from playground.classroom import clean_name
-from playground.data import BUILTIN_COLOUR, BUILTIN_IMAGES, BUILTIN_POINTS, DataError, describe, load_data
+from playground.data import (
+    BUILTIN_COLOUR,
+    BUILTIN_IMAGES,
+    BUILTIN_POINTS,
+    IMAGE_SIZE_RANGE,
+    DataError,
+    describe,
+    load_data,
+)
 from playground.drawing import Drawing
 from playground.links import Link, query_from_settings, settings_from_query
 from playground.models import (
@@ -189,9 +197,13 @@ def settings_from(v: dict) -> TrainSettings:
 
 
 def _int(name, value) -> int:
-    if value is None or float(value) != int(float(value)):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer():
         raise ConfigError(f"{name} must be a whole number; got {value!r}")
-    return int(float(value))
+    return int(number)
 
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
@@ -297,7 +309,8 @@ class TrainTab:
                         for k in names:
                             c[k] = make_control(self.controls[k], first.get(k, fallback[k]), visible=k in first_shown)
                         if row == ARCH_ROW:
-                            c["image_size"] = gr.Dropdown(list(IMAGE_SIDES), value=28, label="Image side (px)", visible=False, elem_id="image-size")
+                            c["image_size"] = gr.Dropdown(list(IMAGE_SIDES), value=28, label="Image side (px)", visible=False, elem_id="image-size",
+                                                          allow_custom_value=True, info=f"or type one from {IMAGE_SIZE_RANGE[0]} to {IMAGE_SIZE_RANGE[1]}")  # a link's, say
                             c["colour"] = gr.Radio([("as the data", "auto"), ("grey", "grey")], value="auto", label="Colour", visible=False, elem_id="colour")
                         if row == TRAINING_ROW:
                             c["batch_size"] = gr.Slider(8, 512, value=128, step=8, label="Batch size")
