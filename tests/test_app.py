@@ -497,3 +497,13 @@ def test_an_image_side_the_tab_does_not_offer_trains_and_a_wrong_one_says_what_i
         c.predict(**base, image_size="big", api_name="/step")
     with pytest.raises(Exception, match="image_size must be an integer from 8 to 64, got 100"):
         c.predict(**base, image_size=100, api_name="/step")
+
+
+def test_a_users_mistake_is_shown_to_them_and_not_logged_as_a_traceback(url, capfd):
+    """The server's log keeps tracebacks for bugs: a class's typing mistakes buried them."""
+    c = client(url)
+    capfd.readouterr()
+    with pytest.raises(Exception, match="lr must be a number from"):
+        c.predict(upload=None, family="gan", data="ring8", lr=5.0, api_name="/step")
+    time.sleep(0.5)
+    assert "Traceback" not in capfd.readouterr().err

@@ -19,7 +19,7 @@ from playground.data import BUILTIN_IMAGES, BUILTIN_POINTS
 from playground.models import family_of
 from playground.session import Session, status_text
 
-from .common import USER_ERRORS
+from .common import USER_ERRORS, user_error
 
 REFRESH = 2.0  # seconds between two refreshes of the wall and the table
 THUMB = 192  # pixels: the wall's pictures are scaled down to at most this side
@@ -159,18 +159,18 @@ class ClassTab:
         try:
             settings = self.train_tab.settings(session, values)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         if settings.data not in BUILTIN_POINTS + BUILTIN_IMAGES:
-            raise gr.Error("Only settings on a builtin data set can be sent: the students do not have your uploaded file.")
+            raise user_error("Only settings on a builtin data set can be sent: the students do not have your uploaded file.")
         self.sent(self.classroom.push_settings(settings), "your settings")
 
     def on_send_theirs(self, session: Session) -> None:
         picked = self.view(session)["picked"]
         s = self.classroom.student(picked) if picked is not None else None
         if s is None or s.settings is None:
-            raise gr.Error("Spotlight a student who has trained a model first: click their samples on the wall.")
+            raise user_error("Spotlight a student who has trained a model first: click their samples on the wall.")
         if s.settings.data not in BUILTIN_POINTS + BUILTIN_IMAGES:
-            raise gr.Error("That student trains on their own uploaded file, which the others do not have.")
+            raise user_error("That student trains on their own uploaded file, which the others do not have.")
         name = s.name or f"student {s.number}"
         self.sent(self.classroom.push_settings(s.settings, sender=f"your teacher ({name}'s settings)"), f"{name}'s settings")
 
@@ -178,7 +178,7 @@ class ClassTab:
         try:
             n = self.classroom.push_lesson(key)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         self.sent(n, f"the lesson “{lessons.get(key).title}”")
 
     @staticmethod

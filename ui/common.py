@@ -26,6 +26,12 @@ CHECKPOINT_ROOT = Path(os.environ.get("PLAYGROUND_CHECKPOINTS", ROOT / "checkpoi
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
+def user_error(message: str) -> gr.Error:
+    """An error the user can fix, shown on their page and not logged: the log keeps its
+    tracebacks for bugs (a class's typing mistakes buried them, 35 lines each)."""
+    return gr.Error(message, print_exception=False)
+
+
 def session_dir(request: gr.Request | None) -> Path:
     """This browser session's private checkpoint folder."""
     sid = getattr(request, "session_hash", None) or "local"

@@ -50,7 +50,7 @@ from playground.session import Session
 from playground.viz import figure_array, latent_scatter
 
 from . import common
-from .common import SESSION_MODEL, USER_ERRORS, model_choices
+from .common import SESSION_MODEL, USER_ERRORS, model_choices, user_error
 
 MAP_STEPS = 15
 Z_RANGE = 3.0  # a latent slider's range, ±; wider when the point's coordinate is further out
@@ -298,9 +298,9 @@ class ExploreTab:
 
     def on_pick(self, session: Session, choice: str | None, page_draws=False, request: gr.Request = None):
         if not choice:
-            raise gr.Error("Pick a model to explore.")
+            raise user_error("Pick a model to explore.")
         if choice not in {value for _, value in model_choices(request)}:
-            raise gr.Error(f"{choice!r} is not one of the models you can explore: pick one from the list, or upload a checkpoint.")
+            raise user_error(f"{choice!r} is not one of the models you can explore: pick one from the list, or upload a checkpoint.")
         try:
             if choice == SESSION_MODEL:
                 if session.trainer is None:
@@ -309,7 +309,7 @@ class ExploreTab:
             else:
                 card = card_from_checkpoint(choice)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         return self.show(session, card, page_draws=page_draws)
 
     def on_open(self, session: Session, choice: str | None, page_draws=False, request: gr.Request = None):
@@ -325,11 +325,11 @@ class ExploreTab:
     def on_upload(self, session: Session, path: str | None, page_draws=False):
         session.adopt(path)
         if not path:
-            raise gr.Error("Choose a .safetensors checkpoint.")
+            raise user_error("Choose a .safetensors checkpoint.")
         try:
             card = card_from_checkpoint(path, name=Path(path).stem)
         except USER_ERRORS as e:
-            raise gr.Error(f"Could not load that checkpoint: {e}") from None
+            raise user_error(f"Could not load that checkpoint: {e}") from None
         return self.show(session, card, page_draws=page_draws)
 
     def on_reopen(self, session: Session, path: str | None, page_draws=False, request: gr.Request = None):
@@ -345,7 +345,7 @@ class ExploreTab:
             card = find_model(rec, paths, ex.card if ex is not None else None, session.trainer)
             out = self.show(session, card, rec, page_draws)
         except (*USER_ERRORS, provenance.ProvenanceError) as e:
-            raise gr.Error(f"Could not reopen that picture: {e}") from None
+            raise user_error(f"Could not reopen that picture: {e}") from None
         export = rec.get("export") or {}
         out[self.export_scale] = export.get("scale") if export.get("scale") in EXPORT_SCALES else gr.skip()
         out[self.export_smooth] = bool(export.get("smooth", False))
@@ -463,7 +463,7 @@ class ExploreTab:
         try:
             z, labels = ex.every_class_latents(ex.z_from(sliders, alphas))
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         return self.grid_out(ex, z, min(len(labels), 10), page_draws, labels=labels, width=800, retry="classes-run")
 
     def on_class(self, session: Session, label, other, mix, guidance, *values):
@@ -471,14 +471,14 @@ class ExploreTab:
         embeddings); the latent map follows."""
         ex = self.explorer(session)
         if label is None:
-            raise gr.Error("Pick a class to draw.")
+            raise user_error("Pick a class to draw.")
         more = values[:N_CLASS_SLIDERS]
         sliders, alphas, page_draws = self.split(values[N_CLASS_SLIDERS:])
         try:
             ex.set_class(int(label), -1 if other is None else int(other), float(mix or 0), guidance)
             ex.set_class_mix(list(more))
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         plan, view = self.point(ex, page_draws, "same", sliders, alphas)
         latent_plane = (gr.skip(), gr.skip())
         if self.has_map(ex):
@@ -499,11 +499,11 @@ class ExploreTab:
     def on_process(self, session: Session, seed, direction, sample_steps):
         ex = self.explorer(session)
         if seed is None or seed < 0:
-            raise gr.Error("The seed must be a whole number, 0 or more.")
+            raise user_error("The seed must be a whole number, 0 or more.")
         try:
             frames = ex.process(int(seed), direction=direction, sample_steps=sample_steps)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         ex.frames = frames  # the step slider shows these
         last = len(frames) - 1
         gif = self.write("process.gif", lambda p: p.write_bytes(gif_bytes([pic for _, pic in frames], fps=4, bounce=False)))
@@ -512,7 +512,7 @@ class ExploreTab:
     def on_process_frame(self, session: Session, index):
         frames = getattr(self.explorer(session), "frames", None)
         if not frames:
-            raise gr.Error("Press “Show the steps” first.")
+            raise user_error("Press “Show the steps” first.")
         return self.frame_picture(frames, int(min(max(int(index or 0), 0), len(frames) - 1)))
 
     @staticmethod
@@ -553,7 +553,7 @@ class ExploreTab:
     def explorer(session: Session) -> Explorer:
         ex = session.views.get("explorer")
         if ex is None:
-            raise gr.Error("Pick a model to explore first.")
+            raise user_error("Pick a model to explore first.")
         return ex
 
     def on_slide(self, session: Session, *values):
@@ -603,7 +603,7 @@ class ExploreTab:
     def on_seed(self, session: Session, seed, page_draws=False):
         ex = self.explorer(session)
         if seed is None or seed < 0:
-            raise gr.Error("The seed must be a whole number, 0 or more.")
+            raise user_error("The seed must be a whole number, 0 or more.")
         values = ex.jump(self.seed_base(ex, seed), int(seed))
         return (*self.slider_updates(ex, values), *self.point(ex, page_draws))
 
@@ -662,11 +662,11 @@ class ExploreTab:
         """The sketchpad's drawing into the latent space, as an uploaded picture would go."""
         ex = self.explorer(session)
         if ex.card.is_points or not (ex.card.encodes or hasattr(ex.card.model, "decode_with_grad")):
-            raise gr.Error(f"Only a VAE or a GAN on pictures can take a drawing; this one is {a_model(ex.card.family)}.")
+            raise user_error(f"Only a VAE or a GAN on pictures can take a drawing; this one is {a_model(ex.card.family)}.")
         try:
             x = sketch_to_tensor(sketch, ex.card.model.config.data_shape)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         yield from self.place(ex, x, page_draws)
 
     def place(self, ex: Explorer, x: torch.Tensor, page_draws=False):
@@ -681,23 +681,23 @@ class ExploreTab:
                 if step < INVERT_STEPS:
                     yield (*[gr.Slider()] * (N_SLIDERS + N_DIRECTIONS), gr.skip(), ex.draw(z), note)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         note = f"Found after {INVERT_STEPS} steps: RMS pixel error {err:.3f}. The generator draws the closest picture it can; edit it with the sliders."
         yield (*self.slider_updates(ex, ex.jump(z)), *self.point(ex, page_draws), note)
 
     @staticmethod
     def read_picture(ex: Explorer, path: str) -> torch.Tensor:
         if ex.card.is_points:
-            raise gr.Error(f"This {ex.card.model.label} models 2-D points, not images.")
+            raise user_error(f"This {ex.card.model.label} models 2-D points, not images.")
         try:
             return image_to_tensor(path, ex.card.model.config.data_shape)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
 
     def encode_file(self, ex: Explorer, path: str) -> torch.Tensor:
         x = self.read_picture(ex, path)
         if not ex.card.encodes:
-            raise gr.Error(f"Only a VAE can encode an image (a model with an encoder); this one is {a_model(ex.card.family)}. Pick a VAE.")
+            raise user_error(f"Only a VAE can encode an image (a model with an encoder); this one is {a_model(ex.card.family)}. Pick a VAE.")
         return sampling.encode(ex.card.model, x)[0]
 
     def on_export(self, session: Session, scale, smooth, *values):
@@ -707,7 +707,7 @@ class ExploreTab:
         try:
             pic, png, rec = ex.export_traced(z, int(scale or 1), bool(smooth))
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         name = f"{ex.card.name}-{pic.shape[0]}px".replace(" ", "-")
         png_path = self.write(f"{name}.png", lambda p: p.write_bytes(png))
         json_path = str(Path(png_path).with_suffix(".json"))
@@ -721,7 +721,7 @@ class ExploreTab:
         try:
             data = onnx_bytes(ex.card.model)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         return [self.write(f"{ex.card.name}.onnx".replace(" ", "-"), lambda p: p.write_bytes(data))]
 
     @staticmethod
@@ -747,7 +747,7 @@ class ExploreTab:
         try:
             return ex, sampling.interpolate(z0, z1, int(steps or 2), mode)
         except ConfigError as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
 
     def on_interpolate(self, session: Session, seed_a, seed_b, img_a, img_b, mode, steps, page_draws=False):
         """The path as a strip of pictures (drawn here, or its numbers for the page to draw)."""
@@ -768,7 +768,7 @@ class ExploreTab:
             if not part:
                 continue
             if not part.isdigit() or not 1 <= int(part) <= n:
-                raise gr.Error(f"Parents are children's numbers from 1 to {n}, separated by commas; got {part!r}.")
+                raise user_error(f"Parents are children's numbers from 1 to {n}, separated by commas; got {part!r}.")
             if int(part) - 1 not in picked:
                 picked.append(int(part) - 1)
         return picked
@@ -788,12 +788,12 @@ class ExploreTab:
     def on_breed(self, session: Session, parents, mutation, seed):
         ex = self.explorer(session)
         if ex.lineage is None:
-            raise gr.Error("Make a first generation first: press New first generation.")
+            raise user_error("Make a first generation first: press New first generation.")
         ex.lineage.picked = self.parse_parents(parents, len(ex.lineage.newest))
         try:
             ex.lineage.breed(float(mutation), int(seed or 0) + len(ex.lineage.generations))
         except ConfigError as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         return self.breed_frame(ex)
 
     def on_breed_pick(self, session: Session, parents, evt: gr.SelectData):
@@ -804,7 +804,7 @@ class ExploreTab:
         try:
             ex.lineage.pick(int(evt.index))
         except ConfigError as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         return ", ".join(str(i + 1) for i in ex.lineage.picked), ex.lineage.describe()
 
     # -- loops ---------------------------------------------------------------------------------
@@ -812,17 +812,17 @@ class ExploreTab:
         ex = self.explorer(session)
         if bred:
             if ex.lineage is None or len(ex.lineage.picked) < 2:
-                raise gr.Error("Pick at least 2 children in the Breed tab first, or untick it and give seeds.")
+                raise user_error("Pick at least 2 children in the Breed tab first, or untick it and give seeds.")
             keyframes = ex.lineage.newest[ex.lineage.picked]
         else:
             seeds = [part for part in (keys or "").replace(";", ",").replace(" ", ",").split(",") if part]
             if not all(s.isdigit() for s in seeds):
-                raise gr.Error(f"Keyframes are seeds (whole numbers 0 or more) separated by commas; got {keys!r}.")
+                raise user_error(f"Keyframes are seeds (whole numbers 0 or more) separated by commas; got {keys!r}.")
             keyframes = torch.stack([self.seed_base(ex, int(s)) for s in seeds]) if seeds else torch.zeros(0, ex.card.latent_dim)
         try:
             z = loop_latents(keyframes, int(steps), mode)
         except ConfigError as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         frames = sampling.decode(ex.card.model, z)
         pictures = to_uint8(frames, ex.scale) if not ex.card.is_points else None
         gif = gif_bytes(pictures, bounce=False) if pictures is not None else self.gif(ex, frames)

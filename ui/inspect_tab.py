@@ -39,7 +39,7 @@ from playground.session import Session
 from playground.trainer import TrainingDiverged
 from playground.viz import image_grid
 
-from .common import SESSION_MODEL, USER_ERRORS, model_choices, plot_series
+from .common import SESSION_MODEL, USER_ERRORS, model_choices, plot_series, user_error
 from .streaming import queued, stream
 
 TICK = 0.5  # seconds between two live updates
@@ -216,17 +216,17 @@ class InspectTab:
         self.choose(st, choice, request)
         if st.source == SESSION_MODEL:
             if session.trainer is None:
-                raise gr.Error("No model yet: train one in the Train tab, or pick a checkpoint above.")
+                raise user_error("No model yet: train one in the Train tab, or pick a checkpoint above.")
             model, _, _ = snapshot(session.trainer)
             data = session.trainer.data
         else:
             model, data = st.card.model.eval(), st.card.data
         if data.kind != "images":
-            raise gr.Error(f"Sample quality is measured on pictures; {data.name} is 2-D points (see Mode coverage and the density views instead).")
+            raise user_error(f"Sample quality is measured on pictures; {data.name} is 2-D points (see Mode coverage and the density views instead).")
         try:
             report = quality.quality_report(model, data)
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         samples, nearest, distances = quality.nearest_pairs(report, k=8)
         side = samples.shape[-1]
         picture = image_grid(torch.cat([samples, nearest]), nrow=len(samples), scale=max(1, 96 // side))
@@ -242,13 +242,13 @@ class InspectTab:
             st.card = None
             if choice != SESSION_MODEL:
                 if choice not in {v for _, v in model_choices(request)}:
-                    raise gr.Error(f"{choice!r} is not one of the models you can inspect: pick one from the list.")
+                    raise user_error(f"{choice!r} is not one of the models you can inspect: pick one from the list.")
                 try:
                     st.card = card_from_checkpoint(choice)
                 except USER_ERRORS as e:
-                    raise gr.Error(str(e)) from None
+                    raise user_error(str(e)) from None
                 if st.card.data is None:
-                    raise gr.Error("The data this checkpoint was trained on is not at hand here, and the Inspect views need it. Load it in the Train tab instead.")
+                    raise user_error("The data this checkpoint was trained on is not at hand here, and the Inspect views need it. Load it in the Train tab instead.")
             st.source = choice
         return choice
 
@@ -365,11 +365,11 @@ class InspectTab:
     def stepper(self, phase: str | None):
         def on_step(session: Session, choice: str | None, request: gr.Request):
             if (choice or SESSION_MODEL) != SESSION_MODEL:
-                raise gr.Error("Stepping trains the model in the Train tab: choose it in the Inspect list first.")
+                raise user_error("Stepping trains the model in the Train tab: choose it in the Inspect list first.")
             try:
                 session.step_by_hand((phase,), whole="Whole step")
             except (*USER_ERRORS, TrainingDiverged) as e:
-                raise gr.Error(str(e)) from None
+                raise user_error(str(e)) from None
             return self.render(session, choice, request, force=True)
 
         return on_step
@@ -388,7 +388,7 @@ class InspectTab:
                 trainer, _ = session.prepare(settings, fresh=True)
                 runner = session.start(trainer, seconds=lesson.seconds)
             except USER_ERRORS as e:
-                raise gr.Error(str(e)) from None
+                raise user_error(str(e)) from None
             state_of(session).source = SESSION_MODEL
             first = {self.source: SESSION_MODEL, **self.train_sync_values(settings)}  # once, then the text alone
 

@@ -24,6 +24,8 @@ from playground.runs import Runner
 from playground.session import Session
 from playground.trainer import TrainingDiverged
 
+from .common import user_error
+
 MAX_GAP = 5.0  # seconds between two frames of a stream at most, however crowded the pool
 
 
@@ -72,7 +74,7 @@ def stream(session: Session, runner: Runner, every: float, frame: Callable[[str,
             first = False
             if runner.error is not None:
                 if isinstance(runner.error, (TrainingDiverged, ClusterError)):
-                    raise gr.Error(str(runner.error))
+                    raise user_error(str(runner.error))
                 raise runner.error
             stepped = runner.stepped  # before drawing: this frame shows a step of the run
             with runner.busy():  # drawing is the watcher at work, not a watcher gone

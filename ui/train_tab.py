@@ -53,7 +53,7 @@ from playground.trainer import TrainingDiverged
 from playground.viz import samples_picture
 
 from . import common
-from .common import USER_ERRORS, plot_series, png_file, session_dir
+from .common import USER_ERRORS, plot_series, png_file, session_dir, user_error
 from .streaming import queued, stream
 
 UPLOAD = "upload"  # the dataset choice that means "the file uploaded below"
@@ -421,7 +421,7 @@ class TrainTab:
         try:
             drawing.add(x, y, int(n), float(spread))
         except DataError as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         return self.draw_frame(drawing)
 
     def on_draw_edit(self, what: str):
@@ -509,7 +509,7 @@ class TrainTab:
         try:
             trainer, new = session.prepare(self.settings(session, values))
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         view = self.view(session)
         warning = getattr(trainer.model, "data_warning", lambda shape: None)(trainer.data.sample_shape)
         if warning and new:  # once, when the model is made
@@ -521,7 +521,7 @@ class TrainTab:
             try:
                 runner = session.start(trainer)
             except USER_ERRORS as e:
-                raise gr.Error(str(e)) from None
+                raise user_error(str(e)) from None
         draw = lambda state, rate: self.frame(session, view, state, rate, live=LEAN_FRAMES and state != "stopped")  # noqa: E731
         yield from stream(session, runner, REPORT_EVERY, draw, since=session.requested_at)
 
@@ -621,7 +621,7 @@ class TrainTab:
                 session.prepare(self.settings(session, values))
                 session.step_by_hand(tuple(phases))
             except (*USER_ERRORS, TrainingDiverged) as e:
-                raise gr.Error(str(e)) from None
+                raise user_error(str(e)) from None
             label = {"step": "stepped", "d": "D step done", "g": "G step done", "dg": "D+G step done"}[phase]
             return self.frame(session, self.view(session), label, 0.0)
 
@@ -638,7 +638,7 @@ class TrainTab:
             if session.settings is not None:
                 session.settings.model.update({k: x for k, x in values.items() if k in session.settings.model})
         except ConfigError as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
 
     @staticmethod
     def on_name(session: Session, name: str) -> None:
@@ -650,7 +650,7 @@ class TrainTab:
         try:
             return query_from_settings(settings_from(self.values(values)))
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
 
     def on_link_open(self, request: gr.Request) -> tuple[dict, Link]:
         """{component: update} for the Train tab from the page's query parameters (none: no
@@ -666,7 +666,7 @@ class TrainTab:
             folder = common.CHECKPOINT_ROOT / "shared" if share else session_dir(request)
             path = session.save(name, folder)
         except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
+            raise user_error(str(e)) from None
         where = "the shared folder" if share else "your session's folder"
         return str(path), status_text(session.trainer, state=f"saved {path.name} to {where}")
 
@@ -674,12 +674,12 @@ class TrainTab:
         """Continue from a checkpoint: the model comes back, and so do the settings it was made
         with, so that Train continues it rather than starting afresh."""
         if not path:
-            raise gr.Error("Choose a .safetensors checkpoint file.")
+            raise user_error("Choose a .safetensors checkpoint file.")
         session.adopt(path)
         try:
             session.load(path)
         except USER_ERRORS as e:
-            raise gr.Error(f"Could not load that checkpoint: {e}") from None
+            raise user_error(f"Could not load that checkpoint: {e}") from None
         data = session.settings.data
         updates = self.settings_updates(session.settings)
         if data not in BUILTIN_POINTS + BUILTIN_IMAGES:
