@@ -350,6 +350,8 @@ def test_a_setting_converts_what_widgets_send_and_refuses_the_rest():
         default_config("gan", (2,), spectral_norm=1)
     with pytest.raises(ConfigError, match="lr must be a number from 1e-06 to 1.0; got True"):
         default_config("gan", (2,), lr=True)
+    with pytest.raises(ConfigError, match="lr must be a number from 1e-06 to 1.0; got nothing$"):  # an empty box
+        default_config("gan", (2,), lr=None)
 
 
 def test_declarations_and_families_are_checked_loudly():

@@ -73,23 +73,28 @@ class Setting:
         that says what is allowed when it is not."""
         if self.choices:
             if value not in self.choices:
-                raise ConfigError(f"{self.name} must be {self.allowed()}; got {value!r}")
+                raise ConfigError(f"{self.name} must be {self.allowed()}; got {_got(value)}")
             return value
         if self.kind is bool:
             if not isinstance(value, bool):
-                raise ConfigError(f"{self.name} must be true or false; got {value!r}")
+                raise ConfigError(f"{self.name} must be true or false; got {_got(value)}")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{self.name} must be {self.allowed()}; got {value!r}")
+            raise ConfigError(f"{self.name} must be {self.allowed()}; got {_got(value)}")
         if self.kind is int:
             if not float(value).is_integer():
-                raise ConfigError(f"{self.name} must be a whole number; got {value!r}")
+                raise ConfigError(f"{self.name} must be a whole number; got {_got(value)}")
             value = int(value)
         else:
             value = float(value)
         if not (self.lo <= value <= self.hi):
-            raise ConfigError(f"{self.name} must be {self.allowed()}; got {value!r}")
+            raise ConfigError(f"{self.name} must be {self.allowed()}; got {_got(value)}")
         return value
+
+
+def _got(value) -> str:
+    """What a message says was given: an empty box sends None, which reads as "nothing"."""
+    return "nothing" if value is None or value == "" else repr(value)
 
 
 _FACTS = {f.name for f in dataclasses.fields(Setting)} - {"name", "kind", "default", "label", "choices"}
