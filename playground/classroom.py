@@ -143,10 +143,10 @@ class Classroom:
             n += running
         return n
 
-    def push_settings(self, settings, sender: str = "your teacher") -> int:
-        """Show these settings (a TrainSettings) in every student's Train tab; returns how many
-        students the message went to."""
-        return self._push("settings", settings, sender)
+    def push_settings(self, settings, sender: str = "your teacher", skip=None) -> int:
+        """Show these settings (a TrainSettings) in every student's Train tab but `skip`'s (the
+        student whose settings they are); returns how many students the message went to."""
+        return self._push("settings", settings, sender, skip)
 
     def push_lesson(self, key: str, sender: str = "your teacher") -> int:
         from . import lessons
@@ -154,10 +154,10 @@ class Classroom:
         lessons.get(key)  # an unknown lesson fails here, for the teacher, not on 30 pages
         return self._push("lesson", key, sender)
 
-    def _push(self, kind: str, payload, sender: str) -> int:
+    def _push(self, kind: str, payload, sender: str, skip=None) -> int:
         with self._lock:
             message = Message(next(self._serials), kind, payload, sender)
-        students = self.sessions()
+        students = [s for s in self.sessions() if s is not skip]
         for s in students:
             s.messages.append(message)
         return len(students)

@@ -309,7 +309,7 @@ def test_a_link_opens_its_settings_and_tab_and_the_tab_makes_links(browser, app_
 
     lesson = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     lesson.goto(app_url.rstrip("/") + "/?lesson=mode-collapse")
-    wait_until(lambda: lesson.locator("#inspect-lesson").is_visible() and "press its button" in lesson.inner_text("#inspect-lesson"), what="the lesson's Inspect tab")
+    wait_until(lambda: lesson.locator("#inspect-lesson").is_visible() and "press the Mode collapse button" in lesson.inner_text("#inspect-lesson"), what="the lesson's Inspect tab")
 
     bad = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     bad.goto(app_url.rstrip("/") + "/?family=vae&beta=99&data=/etc/passwd")

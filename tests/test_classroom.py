@@ -120,6 +120,8 @@ def test_messages_reach_every_student_once_and_the_newest_wins(room):
     with pytest.raises(ConfigError, match="there is no lesson"):
         room.push_lesson("no-such-lesson")
     assert a.take_message() is None
+    assert room.push_settings(GAN, skip=a) == 1  # a student's own settings go to the others
+    assert a.take_message() is None and b.take_message().kind == "settings"
 
 
 def test_results_fill_in_as_runs_stop(room):

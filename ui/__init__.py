@@ -162,7 +162,7 @@ def lesson_updates(tabs: gr.Tabs, it: InspectTab, key: str, sender: str = "") ->
     """Open the Inspect tab with a lesson named, ready to start."""
     lesson = lessons.get(key)
     by = f" ({sender} sent it)" if sender else ""
-    return {tabs: gr.Tabs(selected="inspect"), it.lesson_md: f"**{lesson.title}**{by}: press its button above to start the lesson."}
+    return {tabs: gr.Tabs(selected="inspect"), it.lesson_md: f"**{lesson.title}**{by}: press the **{lesson.title}** button above to start it."}
 
 
 MESSAGES_EVERY = 3.0  # seconds between two looks of a student's page for what the teacher sent

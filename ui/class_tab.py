@@ -172,7 +172,7 @@ class ClassTab:
         if s.settings.data not in BUILTIN_POINTS + BUILTIN_IMAGES:
             raise user_error("That student trains on their own uploaded file, which the others do not have.")
         name = s.name or f"student {s.number}"
-        self.sent(self.classroom.push_settings(s.settings, sender=f"your teacher ({name}'s settings)"), f"{name}'s settings")
+        self.sent(self.classroom.push_settings(s.settings, sender=f"your teacher ({name}'s settings)", skip=s), f"{name}'s settings")
 
     def on_send_lesson(self, session: Session, key: str) -> None:
         try:
