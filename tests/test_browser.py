@@ -76,6 +76,12 @@ def test_train_watch_stop_save(browser, app_url, shots):
     stopped_at = status_step(page)
     time.sleep(0.8)
     assert status_step(page) == stopped_at  # nothing trains after Stop
+    page.locator("#samples button[aria-label=Fullscreen]").click()  # the projector: it fills the screen, pixelated
+    wait_until(lambda: page.evaluate("document.querySelector('#samples img').clientWidth > 900"), what="the full-screen picture")
+    style = page.evaluate("(() => { const s = getComputedStyle(document.querySelector('#samples img')); return [s.objectFit, s.imageRendering]; })()")
+    assert style == ["contain", "pixelated"], style
+    page.locator("#samples button").first.click()  # and back
+    wait_until(lambda: page.evaluate("document.querySelector('#samples img').clientWidth < 500"), what="the picture back in its column")
 
     page.get_by_text("Save or load a checkpoint").click()
     page.click("#save")

@@ -29,6 +29,8 @@ from .train_tab import TrainTab
 
 CSS = """
 .pixelated img:not(.pg-shrunk) { image-rendering: pixelated; }  /* see SHARP below */
+/* full screen (the projector): the picture fills it, pixelated (Gradio's never enlarged it) */
+.pixelated.fullscreen img { object-fit: contain !important; image-rendering: pixelated; }
 .pg-hidden { display: none !important; }
 #explore-image img { width: 100%; height: 100%; object-fit: contain; }  /* the page draws at the model's size */
 #status { min-height: 2.5em; }
@@ -48,7 +50,6 @@ SHARP = """<script>(() => {
   const all = () => document.querySelectorAll(".pixelated img").forEach(fit);
   document.addEventListener("load", (e) => { if (e.target.tagName === "IMG" && e.target.closest(".pixelated")) fit(e.target); }, true);
   window.addEventListener("resize", all);
-  document.addEventListener("fullscreenchange", () => setTimeout(all, 50));
 })();</script>"""
 HEAD = f'<script src="gradio_api/file={urllib.parse.quote(str(HERE / "static" / "explore_decode.js"))}"></script>' + SHARP
 PAGE = dict(css=CSS, head=HEAD)  # what launch() (or mount_gradio_app) takes for every page of the app
