@@ -24,7 +24,7 @@ from .common import USER_ERRORS, user_error
 REFRESH = 2.0  # seconds between two refreshes of the wall and the table
 THUMB = 192  # pixels: the wall's pictures are scaled down to at most this side
 RESULT_COLUMNS = ["student", "family", "data", "steps", "seconds", "state", "result"]
-NO_SPOTLIGHT = "Click a student's samples on the wall to show them here, large (⛶ for the projector)."
+NO_SPOTLIGHT = "Click a student's samples on the wall to show them here, large (its full-screen button, top right, for the projector)."
 
 
 def thumbnail(picture: np.ndarray) -> np.ndarray:
