@@ -99,7 +99,7 @@ class ExploreTab:
                     # each choice against model_choices(request) itself
                     self.pick = gr.Dropdown(model_choices(None), value=first_shipped(), label="Model", elem_id="explore-model", scale=4, allow_custom_value=True)
                     self.refresh = gr.Button("↻", size="sm", min_width=40, scale=0, elem_id="explore-refresh")
-                self.upload = gr.File(label="…or upload a .safetensors checkpoint", file_types=[".safetensors"], type="filepath", height=120, elem_id="explore-upload")
+                self.upload = gr.File(label="…or upload a .safetensors checkpoint", file_types=[".safetensors"], type="filepath", height=150, elem_id="explore-upload")
                 self.info = gr.Markdown("Pick a model.", elem_id="explore-info")
                 with gr.Row():
                     self.seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", min_width=80, elem_id="explore-seed")
@@ -150,7 +150,7 @@ class ExploreTab:
                         self.export_file = gr.File(label="Export: the PNG (it carries what made it) and the same as JSON", file_count="multiple",
                                                    interactive=False, height=90, elem_id="explore-file")  # fmt: skip
                         self.reopen = gr.File(label="Drop an exported PNG to reopen it on its model", file_types=[".png"], type="filepath",
-                                              height=90, elem_id="explore-reopen")  # fmt: skip
+                                              height=150, elem_id="explore-reopen")  # fmt: skip
                 with gr.Tabs() as self.tabs:
                     with gr.Tab("Latent map", id="map") as self.map_tab:
                         gr.Markdown("For models with a 2-D latent: decoded images over the plane (click to jump there) and the data encoded onto it, coloured by label.")
