@@ -111,9 +111,9 @@ class Blocks(gr.Blocks):
     component anew for the session, and its config (its API schema included), and keeps both in
     the session's state. That is 13 ms of the event loop for an Image a stream skips, and 15 ms
     for the 48 outputs of a student's idle check for the teacher's messages (30 students, every
-    3 s: a seventh of a core), and it left about a hundred components per session alive (the
-    pymalloc arenas a class's peak pins). Here an empty update goes out as it came (what Gradio
-    would have sent: nothing changes on the page); the other outputs go through Gradio as before."""
+    3 s: a seventh of a core), and a session kept a copy of each component it had skipped. Here
+    an empty update goes out as it came (what Gradio would have sent: nothing changes on the
+    page); the other outputs go through Gradio as before (tests/test_app.py)."""
 
     async def postprocess_data(self, block_fn, predictions, state):
         outputs = block_fn.outputs
