@@ -153,7 +153,7 @@ def nudge(value: float) -> float:
     """The step of a number box for a float: a tenth of the value's order of magnitude (0.0005:
     0.00001), what its arrows add. At Gradio's default step of 1, one press took a learning rate
     of 0.0005 to 1 (the run diverged), and the browser called 0.0005 an invalid value."""
-    return 10.0 ** (math.floor(math.log10(abs(value))) - 1) if value else 0.01
+    return 10.0 ** (math.floor(math.log10(abs(value))) - 1) if value and math.isfinite(value) else 0.01
 
 
 def make_control(s: Setting, value, visible: bool) -> gr.components.Component:
