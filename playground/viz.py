@@ -115,8 +115,9 @@ class PointsCanvas:
         fig = points_figure(real, None, lim=lim, title=title, legend=legend)
         self.background = figure_array(fig)  # (H, W, 3); draws the figure, fixing the transform
         ax = fig.axes[0]
-        self._to_pixels = ax.transData.transform
-        self._to_data = ax.transData.inverted().transform
+        pixels = ax.transData.frozen()  # a copy of the data-to-pixels map that keeps no figure alive
+        self._to_pixels = pixels.transform
+        self._to_data = pixels.inverted().transform
         x0, y0, x1, y1 = ax.bbox.extents  # the axes' box in display pixels, origin bottom-left
         h = self.background.shape[0]
         self._box = (int(x0) + 1, int(h - y1) + 1, int(x1) - 1, int(h - y0) - 1)  # left, top, right, bottom

@@ -103,3 +103,26 @@ def test_a_points_canvas_is_drawn_once_for_the_same_points_and_shared():
     before = a.background.copy()
     a.draw(real[:10])
     assert (a.background == before).all()  # drawing never changes the shared background
+
+
+
+def test_a_points_canvas_keeps_none_of_its_figures_transforms():
+    """A cached canvas keeps its picture and a frozen copy of its data-to-pixels map, not the
+    figure's graph of transforms (a few dozen objects each, kept as long as the canvas)."""
+    import gc
+
+    import torch
+
+    from playground.viz import PointsCanvas
+
+    def transforms():
+        gc.collect()
+        return sum(type(o).__module__ == "matplotlib.transforms" for o in gc.get_objects())
+
+    real = torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    PointsCanvas(real, 2.0, title="warm")  # matplotlib's own first-use objects
+    n = transforms()
+    canvas = PointsCanvas(real, 2.0, title="t")
+    assert transforms() - n <= 4  # the frozen map and its inverse
+    x, y = canvas.to_plane(*canvas._to_pixels([[0.5, -0.5]])[0] * [1, -1] + [0, canvas.background.shape[0]])
+    assert (x, y) == pytest.approx((0.5, -0.5))
