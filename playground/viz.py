@@ -107,7 +107,8 @@ class PointsCanvas:
     @classmethod
     def of(cls, real: torch.Tensor | None, lim: float, title: str = "", legend: bool = True) -> PointsCanvas:
         """The canvas of these points, drawn once per process for the same points, limit and
-        title (a class whose 30 students train on ring8 shares one; a canvas never changes)."""
+        title (a class training on ring8 with one seed shares one; a seed of their own samples
+        other points, and draws its own; a canvas never changes)."""
         key = None if real is None else hashlib.blake2b(real.detach().float().cpu().numpy().tobytes(), digest_size=16).hexdigest()
         return _canvas(key, None if real is None else tuple(real.shape), round(float(lim), 6), title, real, legend)
 
