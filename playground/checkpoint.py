@@ -19,8 +19,8 @@ import struct
 import tempfile
 from pathlib import Path
 
+import safetensors.torch
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .models import FAMILIES, ConfigError, build_model, settings_for
@@ -110,18 +110,34 @@ def _check_header(path: Path) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, tensors) of a checkpoint file, validated; nothing is built yet."""
+    """(metadata, tensors) of a checkpoint file, validated; nothing is built yet.
+
+    The tensors come from the file's bytes (`safetensors.torch.load`): safetensors 0.8's
+    `safe_open(...).get_tensor` and `load_file` leave about two small Python objects behind per
+    tensor read, forever, and a server whose Explore lists the checkpoints for every student kept
+    tens of thousands of them, scattered over the memory a class used (bench/README.md, soak)."""
     path = Path(path)
-    _check_header(path)
+    meta = read_metadata(path)
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            raw = (f.metadata() or {}).get("playground")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except CheckpointError:
-        raise
+        tensors = safetensors.torch.load(path.read_bytes())
     except Exception as e:  # safetensors raises its own error types for a damaged file
         raise CheckpointError(f"{path.name} could not be read as safetensors: {e}") from None
-    if raw is None:
+    return meta, tensors
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """A checkpoint's metadata, validated, from its header alone (no tensor is read)."""
+    path = Path(path)
+    _check_header(path)
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = f.read(n)
+    try:
+        header = json.loads(head)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path.name} is not a safetensors checkpoint (its header is not JSON: {e})") from None
+    raw = (header.get("__metadata__") or {}).get("playground") if isinstance(header, dict) else None
+    if not isinstance(raw, str):
         raise CheckpointError(f"{path.name} is a safetensors file but not a playground checkpoint (no 'playground' metadata)")
     try:
         meta = json.loads(raw)
@@ -135,7 +151,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
         raise CheckpointError(f"{path.name}: unknown model family {meta.get('family')!r}; known: {', '.join(FAMILIES)}")
     if not isinstance(meta.get("model_config"), dict):
         raise CheckpointError(f"{path.name}: the model config is missing")
-    return meta, tensors
+    return meta
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from . import provenance, sampling
-from .checkpoint import CheckpointError, load_model, read_checkpoint
+from .checkpoint import CheckpointError, load_model, read_metadata
 from .data import DataError, Dataset, load_data
 from .models import ConfigError, copy_model
 from .models._common import class_weights
@@ -121,7 +121,7 @@ def find_model(rec: dict, paths: list[Path], current: ModelCard | None = None, t
 
 def describe_checkpoint(path: Path) -> str:
     """'vae on digits, 2-D latent, 4,000 steps' from a checkpoint's metadata."""
-    meta, _ = read_checkpoint(path)
+    meta = read_metadata(path)
     cfg = meta.get("model_config", {})
     spec = meta.get("data", {}).get("spec", "?")
     # families without a latent_dim setting have one latent number per data dimension

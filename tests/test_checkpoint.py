@@ -8,7 +8,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from playground.checkpoint import CheckpointError, load_model, load_trainer, read_checkpoint, save_checkpoint
+from playground.checkpoint import (
+    CheckpointError,
+    load_model,
+    load_trainer,
+    read_checkpoint,
+    read_metadata,
+    save_checkpoint,
+)
 from playground.sampling import decode, sample
 from playground.trainer import TrainConfig, make_trainer
 
@@ -91,6 +98,40 @@ def test_refuses_truncated_and_forged_files(saved, tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_model(tmp_path / "missing.safetensors")
 
+    garbled = tmp_path / "garbled.safetensors"  # starts like a header, but is not JSON
+    garbled.write_bytes(struct.pack("<Q", 6) + b"{oops}" + bytes(16))
+    with pytest.raises(CheckpointError, match="header is not JSON"):
+        load_model(garbled)
+    n = struct.unpack("<Q", data[:8])[0]  # a real header, whose tensors lie past the file's end
+    short = tmp_path / "short.safetensors"
+    short.write_bytes(data[: 8 + n + 16])
+    with pytest.raises(CheckpointError, match="could not be read as safetensors"):
+        load_model(short)
+    assert read_metadata(short)["family"] == "gan"  # the header alone, as Explore's list reads it
+
+
+def test_reading_checkpoints_leaves_no_objects_behind(saved):
+    """Explore lists every checkpoint for each student, and the app reads one at each load:
+    reads must not leave Python objects behind (safetensors' safe_open().get_tensor left two a
+    tensor, forever, and pinned the memory a class had used)."""
+    import gc
+    import tracemalloc
+
+    _, path = saved
+    for _ in range(3):
+        read_checkpoint(path), read_metadata(path)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(100):
+            read_checkpoint(path), read_metadata(path)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    left = sum(d.count_diff for d in after.compare_to(before, "filename") if "tracemalloc" not in d.traceback[0].filename)
+    assert left < 50, f"{left} objects left behind by 100 reads"
 
 def _rewrite(path, out, meta_change=None, tensor_change=None):
     meta, tensors = read_checkpoint(path)
