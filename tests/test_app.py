@@ -476,6 +476,35 @@ def test_outputs_left_alone_cost_nothing_and_the_rest_go_through_gradio():
         post("f", ("a", "b"))
 
 
+
+def test_a_session_keeps_no_copy_of_the_page_config():
+    """ui.common.Blocks' server makes sessions without Gradio's copy of every component's config
+    and of every value sent (written, never read: 570 KB a session before any value); they
+    answer as Gradio's own do, and have the attributes Gradio's own have."""
+    import asyncio
+
+    import numpy as np
+    from gradio.state_holder import SessionState
+
+    from ui.common import LeanSession, LeanStateHolder
+
+    with ui.common.Blocks() as demo:
+        md, img, slider, state = gr.Markdown(), gr.Image(type="numpy", format="png"), gr.Slider(0, 1), gr.State(0)
+        btn = gr.Button()
+        btn.click(lambda: None, None, [md, img, slider, state], api_name="f")
+    gr.routes.App.create_app(demo)  # as launch() and mount_gradio_app() do
+    assert isinstance(demo.state_holder, LeanStateHolder)
+    lean, gradios = demo.state_holder["abc"], SessionState(demo)
+    assert isinstance(lean, LeanSession) and demo.state_holder["abc"] is lean
+    assert set(vars(lean)) == set(vars(gradios))
+    fn = next(iter(demo.fns.values()))
+    sent = ("**hi**", np.zeros((4, 4, 3), np.uint8), gr.Slider(visible=False), 7)
+    outs = [asyncio.run(demo.postprocess_data(fn, sent, s)) for s in (lean, gradios)]
+    assert outs[0] == outs[1] and outs[0][2] == {"__type__": "update", "visible": False}
+    assert lean[state._id] == gradios[state._id] == 7
+    assert len(dict(gradios.config_values)) > 4 and dict(lean.config_values) == {}
+    assert lean.blocks_config.blocks[slider._id] is not slider  # the session's own copy of what changed, as Gradio keeps
+
 def test_a_float_number_box_nudges_its_value_instead_of_stepping_by_one():
     """A learning rate's box stepped by Gradio's default 1: one arrow press took 0.0005 to 1."""
     from ui.train_tab import controls, make_control, nudge

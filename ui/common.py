@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.state_holder import SessionState, StateHolder
 from PIL import Image
 
 from playground.checkpoint import CheckpointError
@@ -140,3 +141,60 @@ class Blocks(gr.Blocks):
             for i, value in zip(kept, done):
                 out[i] = value
         return out
+
+    @property
+    def state_holder(self) -> StateHolder:
+        return self._state_holder
+
+    @state_holder.setter
+    def state_holder(self, holder: StateHolder) -> None:  # Gradio's server sets it (StateHolder.set_blocks)
+        holder.__class__ = LeanStateHolder
+        self._state_holder = holder
+
+
+class _Unkept(dict):
+    """A session's copy of every component's config, as Gradio 6 writes it and never reads it:
+    nothing is kept."""
+
+    def __contains__(self, key) -> bool:
+        return True
+
+    def __getitem__(self, key) -> dict:
+        return {}
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+class LeanSession(SessionState):
+    """Gradio's per-session state without its copy of the page's config.
+
+    Gradio 6 (up to 6.31 at least) builds, for every new session, the config of each of the page's
+    components (348 here: 19 ms of the event loop and 570 KB a session), then writes every value
+    the session is sent into it (the curves' data, the galleries' files), and reads none of it
+    back. A class of 30 with students coming and going held 70 sessions at once: 84 MB of small
+    objects, and Python never gave back the memory they had used (bench/README.md, soak). The
+    rest is Gradio's own (its __init__, less the copy; tests/test_app.py checks the two agree)."""
+
+    def __init__(self, blocks: gr.Blocks):
+        self.blocks_config = copy.copy(blocks.default_config)
+        self.config_values = _Unkept()
+        self.state_data = {}
+        self._state_ttl = {}
+        self.is_closed = False
+        self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
+
+    def _update_config(self, key: int) -> None:  # a change of a component's properties: only the copy
+        pass
+
+    def _update_value_in_config(self, key: int, value) -> None:  # a value sent: only the copy
+        pass
+
+
+class LeanStateHolder(StateHolder):
+    """Gradio's holder of sessions, whose new sessions are `LeanSession`s."""
+
+    def __getitem__(self, session_id: str) -> SessionState:
+        if session_id not in self.session_data:
+            self.session_data[session_id] = LeanSession(self.blocks)
+        return super().__getitem__(session_id)
