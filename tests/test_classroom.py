@@ -228,3 +228,18 @@ def test_the_consoles_printed_address_opens_it(served):
 
     with urllib.request.urlopen(served["url"] + "teacher") as r:
         assert r.status == 200 and r.url.endswith("/teacher/")
+
+
+def test_the_wall_sends_pictures_as_wide_as_its_row_shows_them():
+    """The gallery spreads a short row across its width: three students' pictures, sent at
+    192 px, were stretched to about 380 and blurred; a full row keeps them small."""
+    import numpy as np
+
+    from ui.class_tab import THUMB, thumb_side, thumbnail
+
+    assert thumb_side(30) == thumb_side(6) == THUMB
+    assert thumb_side(3) == 384 and thumb_side(1) == 3 * THUMB
+    picture = np.zeros((448, 448, 3), np.uint8)
+    assert thumbnail(picture, thumb_side(3)).shape == (384, 384, 3)
+    assert thumbnail(picture, thumb_side(30)).shape == (THUMB, THUMB, 3)
+    assert thumbnail(picture, thumb_side(1)) is picture  # no larger than it is

@@ -22,16 +22,24 @@ from playground.session import Session, status_text
 from .common import USER_ERRORS, user_error
 
 REFRESH = 2.0  # seconds between two refreshes of the wall and the table
-THUMB = 192  # pixels: the wall's pictures are scaled down to at most this side
+COLUMNS = 6  # pictures in a row of the wall
+THUMB = 192  # pixels: the wall's pictures are scaled down to at most this side, with a full row
+WALL_WIDTH = COLUMNS * THUMB  # 1,152 pixels: about the width the wall spans; a short row spreads across it
 RESULT_COLUMNS = ["student", "family", "data", "steps", "seconds", "state", "result"]
 NO_SPOTLIGHT = "Click a student's samples on the wall to show them here, large (its full-screen button, top right, for the projector)."
 
 
-def thumbnail(picture: np.ndarray) -> np.ndarray:
+def thumb_side(students: int) -> int:
+    """The side of the wall's pictures: the gallery spreads a row of fewer than COLUMNS across
+    its width, and a 192 px picture stretched over a third of it (three students) was blurred."""
+    return max(THUMB, min(3 * THUMB, WALL_WIDTH // max(1, min(students, COLUMNS))))
+
+
+def thumbnail(picture: np.ndarray, side: int = THUMB) -> np.ndarray:
     h, w = picture.shape[:2]
-    if max(h, w) <= THUMB:
+    if max(h, w) <= side:
         return picture
-    scale = THUMB / max(h, w)
+    scale = side / max(h, w)
     img = Image.fromarray(np.ascontiguousarray(picture, dtype=np.uint8))
     return np.asarray(img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS))
 
@@ -67,7 +75,7 @@ class ClassTab:
             self.pause_btn = gr.Button("Pause everyone", elem_id="pause-all")
             self.resume_btn = gr.Button("Resume everyone", elem_id="resume-all")
             self.stop_btn = gr.Button("Stop everyone", variant="stop", elem_id="stop-all")
-        self.wall = gr.Gallery(label="Every student's samples, as they see them (click one to spotlight it)", columns=6, height="auto",
+        self.wall = gr.Gallery(label="Every student's samples, as they see them (click one to spotlight it)", columns=COLUMNS, height="auto",
                                object_fit="contain", allow_preview=False, format="png", interactive=False, elem_id="wall")  # fmt: skip
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
@@ -110,7 +118,8 @@ class ClassTab:
         out = {self.counts: counts_text(self.classroom.counts())}
         if key != view["wall_key"]:
             view["wall_key"], view["order"] = key, [e["number"] for e in wall]
-            out[self.wall] = [(thumbnail(e["picture"]) if e["picture"] is not None else blank(), caption(e)) for e in wall]
+            side = thumb_side(len(wall))
+            out[self.wall] = [(thumbnail(e["picture"], side) if e["picture"] is not None else blank(), caption(e)) for e in wall]
         out.update(self.spotlight(session, only_changed=True))
         rows = [{**r, "family": family_of(r["family"]).label} for r in self.classroom.results()]
         out[self.results] = pd.DataFrame(rows, columns=RESULT_COLUMNS)
