@@ -153,14 +153,9 @@ class Blocks(gr.Blocks):
 
 
 class _Unkept(dict):
-    """A session's copy of every component's config, as Gradio 6 writes it and never reads it:
-    nothing is kept."""
-
-    def __contains__(self, key) -> bool:
-        return True
-
-    def __getitem__(self, key) -> dict:
-        return {}
+    """A session's copy of every component's config, which Gradio 6 writes and never reads:
+    nothing is kept. (Its only writer left is SessionState.__setitem__; LeanSession's two
+    methods that read it before writing write nothing.)"""
 
     def __setitem__(self, key, value) -> None:
         pass
